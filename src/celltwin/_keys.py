@@ -1,0 +1,92 @@
+"""Canonical names: the single source of truth for celltwin's data model.
+
+Every module reads column names, the control label and the combination separator from here.
+Adapters (:mod:`celltwin.io`) translate other conventions into these names once, on the way in.
+
+Data model
+----------
+``obs['perturbation']``
+    The condition's targets, sorted and joined by ``+`` for combinations (``CEBPA+KLF1``).
+    Control cells carry :data:`CONTROL` (``"control"``).
+``obs['perturbation_type']``
+    One of :data:`PERTURBATION_TYPES`.
+``obs['context']``
+    Cell type, cell line or other biological context the response depends on.
+``obs['batch']``
+    Optional: replicate, gem group, plate.
+``obs['dose']``
+    Drugs: dose in micromolar (:data:`DOSE_UNIT`) as a string, one number per component of
+    ``perturbation`` in the same (sorted) order, joined by ``+`` (``"0.1+10"``); ``""`` for
+    components without a dose. Use :func:`celltwin.io.format_dose` / :func:`celltwin.io.parse_dose`.
+``obs['time']``
+    Optional, hours.
+``var_names``
+    Unique gene symbols; ``var['gene_id']`` holds Ensembl IDs where known.
+``layers['counts']``
+    Raw integer counts when the source has them. ``X`` is ``log1p`` of counts normalised to
+    :data:`TARGET_SUM` per cell; what was done is recorded in ``uns['celltwin']``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- obs columns -------------------------------------------------------------------------
+PERTURBATION: Final = "perturbation"
+PERTURBATION_TYPE: Final = "perturbation_type"
+CONTEXT: Final = "context"
+BATCH: Final = "batch"
+DOSE: Final = "dose"
+TIME: Final = "time"
+SPLIT: Final = "split"  # default obs column a split writes to
+
+# --- labels --------------------------------------------------------------------------------
+CONTROL: Final = "control"
+COMBO_SEP: Final = "+"
+DOSE_UNIT: Final = "uM"
+
+#: Allowed values of ``obs['perturbation_type']``.
+PERTURBATION_TYPES: Final = (
+    "control",
+    "crispr_ko",
+    "crispri",
+    "crispra",
+    "drug",
+    "cytokine",
+    "other",
+)
+
+# --- split labels ----------------------------------------------------------------------------
+TRAIN: Final = "train"
+VAL: Final = "val"
+TEST: Final = "test"
+
+# --- var / layers / uns ----------------------------------------------------------------------
+GENE_ID: Final = "gene_id"
+COUNTS_LAYER: Final = "counts"
+UNS_KEY: Final = "celltwin"
+TARGET_SUM: Final = 1e4
+
+#: Columns every canonical AnnData has.
+REQUIRED_OBS: Final = (PERTURBATION, PERTURBATION_TYPE, CONTEXT)
+#: Columns a canonical AnnData may have.
+OPTIONAL_OBS: Final = (BATCH, DOSE, TIME)
+
+
+def split_combination(perturbation: str) -> list[str]:
+    """Split a canonical perturbation label into its components (``"A+B"`` -> ``["A", "B"]``).
+
+    The control label yields an empty list.
+    """
+    if perturbation == CONTROL or perturbation == "":
+        return []
+    return perturbation.split(COMBO_SEP)
+
+
+def join_combination(components: "list[str] | tuple[str, ...]") -> str:
+    """Join components into the canonical label: sorted, de-duplicated, ``+``-joined.
+
+    Control components are dropped; no components at all yields :data:`CONTROL`.
+    """
+    parts = sorted({c for c in components if c and c != CONTROL})
+    return COMBO_SEP.join(parts) if parts else CONTROL

@@ -1,0 +1,55 @@
+"""The public surface follows the project's conventions (after scanpy's test_package_structure)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+SUBPACKAGES = ["io", "data", "simulate", "pp", "split", "models", "eval", "pl", "screen"]
+
+
+def _public_callables():
+    for sub in SUBPACKAGES:
+        try:
+            mod = importlib.import_module(f"celltwin.{sub}")
+        except ModuleNotFoundError:
+            continue
+        for name in getattr(mod, "__all__", []):
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj):
+                yield f"celltwin.{sub}.{name}", obj
+
+
+@pytest.mark.parametrize("sub", SUBPACKAGES)
+def test_all_names_exist(sub: str) -> None:
+    try:
+        mod = importlib.import_module(f"celltwin.{sub}")
+    except ModuleNotFoundError:
+        pytest.skip(f"celltwin.{sub} not present")
+    for name in getattr(mod, "__all__", []):
+        assert hasattr(mod, name), f"celltwin.{sub}.__all__ lists missing name {name!r}"
+
+
+def test_data_first_then_keyword_only() -> None:
+    """Every public function takes at most two positional parameters; the rest are keyword-only."""
+    offenders = []
+    for qualname, func in _public_callables():
+        params = list(inspect.signature(func).parameters.values())
+        positional = [
+            p
+            for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        with_default_positional = [
+            p for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
+        ]
+        if len(positional) > 2 or with_default_positional:
+            offenders.append(f"{qualname}{inspect.signature(func)}")
+    assert not offenders, "options must be keyword-only:\n" + "\n".join(offenders)
+
+
+def test_public_functions_have_docstrings() -> None:
+    missing = [q for q, f in _public_callables() if not (f.__doc__ or "").strip()]
+    assert not missing, f"public functions without docstrings: {missing}"

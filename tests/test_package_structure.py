@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-SUBPACKAGES = ["io", "data", "simulate", "pp", "split", "models", "eval", "pl", "screen"]
+SUBPACKAGES = ["io", "priors", "data", "simulate", "pp", "split", "models", "eval", "pl", "screen"]
 
 
 def _public_callables():

@@ -33,19 +33,12 @@ def test_all_names_exist(sub: str) -> None:
 
 
 def test_data_first_then_keyword_only() -> None:
-    """Every public function takes at most two positional parameters; the rest are keyword-only."""
+    """Public functions take the data (at most two positional parameters), then keyword-only options."""
     offenders = []
     for qualname, func in _public_callables():
         params = list(inspect.signature(func).parameters.values())
-        positional = [
-            p
-            for p in params
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-        with_default_positional = [
-            p for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
-        ]
-        if len(positional) > 2 or with_default_positional:
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) > 2:
             offenders.append(f"{qualname}{inspect.signature(func)}")
     assert not offenders, "options must be keyword-only:\n" + "\n".join(offenders)
 

@@ -45,16 +45,17 @@ CONTROL: Final = "control"
 COMBO_SEP: Final = "+"
 DOSE_UNIT: Final = "uM"
 
-#: Allowed values of ``obs['perturbation_type']``.
-PERTURBATION_TYPES: Final = (
-    "control",
-    "crispr_ko",
-    "crispri",
-    "crispra",
-    "drug",
-    "cytokine",
-    "other",
-)
+# --- perturbation types (values of obs['perturbation_type']) ---------------------------------
+CRISPR_KO: Final = "crispr_ko"
+CRISPRI: Final = "crispri"
+CRISPRA: Final = "crispra"
+DRUG: Final = "drug"
+CYTOKINE: Final = "cytokine"
+OTHER: Final = "other"
+#: Allowed values of ``obs['perturbation_type']`` (control cells carry :data:`CONTROL`).
+PERTURBATION_TYPES: Final = (CONTROL, CRISPR_KO, CRISPRI, CRISPRA, DRUG, CYTOKINE, OTHER)
+#: Perturbation types that target genes (their components are gene symbols).
+GENETIC_TYPES: Final = (CRISPR_KO, CRISPRI, CRISPRA)
 
 # --- split labels ----------------------------------------------------------------------------
 TRAIN: Final = "train"
@@ -73,17 +74,41 @@ REQUIRED_OBS: Final = (PERTURBATION, PERTURBATION_TYPE, CONTEXT)
 OPTIONAL_OBS: Final = (BATCH, DOSE, TIME)
 
 
+def split_label(label: str) -> list[str]:
+    """Split a label on ``+`` except inside brackets, so ``(+)-JQ1+DMSO`` -> ``["(+)-JQ1", "DMSO"]``.
+
+    Parts are stripped of surrounding blanks; nothing is dropped (adapters decide what a part
+    such as ``ctrl`` means).
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for ch in label:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+        if ch == COMBO_SEP and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return parts
+
+
 def split_combination(perturbation: str) -> list[str]:
     """Split a canonical perturbation label into its components (``"A+B"`` -> ``["A", "B"]``).
 
-    The control label yields an empty list.
+    Drug names with ``+`` inside brackets stay whole (see :func:`split_label`). The control label
+    yields an empty list.
     """
     if perturbation == CONTROL or perturbation == "":
         return []
-    return perturbation.split(COMBO_SEP)
+    return split_label(perturbation)
 
 
-def join_combination(components: "list[str] | tuple[str, ...]") -> str:
+def join_combination(components: list[str] | tuple[str, ...]) -> str:
     """Join components into the canonical label: sorted, de-duplicated, ``+``-joined.
 
     Control components are dropped; no components at all yields :data:`CONTROL`.

@@ -1,1 +1,35 @@
-"""celltwin.io"""
+"""Reading, writing and validating data: the field's conventions in, canonical celltwin data out.
+
+:func:`read` opens an ``.h5ad`` file in any registered convention (:data:`CONVENTIONS`: celltwin,
+vcc, gears, scperturb, scgen, or your own columns) and returns canonical AnnData (names in
+:mod:`celltwin._keys`); :func:`write` / :func:`from_canonical` produce the other layouts.
+:func:`validate` raises, :func:`check` lists problems, :func:`describe` summarises a dataset.
+"""
+
+from ._conventions import CONVENTIONS, Convention, Layout
+from ._describe import DatasetSummary, describe
+from ._dose import format_dose, parse_dose
+from ._problems import Problem, ValidationError
+from ._read import detect_convention, from_canonical, read, to_canonical, write
+from ._validate import MatrixStats, check, matrix_stats, validate
+
+__all__ = [
+    "CONVENTIONS",
+    "Convention",
+    "DatasetSummary",
+    "Layout",
+    "MatrixStats",
+    "Problem",
+    "ValidationError",
+    "check",
+    "describe",
+    "detect_convention",
+    "format_dose",
+    "from_canonical",
+    "matrix_stats",
+    "parse_dose",
+    "read",
+    "to_canonical",
+    "validate",
+    "write",
+]

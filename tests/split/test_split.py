@@ -10,7 +10,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
+import celltwin.split
 from celltwin._keys import (
     CONTEXT,
     CONTROL,
@@ -27,6 +29,7 @@ from celltwin._keys import (
 )
 from celltwin.split import (
     SplitLeakageError,
+    apply_split,
     carve_validation,
     check_leakage,
     split_combinations,
@@ -622,3 +625,26 @@ def test_every_strategy_on_simulated_data(tmp_path) -> None:
     assert (_labels(back, "doses")[top.index] == TEST).all()
     categories = set(split_info(back, key="combinations")["categories"]["category"])
     assert {"combo_seen0", "combo_seen1", "combo_seen2", "unseen_single"} <= categories
+
+
+def test_apply_split_by_name_matches_the_direct_call() -> None:
+    direct = perturbation_data()
+    split_perturbations(direct, test_fraction=0.25, seed=3)
+    by_name = perturbation_data()
+    apply_split(by_name, strategy="perturbations", test_fraction=0.25, seed=3)
+    assert_frame_equal(_labels(direct).to_frame(), _labels(by_name).to_frame())
+    assert set(celltwin.split.STRATEGIES) == {
+        "perturbations",
+        "contexts",
+        "combinations",
+        "drugs",
+        "doses",
+    }
+
+
+def test_apply_split_names_unknown_strategy_and_option() -> None:
+    adata = perturbation_data()
+    with pytest.raises(ValueError, match=r"unknown split strategy 'nope'.*perturbations"):
+        apply_split(adata, strategy="nope")
+    with pytest.raises(ValueError, match=r"no option\(s\) \['holdout'\].*test_fraction"):
+        apply_split(adata, strategy="perturbations", holdout=["A"])

@@ -1,10 +1,64 @@
-"""Command-line entry point (no logic here: parse, call the public API, print)."""
+"""The ``celltwin`` command line.
+
+No logic lives here: each command parses its options, calls one public function and prints what
+it returns. Errors that celltwin raises for bad input (``ValueError``, ``KeyError``,
+``FileNotFoundError``) are printed as one clear message with exit code 2, not as a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(help="celltwin: AI virtual cells", no_args_is_help=True)
+app = typer.Typer(
+    help="celltwin: learn, predict and honestly evaluate perturbation responses of cells.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(
+    help="Datasets: list the registry, fetch canonical data.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn celltwin's input errors into a message and exit code 2."""
+    try:
+        yield
+    except _USER_ERRORS as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from None
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what celltwin does.")
+    ] = False,
+) -> None:
+    # celltwin's own INFO lines (which convention was read, what was fetched) are worth seeing
+    # without decoration; other libraries' only with --verbose.
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    log = logging.getLogger("celltwin")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 @app.command()
@@ -15,6 +69,143 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# --- data ------------------------------------------------------------------------------------
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the registered datasets, their sources and whether they work offline."""
+    import pandas as pd
+
+    from celltwin.data import list_datasets
+
+    table = list_datasets()
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        typer.echo(
+            table.drop(columns=[c for c in ("sources",) if c in table]).to_string(index=False)
+        )
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Dataset name (see `celltwin data list`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad (or signatures) path.")],
+    cache_dir: Annotated[Path | None, typer.Option(help="Download cache directory.")] = None,
+    force: Annotated[bool, typer.Option(help="Download and rebuild even if OUT exists.")] = False,
+) -> None:
+    """Download (or take from the shared folder) a dataset and write it in canonical form."""
+    from celltwin.data import fetch
+
+    with _user_errors():
+        path = fetch(name, out=out, cache_dir=cache_dir, force=force)
+    typer.echo(f"wrote {path}")
+
+
+# --- files -----------------------------------------------------------------------------------
+
+ReadOpt = Annotated[str | None, typer.Option()]
+
+
+def _read_options(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help=".h5ad file or signature file/folder.")],
+    top: Annotated[int, typer.Option(help="How many of the largest perturbations to list.")] = 10,
+) -> None:
+    """Describe what a file holds in celltwin's terms (convention, conditions, controls, problems)."""
+    from celltwin.io import info as info_text
+
+    with _user_errors():
+        typer.echo(info_text(path, top=top))
+
+
+@app.command()
+def prepare(
+    path: Annotated[Path, typer.Argument(help="Input .h5ad in any convention celltwin reads.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical .h5ad.")],
+    convention: Annotated[str, typer.Option(help="Input convention, or 'auto'.")] = "auto",
+    perturbation_key: ReadOpt = None,
+    control_label: ReadOpt = None,
+    context_key: ReadOpt = None,
+    context: ReadOpt = None,
+    perturbation_type: ReadOpt = None,
+    batch_key: ReadOpt = None,
+    dose_key: ReadOpt = None,
+    time_key: ReadOpt = None,
+    gene_symbol_key: ReadOpt = None,
+    output_convention: Annotated[
+        str, typer.Option(help="Layout to write: celltwin, vcc, gears, scperturb, scgen.")
+    ] = "celltwin",
+) -> None:
+    """Read any supported convention, validate, normalise, and write canonical (or another) layout."""
+    from celltwin.io import prepare as prepare_file
+
+    with _user_errors():
+        written = prepare_file(
+            path,
+            out=out,
+            output_convention=output_convention,
+            convention=convention,
+            **_read_options(
+                perturbation_key=perturbation_key,
+                control_label=control_label,
+                context_key=context_key,
+                context=context,
+                perturbation_type=perturbation_type,
+                batch_key=batch_key,
+                dose_key=dose_key,
+                time_key=time_key,
+                gene_symbol_key=gene_symbol_key,
+            ),
+        )
+    typer.echo(f"wrote {written}")
+
+
+def _list(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command()
+def split(
+    path: Annotated[Path, typer.Argument(help="Canonical .h5ad (see `celltwin prepare`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad with the split stored.")],
+    strategy: Annotated[
+        str, typer.Option(help="perturbations, contexts, combinations, drugs or doses.")
+    ] = "perturbations",
+    test: Annotated[str | None, typer.Option(help="Comma-separated held-out names.")] = None,
+    val: Annotated[str | None, typer.Option(help="Comma-separated validation names.")] = None,
+    test_fraction: Annotated[float | None, typer.Option()] = None,
+    val_fraction: Annotated[float | None, typer.Option()] = None,
+    few_shot: Annotated[
+        int | None, typer.Option(help="contexts: perturbations kept as examples.")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    key: Annotated[str, typer.Option(help="obs column the split is written to.")] = "split",
+) -> None:
+    """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""
+    from celltwin.split import split_file
+
+    with _user_errors():
+        written = split_file(
+            path,
+            out=out,
+            strategy=strategy,
+            seed=seed,
+            key_added=key,
+            **_read_options(
+                test=_list(test),
+                val=_list(val),
+                test_fraction=test_fraction,
+                val_fraction=val_fraction,
+                few_shot=few_shot,
+            ),
+        )
+    typer.echo(f"wrote {written}")
+
+
 def main() -> None:
-    """Run the CLI."""
+    """Run the ``celltwin`` command line."""
     app()

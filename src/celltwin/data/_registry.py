@@ -32,6 +32,10 @@ class Source:
         Name of the file in the cache.
     size
         Expected size in bytes, when known.
+    note
+        Where the file comes from, for people (shown by ``celltwin data list``).
+    md5
+        Expected MD5, when that is the checksum the provider publishes (Zenodo does).
     """
 
     url: str
@@ -39,6 +43,7 @@ class Source:
     filename: str
     size: int | None = None
     note: str = ""
+    md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class DatasetEntry:
     available_offline: bool = False
     license: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Bump when ``build`` changes its output: cached builds of another version are rebuilt.
+    version: str = "1"
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}

@@ -9,8 +9,16 @@ vcc, gears, scperturb, scgen, or your own columns) and returns canonical AnnData
 from ._conventions import CONVENTIONS, Convention, Layout
 from ._describe import DatasetSummary, describe
 from ._dose import format_dose, parse_dose
+from ._info import info
+from ._prepare import prepare
 from ._problems import Problem, ValidationError
 from ._read import detect_convention, from_canonical, read, to_canonical, write
+from ._signatures import (
+    RankSignatures,
+    concat_signatures,
+    read_signatures,
+    write_signatures,
+)
 from ._validate import MatrixStats, check, matrix_stats, validate
 
 __all__ = [
@@ -20,16 +28,22 @@ __all__ = [
     "Layout",
     "MatrixStats",
     "Problem",
+    "RankSignatures",
     "ValidationError",
     "check",
+    "concat_signatures",
     "describe",
     "detect_convention",
     "format_dose",
     "from_canonical",
+    "info",
     "matrix_stats",
     "parse_dose",
+    "prepare",
     "read",
+    "read_signatures",
     "to_canonical",
     "validate",
     "write",
+    "write_signatures",
 ]

@@ -198,6 +198,23 @@ def _unreadable(path: Path, err: Exception) -> ValidationError:
     )
 
 
+def open_h5ad(path: Path, *, backed: bool) -> AnnData:
+    """Open an ``.h5ad`` quietly; an unreadable file raises a clear error."""
+    try:
+        with warnings.catch_warnings():
+            # anndata upgrading an old file on the fly is not something the user can act on.
+            warnings.simplefilter("ignore", ad.OldFormatWarning)
+            warnings.filterwarnings("ignore", message="Moving element from", category=FutureWarning)
+            # Duplicated gene names are reported by celltwin's own check, with the fix.
+            warnings.filterwarnings(
+                "ignore", message=".* names are not unique", category=UserWarning
+            )
+            adata = ad.read_h5ad(path, backed="r" if backed else None)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise _unreadable(path, err) from None
+    return adata
+
+
 def read(
     path: str | Path,
     *,
@@ -247,18 +264,7 @@ def read(
                 )
             ]
         )
-    try:
-        with warnings.catch_warnings():
-            # anndata upgrading an old file on the fly is not something the user can act on.
-            warnings.simplefilter("ignore", ad.OldFormatWarning)
-            warnings.filterwarnings("ignore", message="Moving element from", category=FutureWarning)
-            # Duplicated gene names are reported by celltwin's own check, with the fix.
-            warnings.filterwarnings(
-                "ignore", message=".* names are not unique", category=UserWarning
-            )
-            adata = ad.read_h5ad(path, backed="r" if backed else None)
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        raise _unreadable(path, err) from None
+    adata = open_h5ad(path, backed=backed)
     options = Options(
         perturbation_key=perturbation_key,
         control_label=control_label,

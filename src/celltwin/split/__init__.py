@@ -41,15 +41,20 @@ from ._contexts import split_contexts
 from ._drugs import split_doses, split_drugs
 from ._leakage import SplitLeakageError, check_leakage
 from ._perturbations import split_perturbations
+from ._registry import STRATEGIES, SplitStrategy, apply_split, split_file
 
 __all__ = [
+    "STRATEGIES",
     "SplitLeakageError",
+    "SplitStrategy",
+    "apply_split",
     "carve_validation",
     "check_leakage",
     "split_combinations",
     "split_contexts",
     "split_doses",
     "split_drugs",
+    "split_file",
     "split_info",
     "split_perturbations",
 ]

@@ -1,0 +1,247 @@
+"""Public functions over the dataset registry: list, fetch (build and write), load."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import UNS_KEY
+from ..io._signatures import RankSignatures, write_signatures
+from ._download import fetch_source
+from ._registry import DatasetEntry, entries, get_entry
+
+logger = logging.getLogger("celltwin")
+
+_BUILT = "built"
+
+
+def _source_ready(url: str, filename: str, cache: Path) -> bool:
+    from .._settings import shared_dir
+
+    if url.startswith("shared:"):
+        return (shared_dir() / url.removeprefix("shared:")).is_file()
+    return (cache / filename).is_file()
+
+
+def list_datasets() -> pd.DataFrame:
+    """All registered datasets, one row each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``name``, ``kind`` (``anndata`` / ``signatures``), ``shape`` (``"n x m"`` of the
+        built data, ``""`` when unknown), ``offline`` (a source works without internet access),
+        ``ready`` (every source file is on this machine now: in the shared folder or the
+        download cache), ``sources`` (addresses, ``; ``-separated) and ``description``.
+    """
+    from .._settings import cache_dir
+
+    cache = cache_dir()
+    rows = []
+    for e in entries():
+        rows.append(
+            {
+                "name": e.name,
+                "kind": e.kind,
+                "shape": f"{e.shape[0]} x {e.shape[1]}" if e.shape else "",
+                "offline": e.available_offline,
+                "ready": all(_source_ready(s.url, s.filename, cache) for s in e.sources),
+                "sources": "; ".join(s.url for s in e.sources),
+                "description": e.description,
+            }
+        )
+    columns = ["name", "kind", "shape", "offline", "ready", "sources", "description"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _build(
+    entry: DatasetEntry, *, cache_dir: str | os.PathLike[str] | None, progress: bool, force: bool
+) -> AnnData | RankSignatures:
+    if entry.build is None:
+        raise ValueError(f"dataset {entry.name!r} has no builder; it cannot be fetched")
+    paths = [
+        fetch_source(s, cache_dir=cache_dir, progress=progress, force=force) for s in entry.sources
+    ]
+    logger.info("building %s from %d file(s)", entry.name, len(paths))
+    result = entry.build(paths)
+    expected = AnnData if entry.kind == "anndata" else RankSignatures
+    if not isinstance(result, expected):
+        raise TypeError(
+            f"builder of {entry.name!r} returned {type(result).__name__}, "
+            f"expected {expected.__name__} for kind {entry.kind!r}"
+        )
+    return result
+
+
+def _dataset_record(entry: DatasetEntry) -> dict[str, object]:
+    return {
+        "name": entry.name,
+        "version": entry.version,
+        "citation": entry.citation,
+        "sources": [s.url for s in entry.sources],
+    }
+
+
+def _check_out(entry: DatasetEntry, out: Path) -> None:
+    if entry.kind == "anndata" and out.suffix != ".h5ad":
+        raise ValueError(f"'out' for dataset {entry.name!r} must end in .h5ad (got {out})")
+    if entry.kind == "signatures" and out.suffix in (".h5ad", ".csv", ".tsv"):
+        raise ValueError(
+            f"'out' for signature dataset {entry.name!r} must be a .json.gz file (one context) "
+            f"or a folder (got {out})"
+        )
+
+
+def _write_atomic(result: AnnData | RankSignatures, out: Path) -> None:
+    """Write to a temporary name beside ``out``, then rename: nothing partial is left."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        staged = tmp / out.name
+        if isinstance(result, AnnData):
+            result.write_h5ad(staged)
+        else:
+            write_signatures(result, staged)
+        if out.is_dir() and staged.is_dir():
+            # A folder cannot replace a non-empty folder in one rename: move the old one aside.
+            old = tmp / (out.name + ".old")
+            os.replace(out, old)
+            os.replace(staged, out)
+        else:
+            os.replace(staged, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch(
+    name: str,
+    *,
+    out: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Fetch a dataset's sources, build the canonical data and write it to ``out``.
+
+    Parameters
+    ----------
+    name
+        A name from :func:`list_datasets`.
+    out
+        Where to write: an ``.h5ad`` file for AnnData datasets; for signature datasets a
+        ``.json.gz`` file (one context) or a folder (one ``<context>.json.gz`` per context).
+        The file appears only once complete (written under a temporary name, then renamed).
+    cache_dir
+        Download cache; default ``CELLTWIN_CACHE`` or ``~/.cache/celltwin``.
+    force
+        Download the sources again and rebuild even if ``out`` exists. Without it an existing
+        ``out`` is kept as is.
+    progress
+        Show download progress bars.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    return _fetch(
+        get_entry(name),
+        Path(out),
+        cache_dir=cache_dir,
+        progress=progress,
+        rebuild=force,
+        redownload=force,
+    )
+
+
+def _fetch(
+    entry: DatasetEntry,
+    out: Path,
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: bool,
+    rebuild: bool,
+    redownload: bool,
+) -> Path:
+    _check_out(entry, out)
+    if out.exists() and not rebuild:
+        logger.info("%s exists; keeping it (pass force=True to rebuild)", out)
+        return out
+    result = _build(entry, cache_dir=cache_dir, progress=progress, force=redownload)
+    if isinstance(result, AnnData):
+        result.uns.setdefault(UNS_KEY, {})["dataset"] = _dataset_record(entry)
+    _write_atomic(result, out)
+    logger.info("wrote %s to %s", entry.name, out)
+    return out
+
+
+def load(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> AnnData:
+    """Return a canonical AnnData dataset, building it once and keeping it in the cache.
+
+    The built file is ``<cache>/built/<name>.h5ad``; it is rebuilt when the registry entry's
+    ``version`` changes.
+
+    Parameters
+    ----------
+    name
+        A dataset of kind ``anndata`` (see :func:`list_datasets`).
+    cache_dir
+        Download cache; default ``CELLTWIN_CACHE`` or ``~/.cache/celltwin``.
+    progress
+        Show download progress bars.
+    """
+    import anndata
+
+    from .._settings import cache_dir as default_cache
+
+    entry = get_entry(name)
+    if entry.kind != "anndata":
+        raise ValueError(
+            f"dataset {name!r} holds {entry.kind}; use celltwin.data.load_signatures({name!r})"
+        )
+    cache = Path(cache_dir) if cache_dir is not None else default_cache()
+    built = cache / _BUILT / f"{name}.h5ad"
+    _fetch(entry, built, cache_dir=cache, progress=progress, rebuild=False, redownload=False)
+    adata = anndata.read_h5ad(built)
+    version = adata.uns.get(UNS_KEY, {}).get("dataset", {}).get("version")
+    if version != entry.version:
+        logger.info("cached build of %s is version %s; rebuilding", name, version)
+        _fetch(entry, built, cache_dir=cache, progress=progress, rebuild=True, redownload=False)
+        adata = anndata.read_h5ad(built)
+    return adata
+
+
+def load_signatures(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> RankSignatures:
+    """Return a ranked-signature dataset (see :class:`celltwin.io.RankSignatures`).
+
+    Parameters
+    ----------
+    name
+        A dataset of kind ``signatures`` (see :func:`list_datasets`).
+    cache_dir
+        Download cache; default ``CELLTWIN_CACHE`` or ``~/.cache/celltwin``.
+    progress
+        Show download progress bars.
+    """
+    entry = get_entry(name)
+    if entry.kind != "signatures":
+        raise ValueError(f"dataset {name!r} holds {entry.kind}; use celltwin.data.load({name!r})")
+    result = _build(entry, cache_dir=cache_dir, progress=progress, force=False)
+    assert isinstance(result, RankSignatures)
+    return result

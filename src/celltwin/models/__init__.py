@@ -1,1 +1,48 @@
-"""celltwin.models"""
+"""Models: one estimator contract, a registry, and the strong simple baselines.
+
+Every model follows the same contract (see :class:`Model`)::
+
+    model = get_model("linear", n_components=10)       # only stores parameters
+    model.fit(adata)                                    # training cells only (obs['split'])
+    pred = model.predict(controls, conditions=conditions_of(adata, split="test"))
+    model.save("linear_model/")                         # JSON + safetensors, no pickle
+    same = load("linear_model/")
+
+:func:`available` lists the registered models with what they predict (cells or pseudobulk)
+and which unseen conditions (perturbation, context, combination) they handle; the others are
+refused with :class:`UnseenConditionError`, never guessed silently.
+"""
+
+from ._base import (
+    Model,
+    ModelFormatError,
+    NotFittedError,
+    UnseenConditionError,
+    as_conditions,
+    conditions_of,
+)
+from ._baselines import AdditiveBaseline, ContextShiftBaseline, ControlBaseline, MeanBaseline
+from ._linear import LinearBaseline
+from ._nearest import NearestPerturbationBaseline
+from ._persist import load
+from ._registry import ModelSpec, available, get_model, get_spec
+
+__all__ = [
+    "AdditiveBaseline",
+    "ContextShiftBaseline",
+    "ControlBaseline",
+    "LinearBaseline",
+    "MeanBaseline",
+    "Model",
+    "ModelFormatError",
+    "ModelSpec",
+    "NearestPerturbationBaseline",
+    "NotFittedError",
+    "UnseenConditionError",
+    "as_conditions",
+    "available",
+    "conditions_of",
+    "get_model",
+    "get_spec",
+    "load",
+]

@@ -1,0 +1,139 @@
+"""The registry is data; the public surface is exactly what __all__ says; conditions validate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+import celltwin.models as models
+from celltwin._keys import CONTEXT, DOSE, PERTURBATION, TEST
+from celltwin.models import (
+    MeanBaseline,
+    Model,
+    ModelSpec,
+    as_conditions,
+    available,
+    conditions_of,
+    get_model,
+    get_spec,
+)
+
+PUBLIC = {
+    "AdditiveBaseline",
+    "ContextShiftBaseline",
+    "ControlBaseline",
+    "LinearBaseline",
+    "MeanBaseline",
+    "Model",
+    "ModelFormatError",
+    "ModelSpec",
+    "NearestPerturbationBaseline",
+    "NotFittedError",
+    "UnseenConditionError",
+    "as_conditions",
+    "available",
+    "conditions_of",
+    "get_model",
+    "get_spec",
+    "load",
+}
+
+
+def test_public_names() -> None:
+    assert set(models.__all__) == PUBLIC
+    assert all(hasattr(models, name) for name in PUBLIC)
+
+
+def test_available_lists_every_registered_model() -> None:
+    table = available()
+    assert list(table.index) == [
+        "control",
+        "mean",
+        "additive",
+        "linear",
+        "context_shift",
+        "nearest_perturbation",
+    ]
+    assert list(table.columns) == [
+        "description",
+        "reference",
+        "predicts",
+        "handles_unseen",
+        "class",
+    ]
+    assert set(table["predicts"]) <= {"cells", "pseudobulk"}
+    for name, row in table.iterrows():
+        spec = get_spec(name)
+        assert issubclass(spec.cls, Model) and spec.cls.name == name
+        assert row["predicts"] == spec.predicts == spec.cls.predicts
+        assert row["handles_unseen"] == ",".join(sorted(spec.handles_unseen))
+        assert "\n" not in spec.description and spec.reference
+
+
+def test_get_model_passes_parameters_and_names_the_choices() -> None:
+    model = get_model("linear", n_components=3, ridge=1.0)
+    assert model.get_params() == {"n_components": 3, "ridge": 1.0, "embedding": "auto"}
+    with pytest.raises(KeyError, match=r"no model named 'gears'.*'linear'"):
+        get_model("gears")
+    with pytest.raises(TypeError):
+        get_model("mean", n_components=3)
+
+
+def test_model_spec_must_agree_with_its_class() -> None:
+    with pytest.raises(ValueError, match="the spec must agree"):
+        ModelSpec("average", MeanBaseline, "x", "y", "cells", frozenset())
+    with pytest.raises(ValueError, match="the spec must agree"):
+        ModelSpec("mean", MeanBaseline, "x", "y", "pseudobulk", frozenset())
+    with pytest.raises(ValueError, match="handles_unseen must be a subset"):
+        ModelSpec("mean", MeanBaseline, "x", "y", "cells", frozenset({"dose"}))
+
+
+def test_conditions_accept_tables_and_tuples() -> None:
+    table = as_conditions([("K562", "A+B", "1+10"), ("K562", "C")])
+    assert table.to_dict("list") == {
+        CONTEXT: ["K562", "K562"],
+        PERTURBATION: ["A+B", "C"],
+        DOSE: ["1+10", ""],
+    }
+    frame = pd.DataFrame({CONTEXT: ["K562"], PERTURBATION: ["C"], DOSE: [np.nan], "n_cells": [3]})
+    assert as_conditions(frame).iloc[0].tolist() == ["K562", "C", "", 3]
+
+
+@pytest.mark.parametrize(
+    ("conditions", "error", "message"),
+    [
+        ([("K562", "B+A")], ValueError, r"'B\+A' is not canonical \(expected 'A\+B'"),
+        ([("K562", "A+B", "1")], ValueError, "has 1 parts but perturbation 'A\\+B' has 2"),
+        ([], ValueError, "is empty"),
+        ("K562", TypeError, "must be a DataFrame or a list"),
+        ([("K562",)], ValueError, "each condition must be"),
+        (pd.DataFrame({"cell_type": ["K562"]}), KeyError, "no column 'context'"),
+        (
+            pd.DataFrame({CONTEXT: ["K"], PERTURBATION: ["A"], "n_cells": [0]}),
+            ValueError,
+            "must be a whole number >= 1",
+        ),
+    ],
+)
+def test_bad_conditions_are_refused_clearly(conditions, error, message) -> None:
+    with pytest.raises(error, match=message):
+        as_conditions(conditions)
+
+
+def test_conditions_of_counts_the_perturbed_cells(experiment) -> None:
+    adata = experiment.adata
+    test = conditions_of(adata, split=TEST)
+    assert set(test[PERTURBATION]) >= {experiment.held_single, experiment.held_combo}
+    assert "control" not in set(test[PERTURBATION])
+    obs = adata.obs.astype(str)
+    for row in test.itertuples(index=False):
+        expected = (obs[CONTEXT] == row.context) & (obs[PERTURBATION] == row.perturbation)
+        expected &= obs["split"] == TEST
+        assert row.n_cells == int(expected.sum())
+    unsplit = AnnData(
+        np.zeros((1, 1)), obs=pd.DataFrame({CONTEXT: ["K"], PERTURBATION: ["A"]}, index=["c0"])
+    )
+    with pytest.raises(KeyError, match="no column 'split'"):
+        conditions_of(unsplit, split=TEST)

@@ -13,7 +13,7 @@ from anndata import AnnData
 
 from .._keys import UNS_KEY
 from ..io._signatures import RankSignatures, write_signatures
-from ._download import fetch_source
+from ._download import DownloadError, fetch_source
 from ._registry import DatasetEntry, entries, get_entry
 
 logger = logging.getLogger("celltwin")
@@ -65,9 +65,13 @@ def _build(
 ) -> AnnData | RankSignatures:
     if entry.build is None:
         raise ValueError(f"dataset {entry.name!r} has no builder; it cannot be fetched")
-    paths = [
-        fetch_source(s, cache_dir=cache_dir, progress=progress, force=force) for s in entry.sources
-    ]
+    if entry.source_mode == "first_available":
+        paths = [_first_available(entry, cache_dir=cache_dir, progress=progress, force=force)]
+    else:
+        paths = [
+            fetch_source(s, cache_dir=cache_dir, progress=progress, force=force)
+            for s in entry.sources
+        ]
     logger.info("building %s from %d file(s)", entry.name, len(paths))
     result = entry.build(paths)
     expected = AnnData if entry.kind == "anndata" else RankSignatures
@@ -77,6 +81,24 @@ def _build(
             f"expected {expected.__name__} for kind {entry.kind!r}"
         )
     return result
+
+
+def _first_available(
+    entry: DatasetEntry, *, cache_dir: str | os.PathLike[str] | None, progress: bool, force: bool
+) -> Path:
+    """Fetch the first of ``entry``'s alternative sources that can be had; say why others failed."""
+    failures = []
+    for source in entry.sources:
+        try:
+            return fetch_source(source, cache_dir=cache_dir, progress=progress, force=force)
+        except (DownloadError, OSError) as err:
+            logger.info(
+                "source %s of %s not available (%s); trying the next", source.url, entry.name, err
+            )
+            failures.append(f"- {source.url}: {err}")
+    raise DownloadError(
+        f"none of the sources of dataset {entry.name!r} could be fetched:\n" + "\n".join(failures)
+    )
 
 
 def _dataset_record(entry: DatasetEntry) -> dict[str, object]:

@@ -66,6 +66,10 @@ class DatasetEntry:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Bump when ``build`` changes its output: cached builds of another version are rebuilt.
     version: str = "1"
+    #: ``"all"``: every source is a different file the build needs. ``"first_available"``: the
+    #: sources are alternatives (mirrors, other packagings of the same data), tried in order;
+    #: the build gets the first that can be fetched.
+    source_mode: Literal["all", "first_available"] = "all"
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}

@@ -1,6 +1,7 @@
 """Preprocessing: normalisation, cell-type annotation, pseudobulk effects."""
 
+from ._annotate import PBMC_MARKERS, annotate_cell_types, read_markers
 from ._normalize import log_normalize
 from ._pseudobulk import pseudobulk
 
-__all__ = ["log_normalize", "pseudobulk"]
+__all__ = ["PBMC_MARKERS", "annotate_cell_types", "log_normalize", "pseudobulk", "read_markers"]

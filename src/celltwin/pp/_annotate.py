@@ -1,0 +1,486 @@
+"""Cell-type annotation that a perturbation cannot talk into another type.
+
+A perturbation can switch off the very genes a type is recognised by: IFN-beta-stimulated CD14
+monocytes lose CD14 and S100A8 and, scored on their own, look like FCGR3A+ monocytes. So the types
+are decided on the unperturbed cells only ("anchors") and carried over to the perturbed cells
+through an embedding in which the conditions have been aligned:
+
+1. Embed all cells: highly variable genes (chosen per condition), z-scored, PCA; then a compact
+   Harmony-style correction (Korsunsky et al. 2019, Nat Methods 16:1289) removes the condition from
+   the PCA while keeping the cell types apart.
+2. Score the anchor cells: either marker genes (over-cluster the anchors with k-means, average each
+   marker within a cluster, scale each marker by its highest cluster mean, add positive and subtract
+   negative markers) or a reference (a logistic regression trained on labelled reference cells).
+3. Every cell, anchor or perturbed, takes the type whose anchor score, averaged over its nearest
+   anchor cells in the aligned embedding, is highest.
+
+Without a ``condition_key`` every cell is an anchor and nothing is aligned: plain marker or reference
+annotation.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import NearestNeighbors
+
+from .._keys import CONTEXT, CONTROL, UNS_KEY
+
+__all__ = ["PBMC_MARKERS", "annotate_cell_types", "read_markers"]
+
+#: Name of the marker table shipped with celltwin (``celltwin/pp/markers/``).
+PBMC_MARKERS = "pbmc_markers.tsv"
+
+_MARKER_COLUMNS = ("cell_type", "gene", "weight")
+# z-scores are clipped like scanpy's ``scale(max_value=10)`` so a few extreme cells cannot
+# dominate a principal component.
+_CLIP = 10.0
+
+
+def read_markers(path: str | Path | None = None) -> pd.DataFrame:
+    """Read a marker table: one row per (cell type, gene) with a signed weight.
+
+    Parameters
+    ----------
+    path
+        Tab-separated file with a header ``cell_type  gene  [weight]``; lines starting with ``#``
+        are comments. ``weight`` defaults to 1; negative weights mark genes of a neighbouring type.
+        ``None`` reads celltwin's PBMC markers (:data:`PBMC_MARKERS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``cell_type`` (str), ``gene`` (str), ``weight`` (float, never 0).
+    """
+    if path is None:
+        with resources.files("celltwin.pp").joinpath("markers", PBMC_MARKERS).open() as fh:
+            table = pd.read_csv(fh, sep="\t", comment="#")
+    else:
+        table = pd.read_csv(path, sep="\t", comment="#")
+    return _validate_markers(table)
+
+
+def _validate_markers(table: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in _MARKER_COLUMNS[:2] if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"marker table lacks column(s) {missing} (has {list(table.columns)}); "
+            "give columns 'cell_type', 'gene' and optionally 'weight'"
+        )
+    table = table.copy()
+    if "weight" not in table.columns:
+        table["weight"] = 1.0
+    table = table[list(_MARKER_COLUMNS)]
+    table["cell_type"] = table["cell_type"].astype(str)
+    table["gene"] = table["gene"].astype(str)
+    table["weight"] = pd.to_numeric(table["weight"], errors="raise").astype(float)
+    if (table["weight"] == 0).any() or table["weight"].isna().any():
+        bad = table.loc[(table["weight"] == 0) | table["weight"].isna()].iloc[0]
+        raise ValueError(
+            f"marker 'weight' must be non-zero (got {bad['weight']} for "
+            f"{bad['cell_type']}/{bad['gene']}); drop the row or give it a sign"
+        )
+    if not (table["weight"] > 0).groupby(table["cell_type"]).any().all():
+        raise ValueError("every cell type in the marker table needs at least one positive marker")
+    return table.reset_index(drop=True)
+
+
+def annotate_cell_types(
+    adata: AnnData,
+    *,
+    markers: pd.DataFrame | str | Path | None = None,
+    reference: AnnData | None = None,
+    reference_key: str = "cell_type",
+    condition_key: str | None = None,
+    control: str = CONTROL,
+    key_added: str = CONTEXT,
+    n_top_genes: int = 2000,
+    n_pcs: int = 30,
+    n_clusters: int | None = None,
+    n_neighbors: int = 15,
+    max_response: float | None = 0.5,
+    random_state: int = 0,
+) -> None:
+    """Annotate cell types so that a perturbation cannot move cells between types.
+
+    Types are scored on the unperturbed cells only and carried over to perturbed cells through a
+    condition-aligned embedding (see the module docstring for the method). Writes
+    ``adata.obs[key_added]`` (categorical) and ``adata.uns['celltwin']['annotation']`` (what was
+    done: method, genes used per type, parameters, cells per type and condition); returns ``None``.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, ``X`` log-normalised (``celltwin.pp.log_normalize``); var_names are gene
+        symbols.
+    markers
+        Marker table (see :func:`read_markers`) as a DataFrame or a path; ``None`` uses celltwin's
+        PBMC markers. Giving both ``markers`` and ``reference`` is an error.
+    reference
+        Labelled, log-normalised cells to map from instead of markers (a logistic regression on
+        shared principal components). Give unperturbed cells only: labels of perturbed cells may
+        carry the very leak this function avoids. Genes are matched by name and z-scored within
+        each dataset, so the two need not share a normalisation.
+    reference_key
+        Column of ``reference.obs`` with the labels.
+    condition_key
+        Column of ``adata.obs`` naming each cell's condition. When given, only cells whose value is
+        ``control`` are scored and the conditions are aligned before types are carried over.
+    control
+        Value of ``condition_key`` that marks unperturbed cells.
+    key_added
+        ``obs`` column to write.
+    n_top_genes, n_pcs
+        Highly variable genes and principal components of the embedding.
+    n_clusters
+        k-means clusters of the anchor cells for marker scoring; default one per ~150 anchors
+        (at least 8).
+    n_neighbors
+        Anchor cells whose scores are averaged for each cell.
+    max_response
+        Genes whose mean log expression differs by more than this between any condition and the
+        control are left out of the embedding, so it reflects identity rather than response
+        (``None`` keeps them). Only used with ``condition_key``.
+    random_state
+        Seed of PCA, k-means and the alignment.
+
+    Examples
+    --------
+    >>> import celltwin as ct  # doctest: +SKIP
+    >>> ct.pp.annotate_cell_types(adata, condition_key="perturbation")  # doctest: +SKIP
+    >>> adata.obs["context"].value_counts()  # doctest: +SKIP
+    """
+    if reference is not None and markers is not None:
+        raise ValueError(
+            "give either 'markers' or 'reference', not both: reference mapping does not use markers"
+        )
+    groups, anchors = _anchor_mask(adata, condition_key, control)
+    responsive = _responsive_genes(adata, groups, anchors, max_response)
+    genes = _variable_genes(adata, groups, n_top_genes, exclude=responsive)
+    pcs = _pca(adata, genes, anchors, n_pcs, random_state)
+    embedding = pcs
+    if groups is not None and len(np.unique(groups)) > 1:
+        embedding = _harmonize(pcs, groups, random_state=random_state)
+
+    record: dict[str, Any]
+    if reference is None:
+        table = markers if isinstance(markers, pd.DataFrame) else read_markers(markers)
+        table = _validate_markers(table)
+        scores, types, record = _marker_scores(
+            adata, table, anchors, embedding, n_clusters, random_state
+        )
+        record["markers"] = (
+            "user table" if isinstance(markers, pd.DataFrame) else str(markers or PBMC_MARKERS)
+        )
+    else:
+        scores, types, record = _reference_scores(
+            adata, reference, reference_key, anchors, genes, n_pcs, random_state
+        )
+
+    k = min(n_neighbors, int(anchors.sum()))
+    nn = NearestNeighbors(n_neighbors=k).fit(embedding[anchors])
+    _, idx = nn.kneighbors(embedding)
+    labels = types[scores[idx].mean(axis=1).argmax(axis=1)]
+    adata.obs[key_added] = pd.Categorical(labels, categories=list(types))
+
+    counts: dict[str, dict[str, int]] = {}
+    if groups is not None:
+        table_ = pd.crosstab(pd.Series(labels, name="type"), pd.Series(groups, name="group"))
+        counts = {str(g): {str(t): int(n) for t, n in table_[g].items()} for g in table_.columns}
+    else:
+        counts = {"all": {str(t): int(n) for t, n in pd.Series(labels).value_counts().items()}}
+    record.update(
+        {
+            "key_added": key_added,
+            "n_anchor_cells": int(anchors.sum()),
+            "n_top_genes": len(genes),
+            "n_pcs": int(pcs.shape[1]),
+            "aligned": bool(embedding is not pcs),
+            "n_neighbors": int(k),
+            "random_state": int(random_state),
+            "types": [str(t) for t in types],
+            "counts": counts,
+        }
+    )
+    if condition_key is not None:
+        # h5ad cannot store None, so settings that do not apply are left out.
+        record["condition_key"] = condition_key
+        record["control"] = control
+        record["n_responsive_genes_excluded"] = int(responsive.sum())
+        if max_response is not None:
+            record["max_response"] = float(max_response)
+    adata.uns.setdefault(UNS_KEY, {})["annotation"] = record
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def _anchor_mask(
+    adata: AnnData, condition_key: str | None, control: str
+) -> tuple[np.ndarray | None, np.ndarray]:
+    if condition_key is None:
+        return None, np.ones(adata.n_obs, dtype=bool)
+    if condition_key not in adata.obs.columns:
+        raise KeyError(
+            f"condition_key {condition_key!r} is not a column of adata.obs "
+            f"(columns: {list(adata.obs.columns)}); pass the column naming each cell's condition"
+        )
+    groups = adata.obs[condition_key].astype(str).to_numpy()
+    anchors = groups == str(control)
+    if anchors.sum() < 2:
+        found = sorted(set(groups))[:10]
+        raise ValueError(
+            f"control {control!r} marks {int(anchors.sum())} cells of obs[{condition_key!r}] "
+            f"(values include {found}); pass control= the unperturbed label"
+        )
+    return groups, anchors
+
+
+def _dense(x: Any) -> np.ndarray:
+    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float64)
+
+
+def _column_moments(x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and variance of a (sparse) matrix, without densifying it."""
+    mean = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
+    if sp.issparse(x):
+        sq = np.asarray(x.multiply(x).mean(axis=0), dtype=np.float64).ravel()
+    else:
+        sq = np.asarray(np.square(x, dtype=np.float64).mean(axis=0)).ravel()
+    return mean, np.maximum(sq - mean**2, 0.0)
+
+
+def _responsive_genes(
+    adata: AnnData, groups: np.ndarray | None, anchors: np.ndarray, max_response: float | None
+) -> np.ndarray:
+    """Mask of genes whose mean log expression moves by more than ``max_response``."""
+    mask = np.zeros(adata.n_vars, dtype=bool)
+    if groups is None or max_response is None:
+        return mask
+    base = np.asarray(adata.X[anchors].mean(axis=0), dtype=np.float64).ravel()
+    for g in pd.unique(groups[~anchors]):
+        rows = np.flatnonzero(groups == g)
+        mean = np.asarray(adata.X[rows].mean(axis=0), dtype=np.float64).ravel()
+        mask |= np.abs(mean - base) > max_response
+    return mask
+
+
+def _variable_genes(
+    adata: AnnData, groups: np.ndarray | None, n_top: int, *, exclude: np.ndarray
+) -> np.ndarray:
+    """Indices of the most variable genes, ranked within each condition and merged.
+
+    Dispersion (variance / mean of expm1 data, as in Seurat v2) is standardised within bins of
+    mean expression; ranking per condition keeps genes that vary within a condition (cell types)
+    ahead of genes that only differ between conditions.
+    """
+    x = adata.X
+    group_list = [None] if groups is None else list(pd.unique(groups))
+    ranks = []
+    for g in group_list:
+        rows = slice(None) if g is None else np.flatnonzero(groups == g)
+        sub = x[rows]
+        sub = sub.expm1() if sp.issparse(sub) else np.expm1(np.asarray(sub, dtype=np.float64))
+        mean, var = _column_moments(sub)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disp = np.log(np.where(mean > 0, var / mean, np.nan))
+            logmean = np.log1p(mean)
+        z = np.full(mean.shape, -np.inf)
+        ok = np.isfinite(disp) & (mean > 0)
+        bins = pd.cut(logmean[ok], bins=20, labels=False)
+        frame = pd.DataFrame({"disp": disp[ok], "bin": bins})
+        stats = frame.groupby("bin")["disp"].agg(["mean", "std"])
+        mu = stats["mean"].reindex(bins).to_numpy()
+        sd = stats["std"].reindex(bins).fillna(0.0).to_numpy()
+        z[ok] = np.where(sd > 0, (disp[ok] - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+        z[exclude] = -np.inf
+        ranks.append(pd.Series(z).rank(ascending=False, method="first").to_numpy())
+    # A gene's best rank in any condition, ties broken by its mean rank (Seurat's batch HVG rule).
+    rank = np.vstack(ranks)
+    order = np.lexsort((rank.mean(axis=0), rank.min(axis=0)))
+    return np.sort(order[: min(n_top, int((~exclude).sum()))])
+
+
+def _pca(
+    adata: AnnData, genes: np.ndarray, anchors: np.ndarray, n_pcs: int, random_state: int
+) -> np.ndarray:
+    z = _dense(adata.X[:, genes])
+    # Centre and scale on the anchor cells so the unperturbed state defines the axes.
+    mean = z[anchors].mean(axis=0)
+    sd = z[anchors].std(axis=0)
+    z = np.clip((z - mean) / np.where(sd > 0, sd, 1.0), -_CLIP, _CLIP)
+    n = min(n_pcs, z.shape[1] - 1, int(anchors.sum()) - 1)
+    pca = PCA(n_components=n, svd_solver="randomized", random_state=random_state)
+    pca.fit(z[anchors])
+    return pca.transform(z)
+
+
+def _harmonize(
+    embedding: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_clusters: int | None = None,
+    theta: float = 2.0,
+    sigma: float = 0.1,
+    ridge: float = 1.0,
+    n_rounds: int = 4,
+    n_cluster_steps: int = 5,
+    n_blocks: int = 20,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Remove the condition from a PCA embedding, Harmony-style.
+
+    Soft k-means on the cosine-normalised embedding with a penalty that favours clusters holding
+    every condition in proportion (``theta``); then, per cluster, a ridge regression of the
+    embedding on the condition is subtracted (its intercept kept). Follows Korsunsky et al. 2019
+    with fewer rounds, which suffices for a handful of conditions.
+    """
+    z = embedding.T.astype(np.float64)  # dims x cells
+    n = z.shape[1]
+    cats, codes = np.unique(groups, return_inverse=True)
+    phi = np.zeros((len(cats), n))
+    phi[codes, np.arange(n)] = 1.0
+    prior = phi.sum(axis=1) / n
+    k = n_clusters or int(min(100, max(2, n // 30)))
+
+    def unit(m: np.ndarray) -> np.ndarray:
+        return m / np.clip(np.linalg.norm(m, axis=0, keepdims=True), 1e-12, None)
+
+    zc = unit(z)
+    km = KMeans(n_clusters=k, n_init=1, max_iter=25, random_state=random_state).fit(zc.T)
+    centroids = unit(km.cluster_centers_.T)
+    r = np.exp(-2.0 * (1.0 - centroids.T @ zc) / sigma)
+    r /= r.sum(axis=0, keepdims=True)
+    expected = r.sum(axis=1)[:, None] * prior[None, :]
+    observed = r @ phi.T
+    rng = np.random.default_rng(random_state)
+    design = np.vstack([np.ones(n), phi])
+    penalty = ridge * np.diag(np.r_[0.0, np.ones(len(cats))])
+    corrected = z
+    for _ in range(n_rounds):
+        for _ in range(n_cluster_steps):
+            centroids = unit(zc @ r.T)
+            dist = 2.0 * (1.0 - centroids.T @ zc)
+            for block in np.array_split(rng.permutation(n), n_blocks):
+                expected -= r[:, block].sum(axis=1)[:, None] * prior[None, :]
+                observed -= r[:, block] @ phi[:, block].T
+                rb = np.exp(-dist[:, block] / sigma)
+                rb *= (((expected + 1.0) / (observed + 1.0)) ** theta) @ phi[:, block]
+                rb /= rb.sum(axis=0, keepdims=True)
+                r[:, block] = rb
+                expected += rb.sum(axis=1)[:, None] * prior[None, :]
+                observed += rb @ phi[:, block].T
+        corrected = z.copy()
+        for j in range(k):
+            weighted = design * r[j][None, :]
+            coef = np.linalg.solve(weighted @ design.T + penalty, weighted @ z.T)
+            coef[0] = 0.0  # keep the cluster's own position, remove only the condition terms
+            corrected -= coef.T @ weighted
+        zc = unit(corrected)
+    return corrected.T
+
+
+def _marker_scores(
+    adata: AnnData,
+    table: pd.DataFrame,
+    anchors: np.ndarray,
+    embedding: np.ndarray,
+    n_clusters: int | None,
+    random_state: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    present = table[table["gene"].isin(adata.var_names)]
+    types = [
+        t
+        for t in pd.unique(table["cell_type"])
+        if (present.loc[present.cell_type == t, "weight"] > 0).any()
+    ]
+    if len(types) < 2:
+        raise ValueError(
+            f"only {len(types)} cell type(s) have a positive marker among adata.var_names "
+            f"(markers: {sorted(set(table['gene']))[:10]}...); var_names must be gene symbols"
+        )
+    present = present[present["cell_type"].isin(types)]
+    genes = list(pd.unique(present["gene"]))
+    col = {g: i for i, g in enumerate(genes)}
+    expr = _dense(adata[np.flatnonzero(anchors)][:, genes].X)
+
+    n_anchor = expr.shape[0]
+    k = n_clusters or max(8, round(n_anchor / 150))
+    k = int(min(k, n_anchor))
+    clusters = KMeans(n_clusters=k, n_init=3, random_state=random_state).fit_predict(
+        embedding[anchors]
+    )
+    means = pd.DataFrame(expr).groupby(clusters).mean().to_numpy()  # clusters x genes
+    top = means.max(axis=0)
+    # Each marker counts on the same 0..1 scale: its cluster mean over its highest cluster mean.
+    scaled = np.divide(means, top, out=np.zeros_like(means), where=top > 0)
+
+    cluster_scores = np.zeros((k, len(types)))
+    used: dict[str, list[str]] = {}
+    for j, t in enumerate(types):
+        rows = present[present["cell_type"] == t]
+        w = rows["weight"].to_numpy()
+        idx = np.array([col[g] for g in rows["gene"]])
+        pos, neg = w > 0, w < 0
+        cluster_scores[:, j] = scaled[:, idx[pos]] @ w[pos] / w[pos].sum()
+        if neg.any():
+            cluster_scores[:, j] -= scaled[:, idx[neg]] @ (-w[neg]) / (-w[neg]).sum()
+        used[str(t)] = [str(g) for g in rows["gene"]]
+    record = {
+        "method": "markers",
+        "n_clusters": k,
+        "marker_genes": used,
+        "missing_genes": sorted(set(table["gene"]) - set(genes)),
+    }
+    return cluster_scores[clusters], np.asarray(types, dtype=object), record
+
+
+def _reference_scores(
+    adata: AnnData,
+    reference: AnnData,
+    reference_key: str,
+    anchors: np.ndarray,
+    genes: np.ndarray,
+    n_pcs: int,
+    random_state: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    if reference_key not in reference.obs.columns:
+        raise KeyError(
+            f"reference_key {reference_key!r} is not a column of reference.obs "
+            f"(columns: {list(reference.obs.columns)}); pass the column holding the labels"
+        )
+    names = adata.var_names[genes]
+    shared = names[names.isin(reference.var_names)]
+    if len(shared) < 50:
+        raise ValueError(
+            f"only {len(shared)} of the {len(names)} variable genes are in reference.var_names; "
+            "both need gene symbols as var_names"
+        )
+    labels = reference.obs[reference_key].astype(str).to_numpy()
+
+    def zscore(x: np.ndarray) -> np.ndarray:
+        sd = x.std(axis=0)
+        return np.clip((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), -_CLIP, _CLIP)
+
+    query = zscore(_dense(adata[np.flatnonzero(anchors)][:, shared].X))
+    ref = zscore(_dense(reference[:, shared].X))
+    n = min(n_pcs, len(shared) - 1, query.shape[0] - 1)
+    pca = PCA(n_components=n, svd_solver="randomized", random_state=random_state).fit(query)
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit(pca.transform(ref), labels)
+    proba = clf.predict_proba(pca.transform(query))
+    record = {
+        "method": "reference",
+        "reference_key": reference_key,
+        "n_reference_cells": int(reference.n_obs),
+        "n_shared_genes": len(shared),
+    }
+    return proba, np.asarray(clf.classes_, dtype=object), record

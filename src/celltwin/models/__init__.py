@@ -26,23 +26,45 @@ from ._linear import LinearBaseline
 from ._nearest import NearestPerturbationBaseline
 from ._persist import load
 from ._registry import ModelSpec, available, get_model, get_spec
+from ._signature import (
+    ContextTransferLinear,
+    LowRankSignatures,
+    MeanOtherContexts,
+    MeanOtherPerturbations,
+    SignatureModel,
+    SignatureModelSpec,
+    available_signature_models,
+    get_signature_model,
+    load_signature_model,
+    register_signature_model,
+)
 
 __all__ = [
     "AdditiveBaseline",
     "ContextShiftBaseline",
+    "ContextTransferLinear",
     "ControlBaseline",
     "LinearBaseline",
+    "LowRankSignatures",
     "MeanBaseline",
+    "MeanOtherContexts",
+    "MeanOtherPerturbations",
     "Model",
     "ModelFormatError",
     "ModelSpec",
     "NearestPerturbationBaseline",
     "NotFittedError",
+    "SignatureModel",
+    "SignatureModelSpec",
     "UnseenConditionError",
     "as_conditions",
     "available",
+    "available_signature_models",
     "conditions_of",
     "get_model",
+    "get_signature_model",
     "get_spec",
     "load",
+    "load_signature_model",
+    "register_signature_model",
 ]

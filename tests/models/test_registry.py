@@ -38,6 +38,19 @@ PUBLIC = {
     "get_model",
     "get_spec",
     "load",
+    # signature-data models
+    "ContextTransferLinear",
+    "LowRankSignatures",
+    "MeanOtherContexts",
+    "MeanOtherPerturbations",
+    "SignatureModel",
+    "SignatureModelSpec",
+    "available_signature_models",
+    "get_signature_model",
+    "load_signature_model",
+    "register_signature_model",
+    # learned models
+    "TransitionModel",
 }
 
 
@@ -55,6 +68,7 @@ def test_available_lists_every_registered_model() -> None:
         "linear",
         "context_shift",
         "nearest_perturbation",
+        "transition",
     ]
     assert list(table.columns) == [
         "description",

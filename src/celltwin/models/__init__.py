@@ -38,6 +38,7 @@ from ._signature import (
     load_signature_model,
     register_signature_model,
 )
+from ._transition import TransitionModel
 
 __all__ = [
     "AdditiveBaseline",
@@ -56,6 +57,7 @@ __all__ = [
     "NotFittedError",
     "SignatureModel",
     "SignatureModelSpec",
+    "TransitionModel",
     "UnseenConditionError",
     "as_conditions",
     "available",

@@ -11,6 +11,7 @@ from ._base import Model, PredictionKind
 from ._baselines import AdditiveBaseline, ContextShiftBaseline, ControlBaseline, MeanBaseline
 from ._linear import LinearBaseline
 from ._nearest import NearestPerturbationBaseline
+from ._transition import TransitionModel
 
 #: What a model may be asked to predict beyond the training conditions.
 UNSEEN_KINDS: Final = frozenset({"perturbation", "context", "combination"})
@@ -111,6 +112,17 @@ _SPECS: Final = (
         reference="Nearest-neighbour transfer in the gene embedding of " + _AHLMANN_ELTZE,
         predicts="cells",
         handles_unseen=frozenset({"perturbation", "combination"}),
+    ),
+    ModelSpec(
+        name="transition",
+        cls=TransitionModel,
+        description=(
+            "Hybrid: similarity-weighted classical effect estimate plus a learned per-cell latent "
+            "correction trained with a distribution loss; deep ensemble with calibrated intervals."
+        ),
+        reference=("Lotfollahi et al. (scGen) 2019; Adduri et al. (State) 2025; " + _AHLMANN_ELTZE),
+        predicts="cells",
+        handles_unseen=frozenset({"perturbation", "context", "combination"}),
     ),
 )
 

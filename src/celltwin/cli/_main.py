@@ -206,6 +206,86 @@ def split(
     typer.echo(f"wrote {written}")
 
 
+# --- evaluate --------------------------------------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    truth: Annotated[Path, typer.Option("--truth", help="Real cells (.h5ad, with controls).")],
+    pred: Annotated[Path, typer.Option("--pred", help="Predicted cells or pseudobulk (.h5ad).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    train: Annotated[
+        Path | None, typer.Option(help="Training cells: mean baseline, Systema, VCC score.")
+    ] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics.")] = None,
+    ceiling: Annotated[bool, typer.Option(help="Compute the split-half noise ceiling.")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Score a prediction against real cells: metrics.csv, summary.json and report.html in OUT."""
+    from celltwin.eval import evaluate_files
+
+    with _user_errors():
+        result = evaluate_files(
+            truth, pred, out=out, train=train, metrics=_list(metrics), ceiling=ceiling, seed=seed
+        )
+    typer.echo(result.summary_frame().to_string())
+    typer.echo(f"wrote {out}")
+
+
+# --- benchmark -------------------------------------------------------------------------------
+
+
+@app.command()
+def benchmark(
+    suite: Annotated[str, typer.Argument(help="Suite name (see celltwin.benchmark.suites()).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated models (default: the suite's).")
+    ] = None,
+    folds: Annotated[
+        str | None, typer.Option(help="Comma-separated folds (default: every fold).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the models and the evaluation.")] = 0,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="Suite option KEY=VALUE, repeatable (e.g. smoke=true)."),
+    ] = None,
+    isolate: Annotated[
+        bool, typer.Option(help="Fit each model-fold in its own process (honest memory).")
+    ] = True,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+) -> None:
+    """Run a benchmark suite and write leaderboard.csv/.md, results.csv, report.html, run.json."""
+    from celltwin.benchmark import parse_options, run_benchmark
+
+    with _user_errors():
+        board = run_benchmark(
+            suite,
+            models=_list(models),
+            folds=_list(folds),
+            out=out,
+            seed=seed,
+            isolate=isolate,
+            report=report,
+            **parse_options(option or []),
+        )
+    typer.echo(board.to_markdown())
+    typer.echo(f"wrote {out}")
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the registered models: what they predict and which unseen conditions they handle."""
+    import pandas as pd
+
+    from celltwin.benchmark import list_models
+
+    table = list_models()
+    columns = ["name", "predicts", "handles_unseen", "suites", "description"]
+    with pd.option_context("display.max_colwidth", 70, "display.width", 220):
+        typer.echo(table[columns].to_string(index=False))
+
+
 def main() -> None:
     """Run the ``celltwin`` command line."""
     app()

@@ -15,6 +15,8 @@ from ._de import (
     top_de_genes,
     welch_t_test,
 )
+from ._evaluate import evaluate, evaluate_files
+from ._export import to_vcc, write_vcc
 from ._metrics import (
     PCABasis,
     baseline_scaled,
@@ -50,6 +52,7 @@ from ._registry import (
     list_metrics,
     target_gene_mask,
 )
+from ._result import Evaluation
 from ._stats import PairedComparison, Summary, bootstrap_ci, paired_comparison, summarize
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "VCC_METRICS",
     "Ceiling",
     "DEResult",
+    "Evaluation",
     "Metric",
     "MetricInputs",
     "PCABasis",
@@ -71,6 +75,8 @@ __all__ = [
     "compute_metrics",
     "des",
     "energy_distance",
+    "evaluate",
+    "evaluate_files",
     "fit_pca",
     "get_metric",
     "group_means",
@@ -94,9 +100,11 @@ __all__ = [
     "summarize",
     "systema_pearson_delta",
     "target_gene_mask",
+    "to_vcc",
     "top_de_genes",
     "topk_auroc",
     "topk_overlap",
     "vcc_score",
     "welch_t_test",
+    "write_vcc",
 ]

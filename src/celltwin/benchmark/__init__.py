@@ -1,0 +1,40 @@
+"""Benchmarks: versioned suites (data + splits + models + metrics), a runner, a leaderboard.
+
+:func:`run_benchmark` runs a registered suite: on every fold each model is fitted on the fold's
+training data only, predicts the held-out conditions and is scored, with its wall time and
+peak memory; the results are written as ``leaderboard.csv``, ``results.csv``,
+``leaderboard.md``, ``report.html`` and ``run.json``::
+
+    from celltwin.benchmark import run_benchmark, suites
+    board = run_benchmark("papalexi2021-heldout-ko", out="bench/papalexi")
+    print(board.to_markdown())
+
+Cell suites build each fold with :func:`make_fold` (genes selected on the training cells only,
+the truth never handed to a model); signature suites predict ranked signatures of held-out
+(context, perturbation) pairs.
+"""
+
+# Modules that register suites (imported for that effect).
+from . import _cell_suites, _signature_suites  # noqa: F401
+from ._cell_suites import CellTask
+from ._features import FoldData, make_fold, poison_held_out, select_genes
+from ._leaderboard import Leaderboard
+from ._runner import list_models, parse_options, run_benchmark
+from ._suite import RESULT_COLUMNS, Suite, get_suite, register_suite, suites
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "CellTask",
+    "FoldData",
+    "Leaderboard",
+    "Suite",
+    "get_suite",
+    "list_models",
+    "make_fold",
+    "parse_options",
+    "poison_held_out",
+    "register_suite",
+    "run_benchmark",
+    "select_genes",
+    "suites",
+]

@@ -1,0 +1,206 @@
+"""The single-cell suites: registration, fold roles, their own metrics and baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+from scipy.stats import linregress
+
+from celltwin._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, PERTURBATION_TYPE, SPLIT
+from celltwin.benchmark import get_suite, make_fold, select_genes, suites
+from celltwin.benchmark._cell_suites import (
+    INTERACTION_METRIC,
+    SUITE_METRICS,
+    NearestDoseBaseline,
+    interaction_scores,
+    r2_mean,
+    r2_mean_top_de,
+)
+from celltwin.eval import METRICS, rank_sum_test
+from celltwin.models import conditions_of
+
+CELL_SUITES = {
+    "kang2018-heldout-celltype",
+    "papalexi2021-heldout-ko",
+    "sim-combinations",
+    "sim-doses",
+}
+
+
+def test_cell_suites_are_registered_with_versions_and_known_metrics() -> None:
+    registered = {s.name: s for s in suites() if s.kind == "cells"}
+    assert set(registered) == CELL_SUITES
+    known = set(METRICS) | set(SUITE_METRICS) | {"vcc_score", INTERACTION_METRIC}
+    for suite in registered.values():
+        assert suite.version and suite.task is not None and suite.smoke == {"smoke": True}
+        assert set(suite.metrics) <= known, suite.name
+        assert {"smoke", "n_top_genes"} <= set(suite.options)
+        assert {"control", "mean"} <= set(suite.models)
+    kang = registered["kang2018-heldout-celltype"]
+    assert kang.primary_metric == "pearson_delta_top20_de"
+    assert {"r2_mean_all", "r2_mean_top100_de", "energy_distance"} <= set(kang.metrics)
+    assert kang.options["n_top_genes"] == 2000
+    assert registered["papalexi2021-heldout-ko"].primary_metric == "vcc_score"
+    assert "nearest_dose" in registered["sim-doses"].models
+
+
+@pytest.fixture(scope="module")
+def held_out_context() -> AnnData:
+    from celltwin.simulate import simulate
+    from celltwin.split import split_contexts
+
+    adata = simulate(
+        n_genes=60,
+        n_tfs=6,
+        contexts=("A", "B", "C"),
+        n_perturbations=3,
+        combinations=0,
+        cells_per_condition=15,
+        seed=2,
+    ).adata
+    split_contexts(adata, test="B")
+    return adata
+
+
+def test_make_fold_gives_each_role_only_its_cells(held_out_context: AnnData) -> None:
+    adata = held_out_context
+    fold = make_fold(adata, name="B", n_top_genes=25)
+    obs = adata.obs
+    is_train = (obs[SPLIT] == "train").to_numpy()
+    is_test = (obs[SPLIT] == "test").to_numpy()
+    query = (obs[PERTURBATION] == CONTROL).to_numpy() & (obs[CONTEXT] == "B").to_numpy()
+    assert list(fold.train.obs_names) == list(obs_names := adata.obs_names[is_train])
+    assert len(obs_names) == int(is_train.sum())
+    assert list(fold.query.obs_names) == list(adata.obs_names[query])
+    assert sorted(fold.truth.obs_names) == sorted(adata.obs_names[is_test | query])
+    # Genes come from the training cells only, and every role is cut to them.
+    assert fold.genes == select_genes(adata[is_train], n_top_genes=25)
+    assert len(fold.genes) == 25
+    for part in (fold.train, fold.query, fold.truth):
+        assert list(part.var_names) == fold.genes
+    x = adata[is_train][:, fold.genes].X
+    np.testing.assert_array_equal(
+        fold.train.X.toarray() if sp.issparse(fold.train.X) else fold.train.X,
+        x.toarray() if sp.issparse(x) else x,
+    )
+    expected = conditions_of(adata[is_test])
+    pd.testing.assert_frame_equal(fold.conditions, expected)
+    assert set(fold.conditions[CONTEXT]) == {"B"}
+
+
+def test_r2_metrics_match_scipy() -> None:
+    rng = np.random.default_rng(0)
+    true = rng.gamma(2.0, 1.0, size=(3, 300))
+    pred = true + rng.normal(0, 0.5 + np.arange(3)[:, None], size=true.shape)
+    expected = [linregress(pred[i], true[i]).rvalue ** 2 for i in range(3)]
+    np.testing.assert_allclose(r2_mean(pred, true), expected)
+
+    cells = rng.poisson(1.0, size=(120, 300)).astype(float)
+    labels = np.array(["control"] * 60 + ["a"] * 30 + ["b"] * 30)
+    cells[labels == "a", :40] += 3  # genes 0..39 up in a
+    de = rank_sum_test(np.log1p(cells), labels).select(["a", "b"])
+    got = r2_mean_top_de(pred[:2], true[:2], true_de=de, k=100)
+    score = np.sign(de.log2_fold_change) * -np.log10(np.maximum(de.pvalue, 1e-300))
+    for i in range(2):
+        top = np.argsort(-score[i], kind="stable")[:100]
+        assert got[i] == pytest.approx(linregress(pred[i, top], true[i, top]).rvalue ** 2)
+    # The truly up genes of "a" are its top DE genes.
+    assert set(np.argsort(-score[0], kind="stable")[:40]) == set(range(40))
+
+
+def _dose_cells() -> AnnData:
+    """Context A: controls at 1, drug 'd' at doses 1 (+1 on gene 0) and 100 (+3 on gene 1)."""
+    rows, obs = [], []
+    for label, dose, shift in (("control", "", None), ("d", "1", 0), ("d", "100", 1)):
+        for _ in range(10):
+            x = np.ones(3)
+            if shift is not None:
+                x[shift] += 1.0 if dose == "1" else 3.0
+            rows.append(x)
+            obs.append((label, "control" if label == "control" else "drug", "A", dose))
+    frame = pd.DataFrame(obs, columns=[PERTURBATION, PERTURBATION_TYPE, CONTEXT, DOSE])
+    frame.index = [f"c{i}" for i in range(len(frame))]
+    return AnnData(np.array(rows), obs=frame, var=pd.DataFrame(index=["g0", "g1", "g2"]))
+
+
+def test_nearest_dose_uses_the_closest_dose_in_log_space() -> None:
+    adata = _dose_cells()
+    model = NearestDoseBaseline().fit(adata)
+    pred = model.predict(adata, conditions=[("A", "d", "3"), ("A", "d", "30")], n_cells=1)
+    # log10(3) is closer to log10(1) than to log10(100); log10(30) the other way round.
+    np.testing.assert_allclose(pred.X, [[2.0, 1.0, 1.0], [1.0, 4.0, 1.0]])
+    from celltwin.models import UnseenConditionError
+
+    with pytest.raises(UnseenConditionError, match="nearest_dose"):
+        model.predict(adata, conditions=[("A", "e", "3")], n_cells=1)
+
+
+def test_interaction_scores_against_the_simulator_truth() -> None:
+    task = get_suite("sim-combinations").task
+    opts = task.options({"smoke": True})
+    fold = task.fold_data("split0", smoke=True)
+    sim = task.truth_extra(opts)
+    genes = fold.genes
+    effects = sim.effects
+    control = np.asarray(fold.query.X.mean(axis=0)).ravel()
+    combos = [p for p in fold.conditions[PERTURBATION] if "+" in p]
+    assert combos
+
+    def predict(with_interaction: bool) -> AnnData:
+        x, obs = [], []
+        for combo in combos:
+            row = effects.obs_names.get_loc(f"A|{combo}|")
+            effect = np.asarray(effects[row, genes].X).ravel()
+            if not with_interaction:  # the additive prediction: the sum of the true singles
+                singles = [effects.obs_names.get_loc(f"A|{s}|") for s in combo.split("+")]
+                effect = np.asarray(effects[singles, genes].X).sum(axis=0)
+            x.append(control + effect)
+            obs.append(("A", combo))
+        frame = pd.DataFrame(
+            obs, columns=[CONTEXT, PERTURBATION], index=[str(i) for i in range(len(obs))]
+        )
+        return AnnData(np.array(x), obs=frame, var=pd.DataFrame(index=genes))
+
+    scores = interaction_scores(fold, {"exact": predict(True), "additive": predict(False)}, sim)
+    exact = scores[scores["model"] == "exact"]["value"].to_numpy()
+    np.testing.assert_allclose(exact, 1.0)
+    assert len(exact) == len(combos)
+    # Predicting no interaction at all leaves nothing to correlate: undefined, not a score.
+    assert scores[scores["model"] == "additive"]["value"].isna().all()
+
+
+def test_papalexi_folds_partition_the_knockouts() -> None:
+    task = get_suite("papalexi2021-heldout-ko").task
+    try:
+        adata = task.data({})
+    except (FileNotFoundError, OSError) as err:
+        pytest.skip(f"papalexi data not available ({err})")
+    from celltwin.benchmark._cell_suites import _ko_chunks
+
+    chunks = _ko_chunks(adata, task.options({}))
+    assert list(chunks) == [f"fold{i}" for i in range(5)]
+    held = [p for chunk in chunks.values() for p in chunk]
+    assert len(held) == len(set(held)) == 25
+    assert set(held) == set(adata.obs[PERTURBATION].astype(str)) - {CONTROL}
+
+
+def test_papalexi_smoke_fold_scores_vcc_against_the_training_mean() -> None:
+    suite = get_suite("papalexi2021-heldout-ko")
+    try:
+        results = suite.run_fold(
+            "fold0", models=["mean", "nearest_perturbation"], seed=0, smoke=True
+        )
+    except (FileNotFoundError, OSError) as err:
+        pytest.skip(f"papalexi data or priors not available ({err})")
+    metrics = set(results["metric"])
+    assert {"vcc_score", "mae", "des", "pds", "pearson_delta"} <= metrics
+    vcc = results[results["metric"] == "vcc_score"].set_index("model")["value"]
+    assert set(vcc.index) == {"mean", "nearest_perturbation"}
+    assert ((vcc >= 0) & (vcc <= 1)).all()
+    # The ceiling rows are there, one per held-out knockout.
+    ceiling = results[(results["model"] == "ceiling") & (results["metric"] == "pds")]
+    units = results[(results["model"] == "mean") & (results["metric"] == "pds")]
+    assert set(ceiling[PERTURBATION]) == set(units[PERTURBATION])

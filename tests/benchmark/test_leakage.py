@@ -1,0 +1,164 @@
+"""No held-out information reaches a model: poisoning the held-out data changes nothing.
+
+For every registered suite (its smoke options), one fold is built twice: from the data as is and
+from data whose held-out cells (cell suites) or held-out signatures (signature suites) hold
+garbage. The features the models see and every model's predictions must be identical, while
+the truth visibly changed (so the poison did reach the data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from celltwin._keys import CONTEXT, PERTURBATION, SPLIT
+from celltwin._settings import shared_dir
+from celltwin.benchmark import poison_held_out, select_genes, suites
+from celltwin.benchmark._leaderboard import role
+from celltwin.benchmark._runner import predict_conditions
+from celltwin.benchmark._suite import Suite
+
+
+@pytest.fixture(scope="module")
+def sim_split():
+    """Simulated cells with one context's perturbed cells held out."""
+    from celltwin.simulate import simulate
+    from celltwin.split import split_contexts
+
+    adata = simulate(
+        n_genes=80,
+        n_tfs=8,
+        contexts=("A", "B"),
+        n_perturbations=4,
+        combinations=0,
+        cells_per_condition=20,
+        seed=1,
+    ).adata
+    split_contexts(adata, test="B")
+    return adata
+
+
+#: Options of a tiny run of each signature suite (they have no ``smoke`` option).
+_SIGNATURE_SMOKE = {"max_perturbations": 12, "folds": 2}
+
+
+def _dense(x: object) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def _skip_without_data(err: Exception) -> None:
+    pytest.skip(f"suite data not available here ({type(err).__name__}: {err})")
+
+
+def _cell_case(suite: Suite) -> None:
+    task = suite.task
+    assert task is not None
+    opts = dict(suite.smoke)
+    try:
+        fold = task.folds(**opts)[0]
+        clean = task.fold_data(fold, **opts)
+    except (FileNotFoundError, OSError, KeyError, ImportError) as err:
+        _skip_without_data(err)
+    dirty = task.fold_data(fold, poison=True, **opts)
+
+    # The poison reached the held-out cells ...
+    assert not np.allclose(_dense(clean.truth.X), _dense(dirty.truth.X))
+    # ... and nothing a model sees changed.
+    assert clean.genes == dirty.genes
+    np.testing.assert_array_equal(_dense(clean.train.X), _dense(dirty.train.X))
+    np.testing.assert_array_equal(_dense(clean.query.X), _dense(dirty.query.X))
+    pd.testing.assert_frame_equal(clean.conditions, dirty.conditions)
+    # A model sees (train, query, conditions, fit arguments): all identical, for every model.
+    for name in suite.models:
+        if task.skip_reason(name):
+            continue
+        a, b = task.model_fit_kwargs(name, clean, opts), task.model_fit_kwargs(name, dirty, opts)
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, pd.DataFrame):
+                pd.testing.assert_frame_equal(value, b[key])
+            else:
+                assert value == b[key]
+    # Predictions are functions of those; checked end to end for the (fast) baselines.
+    n_run = 0
+    for name in suite.models:
+        if task.skip_reason(name) or role(name) != "baseline":
+            continue
+        preds = []
+        for fd in (clean, dirty):
+            model = task.make_model(name, seed=0)
+            model.fit(fd.train, **task.model_fit_kwargs(name, fd, opts))
+            pred, _ = predict_conditions(model, fd.query, fd.conditions, seed=0)
+            preds.append(pred)
+        if preds[0] is None:
+            assert preds[1] is None
+            continue
+        n_run += 1
+        np.testing.assert_array_equal(_dense(preds[0].X), _dense(preds[1].X), err_msg=name)
+        pd.testing.assert_frame_equal(preds[0].obs, preds[1].obs)
+    assert n_run >= 2
+
+
+def _signature_case(suite: Suite) -> None:
+    from celltwin.benchmark import _signature_suites as ss
+    from celltwin.io import RankSignatures
+
+    transfer = ss.SUITES[suite.name]
+    opts = dict(_SIGNATURE_SMOKE)
+    if "signatures" in transfer.defaults:
+        folder = shared_dir() / "data" / "signatures"
+        opts["signatures"] = [
+            f"K562={folder / 'replogle2022_k562_top1000up.json.gz'}",
+            f"RPE1={folder / 'replogle2022_rpe1_top1000up.json.gz'}",
+        ]
+    try:
+        split = transfer.splits(**opts)[0]
+        sigs = transfer._signatures(transfer._options(opts))
+    except (FileNotFoundError, OSError) as err:
+        _skip_without_data(err)
+
+    table = sigs.table.copy()
+    hidden = table[CONTEXT].isin(split.holdout) & table[PERTURBATION].isin(split.test)
+    assert hidden.any()
+    rng = np.random.default_rng(0)
+    garbage = [f"POISON{i}" for i in range(50)]
+    for col in ("up_full", "up"):
+        table.loc[hidden, col] = pd.Series(
+            [tuple(rng.permutation(list(g) + garbage)) for g in table.loc[hidden, col]],
+            index=table.index[hidden],
+            dtype=object,
+        )
+    dirty = RankSignatures(table)
+
+    models = list(suite.models)
+    clean_pred = ss.fold_predictions(sigs, split, models=models)
+    dirty_pred = ss.fold_predictions(dirty, split, models=models)
+    for name in models:
+        np.testing.assert_array_equal(
+            _dense(clean_pred[name].X), _dense(dirty_pred[name].X), err_msg=name
+        )
+        # The columns are the gene universe the model saw (training signatures only).
+        assert list(clean_pred[name].var_names) == list(dirty_pred[name].var_names)
+        assert not set(dirty_pred[name].var_names) & set(garbage)
+
+
+@pytest.mark.parametrize("suite", suites(), ids=lambda s: s.name)
+def test_poisoned_held_out_data_changes_nothing(suite: Suite) -> None:
+    if suite.task is not None:
+        _cell_case(suite)
+    elif suite.kind == "signatures":
+        _signature_case(suite)
+    else:
+        pytest.fail(f"suite {suite.name!r} has no leakage check; add one here")
+
+
+def test_the_poison_would_be_caught(sim_split) -> None:
+    """Selecting genes on all cells (the leak the folds prevent) does see the poison."""
+    dirty = poison_held_out(sim_split)
+    assert select_genes(sim_split, n_top_genes=20) != select_genes(dirty, n_top_genes=20)
+    train = (sim_split.obs[SPLIT] == "train").to_numpy()
+    assert select_genes(sim_split[train], n_top_genes=20) == select_genes(
+        dirty[train], n_top_genes=20
+    )

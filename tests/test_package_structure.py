@@ -46,3 +46,12 @@ def test_data_first_then_keyword_only() -> None:
 def test_public_functions_have_docstrings() -> None:
     missing = [q for q, f in _public_callables() if not (f.__doc__ or "").strip()]
     assert not missing, f"public functions without docstrings: {missing}"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """Test folders are not packages, so two test files with one name break collection."""
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(p.name for p in Path(__file__).parent.rglob("test_*.py"))
+    assert not [n for n, c in names.items() if c > 1], names

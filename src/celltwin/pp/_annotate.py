@@ -44,13 +44,6 @@ _MARKER_COLUMNS = ("cell_type", "gene", "weight")
 # z-scores are clipped like scanpy's ``scale(max_value=10)`` so a few extreme cells cannot
 # dominate a principal component.
 _CLIP = 10.0
-#: Reference mapping averages logistic regressions over these multiples of ``n_top_genes`` and of
-#: ``n_pcs`` (3 x 3 fits); chosen by cross-validation on the Kang 2018 reference, see
-#: ``benchmarks/kang_annotation.py``.
-_ENSEMBLE_GENES = (0.5, 1.0, 1.5)
-_ENSEMBLE_PCS = (0.5, 2 / 3, 1.0)
-#: Inverse L2 penalty of each regression (scikit-learn's ``C``).
-_REFERENCE_C = 0.1
 
 
 def read_markers(path: str | Path | None = None) -> pd.DataFrame:
@@ -166,6 +159,10 @@ def annotate_cell_types(
     >>> ct.pp.annotate_cell_types(adata, condition_key="perturbation")  # doctest: +SKIP
     >>> adata.obs["context"].value_counts()  # doctest: +SKIP
     """
+    if reference is not None and markers is not None:
+        raise ValueError(
+            "give either 'markers' or 'reference', not both: reference mapping does not use markers"
+        )
     groups, anchors = _anchor_mask(adata, condition_key, control)
     responsive = _responsive_genes(adata, groups, anchors, max_response)
     genes = _variable_genes(adata, groups, n_top_genes, exclude=responsive)
@@ -175,7 +172,7 @@ def annotate_cell_types(
         embedding = _harmonize(pcs, groups, random_state=random_state)
 
     record: dict[str, Any]
-    if reference is None or markers is not None:
+    if reference is None:
         table = markers if isinstance(markers, pd.DataFrame) else read_markers(markers)
         table = _validate_markers(table)
         scores, types, record = _marker_scores(
@@ -184,26 +181,15 @@ def annotate_cell_types(
         record["markers"] = (
             "user table" if isinstance(markers, pd.DataFrame) else str(markers or PBMC_MARKERS)
         )
-    if reference is not None:
-        marker_call = None if markers is None else types[scores.argmax(axis=1)]
-        scores, types, ref_record = _reference_scores(
-            adata, reference, reference_key, anchors, n_top_genes, n_pcs, random_state
+    else:
+        scores, types, record = _reference_scores(
+            adata, reference, reference_key, anchors, genes, n_pcs, random_state
         )
-        if marker_call is not None:
-            scores, types, extra = _add_marker_only_types(scores, types, marker_call)
-            ref_record["marker_only_types"] = extra
-            ref_record["markers"] = record["markers"]
-        record = ref_record
 
-    # Anchors keep their own call; every other cell takes the mean score of its nearest anchors
-    # in the aligned embedding (averaging the anchors too would blur types at their borders).
-    labels = np.empty(adata.n_obs, dtype=object)
-    labels[anchors] = types[scores.argmax(axis=1)]
     k = min(n_neighbors, int(anchors.sum()))
-    if not anchors.all():
-        nn = NearestNeighbors(n_neighbors=k).fit(embedding[anchors])
-        _, idx = nn.kneighbors(embedding[~anchors])
-        labels[~anchors] = types[scores[idx].mean(axis=1).argmax(axis=1)]
+    nn = NearestNeighbors(n_neighbors=k).fit(embedding[anchors])
+    _, idx = nn.kneighbors(embedding)
+    labels = types[scores[idx].mean(axis=1).argmax(axis=1)]
     adata.obs[key_added] = pd.Categorical(labels, categories=list(types))
 
     counts: dict[str, dict[str, int]] = {}
@@ -463,78 +449,38 @@ def _reference_scores(
     reference: AnnData,
     reference_key: str,
     anchors: np.ndarray,
-    n_top_genes: int,
+    genes: np.ndarray,
     n_pcs: int,
     random_state: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Type probabilities of the anchor cells from logistic regressions on a labelled reference.
-
-    The embedding is the anchors' own (variable genes and PCA of the unperturbed cells, with every
-    gene: nothing responds among them). One regression is fitted per combination of
-    :data:`_ENSEMBLE_GENES` x ``n_top_genes`` variable genes and :data:`_ENSEMBLE_PCS` x ``n_pcs``
-    components, and their log-probabilities are averaged: no single choice wins everywhere.
-    """
     if reference_key not in reference.obs.columns:
         raise KeyError(
             f"reference_key {reference_key!r} is not a column of reference.obs "
             f"(columns: {list(reference.obs.columns)}); pass the column holding the labels"
         )
-    in_reference = adata.var_names.isin(reference.var_names)
-    if in_reference.sum() < 50:
+    names = adata.var_names[genes]
+    shared = names[names.isin(reference.var_names)]
+    if len(shared) < 50:
         raise ValueError(
-            f"only {int(in_reference.sum())} of adata's genes are in reference.var_names; "
+            f"only {len(shared)} of the {len(names)} variable genes are in reference.var_names; "
             "both need gene symbols as var_names"
         )
     labels = reference.obs[reference_key].astype(str).to_numpy()
-    types = np.unique(labels)
-    anchor_data = adata[np.flatnonzero(anchors)]
-    log_proba = np.zeros((anchor_data.n_obs, len(types)))
-    fits = []
-    for gene_scale in _ENSEMBLE_GENES:
-        n_genes = max(2, round(gene_scale * n_top_genes))
-        genes = _variable_genes(anchor_data, None, n_genes, exclude=~in_reference)
-        names = adata.var_names[genes]
-        # Each side z-scored on its own, so the two need not share a normalisation.
-        query = _zscore(_dense(anchor_data.X[:, genes]))
-        ref = _zscore(_dense(reference[:, names].X))
-        n_max = min(n_pcs, len(genes) - 1, query.shape[0] - 1)
-        pca = PCA(n_components=n_max, svd_solver="randomized", random_state=random_state)
-        query = pca.fit_transform(query)
-        ref = pca.transform(ref)
-        for pc_scale in _ENSEMBLE_PCS:
-            n = max(2, round(pc_scale * n_max))
-            clf = LogisticRegression(C=_REFERENCE_C, max_iter=2000).fit(ref[:, :n], labels)
-            log_proba += np.log(clf.predict_proba(query[:, :n]) + 1e-12)
-            fits.append([len(genes), n])
-    proba = np.exp(log_proba / len(fits) - (log_proba / len(fits)).max(axis=1, keepdims=True))
-    proba /= proba.sum(axis=1, keepdims=True)
+
+    def zscore(x: np.ndarray) -> np.ndarray:
+        sd = x.std(axis=0)
+        return np.clip((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), -_CLIP, _CLIP)
+
+    query = zscore(_dense(adata[np.flatnonzero(anchors)][:, shared].X))
+    ref = zscore(_dense(reference[:, shared].X))
+    n = min(n_pcs, len(shared) - 1, query.shape[0] - 1)
+    pca = PCA(n_components=n, svd_solver="randomized", random_state=random_state).fit(query)
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit(pca.transform(ref), labels)
+    proba = clf.predict_proba(pca.transform(query))
     record = {
         "method": "reference",
         "reference_key": reference_key,
         "n_reference_cells": int(reference.n_obs),
-        "reference_types": [str(t) for t in types],
-        "n_shared_genes": int(in_reference.sum()),
-        "ensemble": fits,
+        "n_shared_genes": len(shared),
     }
-    return proba, types.astype(object), record
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    sd = x.std(axis=0)
-    return np.clip((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), -_CLIP, _CLIP)
-
-
-def _add_marker_only_types(
-    scores: np.ndarray, types: np.ndarray, marker_call: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Give anchors that the markers call a type the reference lacks that type, outright."""
-    known = set(types.tolist())
-    extra = [str(t) for t in pd.unique(marker_call) if t not in known]
-    if not extra:
-        return scores, types, []
-    out = np.hstack([scores, np.zeros((scores.shape[0], len(extra)))])
-    for j, t in enumerate(extra, start=len(types)):
-        rows = marker_call == t
-        out[rows] = 0.0
-        out[rows, j] = 1.0
-    return out, np.concatenate([types, np.asarray(extra, dtype=object)]), extra
+    return proba, np.asarray(clf.classes_, dtype=object), record

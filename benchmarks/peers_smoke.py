@@ -4,7 +4,8 @@ Holds out one context's stimulated cells (``celltwin.split.split_contexts``), ke
 most variable genes of the *training* cells (scanpy, ``flavor="seurat"``), fits each model on
 the training cells, predicts the held-out context's stimulated cells from its control cells and
 scores them with celltwin's metrics: PearsonΔ over all genes and over the top-20 DE genes
-(GEARS), and the energy distance in a 50-PC space fitted on the true cells.
+(GEARS), the energy distance in a 50-PC space fitted on the true cells, and the spread of the
+predicted cells (their total variance over the true stimulated cells'; 1 = matched).
 
 Each model runs in its own process under ``/usr/bin/time -v`` (when present) so wall time and
 peak memory are its own::

@@ -129,12 +129,15 @@ def test_fit_predict_held_out_context(fitted: Model, data: AnnData) -> None:
     assert set(pred.obs[PERTURBATION_TYPE]) == {"crispr_ko"}
     assert pred.uns[UNS_KEY]["prediction"]["model"] == fitted.name
 
-    # The held-out response: the strongest true changes are predicted in the right direction.
+    # The held-out response: the three strongest true changes are predicted in the right
+    # direction (further down the list C's changes are its own: A and B move those genes by
+    # < 0.25 with mixed signs), and the knocked-out gene drops by at least a quarter of its drop.
     control = _cells(data, "C", perturbed=False).mean(axis=0)
     truth = _cells(data, "C", perturbed=True).mean(axis=0) - control
     predicted = np.asarray(pred.X).mean(axis=0) - control
-    strongest = np.argsort(-np.abs(truth))[:5]
+    strongest = np.argsort(-np.abs(truth))[:3]
     assert np.sign(predicted[strongest]).tolist() == np.sign(truth[strongest]).tolist()
+    assert truth[strongest[0]] < -1.0 and predicted[strongest[0]] < 0.25 * truth[strongest[0]]
 
     # The same seed gives the same cells; the control condition gives the drawn controls.
     again = fitted.predict(data, conditions=conditions)

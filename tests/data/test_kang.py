@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anndata
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 from anndata import AnnData
+from sklearn.model_selection import StratifiedKFold
 
 from celltwin._keys import (
     BATCH,
@@ -29,17 +29,25 @@ from celltwin._keys import (
 )
 from celltwin._settings import shared_dir
 from celltwin.data._kang import (
+    CONTEXT_GROUPS,
     ENTRY,
+    SCGEN_CONTEXT,
+    SCGEN_FILE,
+    SCGEN_KEY,
     STIMULATED,
     WHEEL,
     WHEEL_SHA256,
     _pick,
     _read_pertpy,
+    read_scgen,
     scgen_agreement,
     scgen_labels,
+    scgen_reference,
 )
+from celltwin.pp._annotate import _anchor_spaces, _map_reference, read_markers
 
-SCGEN = "data/kang2018_scgen_valid.h5ad"
+#: Every context either annotation can give.
+CONTEXTS = {*SCGEN_CONTEXT.values(), *read_markers()["cell_type"].replace(CONTEXT_GROUPS)}
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +57,10 @@ def kang(kang2018: AnnData) -> AnnData:
 
 @pytest.fixture(scope="module")
 def scgen() -> AnnData:
-    path = shared_dir() / SCGEN
+    path = shared_dir() / SCGEN_FILE
     if not path.is_file():
         pytest.skip(f"scGen's Kang file is not at {path}; set CELLTWIN_SHARED to the shared folder")
-    return anndata.read_h5ad(path)
+    return read_scgen(path)
 
 
 def test_entry_sources() -> None:
@@ -83,8 +91,11 @@ def test_canonical_layout(kang: AnnData) -> None:
     assert BATCH not in kang.obs.columns  # no donor information in the wheel
     assert kang.obs[CONTEXT].notna().all()
     assert kang.obs[CONTEXT].nunique() >= 7
+    assert set(kang.obs[CONTEXT].astype(str)) <= set(CONTEXTS)
     record = kang.uns[UNS_KEY]["annotation"]
-    assert record["method"] == "markers" and record["aligned"]
+    # Reference mapping to scGen's labels when the shared folder has them, else markers.
+    method = "reference" if (shared_dir() / SCGEN_FILE).is_file() else "markers"
+    assert record["method"] == method and record["aligned"]
     assert record["condition_key"] == PERTURBATION
 
 
@@ -94,17 +105,43 @@ def test_context_shares_match_between_conditions(kang: AnnData) -> None:
     assert ratio.between(1 / 1.5, 1.5).all(), ratio.round(2).to_dict()
     # Stimulated CD14 monocytes stay CD14 monocytes (they lose CD14 and S100A8).
     assert shares.loc["CD14_Mono", STIMULATED] > 2 * shares.loc["FCGR3A_Mono", STIMULATED]
+    assert shares.loc["CD14_Mono", STIMULATED] > 0.8 * shares.loc["CD14_Mono", CONTROL]
 
 
 def test_agreement_with_scgen_labels(kang: AnnData, scgen: AnnData) -> None:
     labels = scgen_labels(kang, scgen)
     pert = kang.obs[PERTURBATION].astype(str).reindex(labels.index)
     assert (pert == CONTROL).sum() == 759 and (pert == STIMULATED).sum() == 879
-    # The annotation uses no labels, so every matched control cell is a fair test. Measured 0.85
-    # (benchmarks/kang_annotation.py); reference mapping with 5-fold CV reaches 0.88, so scGen's
-    # labels themselves cap it below the 0.90 aimed for.
-    control = scgen_agreement(kang.obs[CONTEXT], labels[pert == CONTROL])
-    assert control >= 0.82
+    record = kang.uns[UNS_KEY]["annotation"]
+    assert record["n_reference_cells"] == 759
+    assert record["reference_types"] == sorted(SCGEN_CONTEXT.values())
+    # The shipped contexts were fitted on these very labels: a fit, not a test (the test is below).
+    assert scgen_agreement(kang.obs[CONTEXT], labels[pert == CONTROL]) >= 0.90
+    # Stimulated labels are never used; scGen calls many stimulated CD14 monocytes FCGR3A+.
+    assert scgen_agreement(kang.obs[CONTEXT], labels[pert == STIMULATED]) >= 0.70
+
+
+def test_reference_mapping_agrees_with_held_out_labels(kang: AnnData, scgen: AnnData) -> None:
+    """5-fold CV of the control cells' calls: each called by a model blind to its label.
+
+    ``annotate_cell_types`` gives a control cell the call of its reference regressions (the
+    alignment only matters for stimulated cells), so this is the shipped method's control figure;
+    ``benchmarks/kang_annotation.py`` runs the whole function per fold and gets the same 0.901.
+    """
+    reference = scgen_reference(kang, scgen)
+    truth = reference.obs[SCGEN_KEY].astype(str)
+    anchors = (kang.obs[PERTURBATION].astype(str) == CONTROL).to_numpy()
+    row = pd.Series(np.arange(anchors.sum()), index=kang.obs_names[anchors])
+    # annotate_cell_types' defaults: 2000 genes, 30 components, seed 0. The anchors' PCAs use
+    # no labels, so they are fitted once for all folds.
+    spaces = _anchor_spaces(kang, anchors, np.ones(kang.n_vars, dtype=bool), 2000, 30, 0)
+    calls = pd.Series("", index=truth.index, dtype=object)
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    for train, test in folds.split(truth, truth):
+        proba, types, _ = _map_reference(spaces, reference[train], truth.to_numpy()[train])
+        calls.iloc[test] = types[proba[row[truth.index[test]].to_numpy()].argmax(axis=1)]
+    # Measured 0.901 (0.901-0.906 over CV seeds 0-2): at the 0.90 aimed for, not far above it.
+    assert (calls == truth).mean() >= 0.90
 
 
 def test_pertpy_reader(tmp_path: Path) -> None:

@@ -130,7 +130,44 @@ def test_reference_mapping_across_normalisations() -> None:
         n_top_genes=150,
     )
     assert _accuracy(adata) >= 0.95
-    assert adata.uns[UNS_KEY]["annotation"]["method"] == "reference"
+    record = adata.uns[UNS_KEY]["annotation"]
+    assert record["method"] == "reference"
+    assert record["reference_types"] == list(TYPES)
+    # 3 gene numbers x 3 component numbers, all within what was asked for.
+    fits = np.asarray(record["ensemble"])
+    assert fits.shape == (9, 2) and fits[:, 0].max() <= 225 and fits[:, 1].max() <= 30
+    # The stimulated A cells (their markers swapped for B's) stay A.
+    stim_a = ((adata.obs[PERTURBATION] == STIM) & (adata.obs["truth"] == "A")).to_numpy()
+    assert _accuracy(adata, stim_a) >= 0.95
+
+
+def test_markers_add_types_the_reference_lacks() -> None:
+    rng = np.random.default_rng(6)
+    reference = _cells(60, CONTROL, rng)
+    reference = reference[reference.obs["truth"] != "D"].copy()  # the reference knows no D
+    reference.obs["label"] = reference.obs["truth"]
+    adata = _experiment(seed=7, n_per_type=80)
+    annotate_cell_types(
+        adata,
+        reference=reference,
+        reference_key="label",
+        markers=_markers(),
+        condition_key=PERTURBATION,
+        n_top_genes=150,
+    )
+    assert _accuracy(adata) >= 0.95
+    record = adata.uns[UNS_KEY]["annotation"]
+    assert record["method"] == "reference"
+    assert record["marker_only_types"] == ["D"]
+    # Without the markers, D cells must go to one of the reference's types.
+    annotate_cell_types(
+        adata,
+        reference=reference,
+        reference_key="label",
+        condition_key=PERTURBATION,
+        n_top_genes=150,
+    )
+    assert "D" not in set(adata.obs[CONTEXT].astype(str))
 
 
 def test_harmonize_removes_condition_offset_and_keeps_types_apart() -> None:
@@ -195,7 +232,5 @@ def test_errors_name_the_problem() -> None:
         annotate_cell_types(adata, markers=_markers(), condition_key="condition")
     with pytest.raises(ValueError, match="control 'ctrl'"):
         annotate_cell_types(adata, markers=_markers(), condition_key=PERTURBATION, control="ctrl")
-    with pytest.raises(ValueError, match="either 'markers' or 'reference'"):
-        annotate_cell_types(adata, markers=_markers(), reference=adata)
     with pytest.raises(KeyError, match="reference_key 'label'"):
         annotate_cell_types(adata, reference=adata, reference_key="label")

@@ -5,14 +5,19 @@ monocytes lose CD14 and S100A8 and, scored on their own, look like FCGR3A+ monoc
 are decided on the unperturbed cells only ("anchors") and carried over to the perturbed cells
 through an embedding in which the conditions have been aligned:
 
-1. Embed all cells: highly variable genes (chosen per condition), z-scored, PCA; then a compact
-   Harmony-style correction (Korsunsky et al. 2019, Nat Methods 16:1289) removes the condition from
-   the PCA while keeping the cell types apart.
-2. Score the anchor cells: either marker genes (over-cluster the anchors with k-means, average each
-   marker within a cluster, scale each marker by its highest cluster mean, add positive and subtract
-   negative markers) or a reference (a logistic regression trained on labelled reference cells).
-3. Every cell, anchor or perturbed, takes the type whose anchor score, averaged over its nearest
-   anchor cells in the aligned embedding, is highest.
+1. Embed all cells: highly variable genes (chosen per condition, genes that respond to the
+   perturbation left out), z-scored, PCA; then a compact Harmony-style correction (Korsunsky et al.
+   2019, Nat Methods 16:1289) removes the condition from the PCA while keeping the cell types apart.
+2. Call the anchor cells, with one of
+   - marker genes: over-cluster the anchors with k-means in the aligned embedding, average each
+     marker within a cluster, scale each marker by its highest cluster mean, add positive and
+     subtract negative markers; each anchor takes its cluster's best type;
+   - a labelled reference: logistic regressions on the anchors' own PCA (every gene: nothing
+     responds among unperturbed cells), averaged over several gene and component numbers; each
+     anchor takes its most probable type. Marker types the reference lacks can be added: anchors
+     the markers call such a type keep it.
+3. Every other cell is classified by a logistic regression trained on the anchors' calls in the
+   aligned embedding.
 
 Without a ``condition_key`` every cell is an anchor and nothing is aligned: plain marker or reference
 annotation.
@@ -31,7 +36,6 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import NearestNeighbors
 
 from .._keys import CONTEXT, CONTROL, UNS_KEY
 
@@ -44,6 +48,15 @@ _MARKER_COLUMNS = ("cell_type", "gene", "weight")
 # z-scores are clipped like scanpy's ``scale(max_value=10)`` so a few extreme cells cannot
 # dominate a principal component.
 _CLIP = 10.0
+#: Reference mapping averages logistic regressions over these multiples of ``n_top_genes`` and of
+#: ``n_pcs`` (3 x 3 fits); chosen by cross-validation on the Kang 2018 reference, see
+#: ``benchmarks/kang_annotation.py``.
+_ENSEMBLE_GENES = (0.5, 1.0, 1.5)
+_ENSEMBLE_PCS = (0.5, 2 / 3, 1.0)
+#: Inverse L2 penalty of each regression (scikit-learn's ``C``).
+_REFERENCE_C = 0.1
+#: Inverse L2 penalty of the regression that carries the anchors' types to the other cells.
+_TRANSFER_C = 1.0
 
 
 def read_markers(path: str | Path | None = None) -> pd.DataFrame:
@@ -106,7 +119,6 @@ def annotate_cell_types(
     n_top_genes: int = 2000,
     n_pcs: int = 30,
     n_clusters: int | None = None,
-    n_neighbors: int = 15,
     max_response: float | None = 0.5,
     random_state: int = 0,
 ) -> None:
@@ -124,12 +136,15 @@ def annotate_cell_types(
         symbols.
     markers
         Marker table (see :func:`read_markers`) as a DataFrame or a path; ``None`` uses celltwin's
-        PBMC markers. Giving both ``markers`` and ``reference`` is an error.
+        PBMC markers unless a ``reference`` is given. With a ``reference`` too, only the marker
+        types the reference lacks are used: anchors the markers call such a type get it (name the
+        shared types alike in both).
     reference
-        Labelled, log-normalised cells to map from instead of markers (a logistic regression on
-        shared principal components). Give unperturbed cells only: labels of perturbed cells may
+        Labelled, log-normalised cells to map from instead of markers (logistic regressions on the
+        anchors' principal components). Give unperturbed cells only: labels of perturbed cells may
         carry the very leak this function avoids. Genes are matched by name and z-scored within
-        each dataset, so the two need not share a normalisation.
+        each dataset, so the two need not share a normalisation; the reference may be a labelled
+        subset of ``adata`` itself.
     reference_key
         Column of ``reference.obs`` with the labels.
     condition_key
@@ -140,12 +155,12 @@ def annotate_cell_types(
     key_added
         ``obs`` column to write.
     n_top_genes, n_pcs
-        Highly variable genes and principal components of the embedding.
+        Highly variable genes and principal components of the embedding; reference mapping
+        averages fits with 0.5, 1 and 1.5 times ``n_top_genes`` genes and 1/2, 2/3 and all of
+        ``n_pcs`` components.
     n_clusters
         k-means clusters of the anchor cells for marker scoring; default one per ~150 anchors
         (at least 8).
-    n_neighbors
-        Anchor cells whose scores are averaged for each cell.
     max_response
         Genes whose mean log expression differs by more than this between any condition and the
         control are left out of the embedding, so it reflects identity rather than response
@@ -159,9 +174,10 @@ def annotate_cell_types(
     >>> ct.pp.annotate_cell_types(adata, condition_key="perturbation")  # doctest: +SKIP
     >>> adata.obs["context"].value_counts()  # doctest: +SKIP
     """
-    if reference is not None and markers is not None:
-        raise ValueError(
-            "give either 'markers' or 'reference', not both: reference mapping does not use markers"
+    if reference is not None and reference_key not in reference.obs.columns:
+        raise KeyError(
+            f"reference_key {reference_key!r} is not a column of reference.obs "
+            f"(columns: {list(reference.obs.columns)}); pass the column holding the labels"
         )
     groups, anchors = _anchor_mask(adata, condition_key, control)
     responsive = _responsive_genes(adata, groups, anchors, max_response)
@@ -172,7 +188,7 @@ def annotate_cell_types(
         embedding = _harmonize(pcs, groups, random_state=random_state)
 
     record: dict[str, Any]
-    if reference is None:
+    if reference is None or markers is not None:
         table = markers if isinstance(markers, pd.DataFrame) else read_markers(markers)
         table = _validate_markers(table)
         scores, types, record = _marker_scores(
@@ -181,15 +197,29 @@ def annotate_cell_types(
         record["markers"] = (
             "user table" if isinstance(markers, pd.DataFrame) else str(markers or PBMC_MARKERS)
         )
-    else:
-        scores, types, record = _reference_scores(
-            adata, reference, reference_key, anchors, genes, n_pcs, random_state
+    if reference is not None:
+        marker_call = None if markers is None else types[scores.argmax(axis=1)]
+        scores, types, ref_record = _reference_scores(
+            adata, reference, reference_key, anchors, n_top_genes, n_pcs, random_state
         )
+        if marker_call is not None:
+            scores, types, extra = _add_marker_only_types(scores, types, marker_call)
+            ref_record["marker_only_types"] = extra
+            ref_record["markers"] = record["markers"]
+        record = ref_record
 
-    k = min(n_neighbors, int(anchors.sum()))
-    nn = NearestNeighbors(n_neighbors=k).fit(embedding[anchors])
-    _, idx = nn.kneighbors(embedding)
-    labels = types[scores[idx].mean(axis=1).argmax(axis=1)]
+    # Anchors keep their own call. Every other cell is classified by a logistic regression that
+    # learnt the anchors' calls in the aligned embedding: unlike averaging over nearest anchors, it
+    # does not shrink rare types among the perturbed cells (their share would drift).
+    labels = np.empty(adata.n_obs, dtype=object)
+    labels[anchors] = types[scores.argmax(axis=1)]
+    called = np.unique(labels[anchors].astype(str))
+    if not anchors.all() and len(called) > 1:
+        clf = LogisticRegression(C=_TRANSFER_C, max_iter=2000)
+        clf.fit(embedding[anchors], labels[anchors].astype(str))
+        labels[~anchors] = clf.predict(embedding[~anchors])
+    elif not anchors.all():
+        labels[~anchors] = called[0]
     adata.obs[key_added] = pd.Categorical(labels, categories=list(types))
 
     counts: dict[str, dict[str, int]] = {}
@@ -205,7 +235,6 @@ def annotate_cell_types(
             "n_top_genes": len(genes),
             "n_pcs": int(pcs.shape[1]),
             "aligned": bool(embedding is not pcs),
-            "n_neighbors": int(k),
             "random_state": int(random_state),
             "types": [str(t) for t in types],
             "counts": counts,
@@ -277,7 +306,12 @@ def _responsive_genes(
 def _variable_genes(
     adata: AnnData, groups: np.ndarray | None, n_top: int, *, exclude: np.ndarray
 ) -> np.ndarray:
-    """Indices of the most variable genes, ranked within each condition and merged.
+    """Sorted indices of the ``n_top`` most variable genes (see :func:`_gene_ranking`)."""
+    return np.sort(_gene_ranking(adata, groups, exclude=exclude)[:n_top])
+
+
+def _gene_ranking(adata: AnnData, groups: np.ndarray | None, *, exclude: np.ndarray) -> np.ndarray:
+    """Indices of the genes not excluded, most variable first, ranked per condition and merged.
 
     Dispersion (variance / mean of expm1 data, as in Seurat v2) is standardised within bins of
     mean expression; ranking per condition keeps genes that vary within a condition (cell types)
@@ -307,7 +341,7 @@ def _variable_genes(
     # A gene's best rank in any condition, ties broken by its mean rank (Seurat's batch HVG rule).
     rank = np.vstack(ranks)
     order = np.lexsort((rank.mean(axis=0), rank.min(axis=0)))
-    return np.sort(order[: min(n_top, int((~exclude).sum()))])
+    return order[: int((~exclude).sum())]
 
 
 def _pca(
@@ -449,38 +483,98 @@ def _reference_scores(
     reference: AnnData,
     reference_key: str,
     anchors: np.ndarray,
-    genes: np.ndarray,
+    n_top_genes: int,
     n_pcs: int,
     random_state: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    if reference_key not in reference.obs.columns:
-        raise KeyError(
-            f"reference_key {reference_key!r} is not a column of reference.obs "
-            f"(columns: {list(reference.obs.columns)}); pass the column holding the labels"
-        )
-    names = adata.var_names[genes]
-    shared = names[names.isin(reference.var_names)]
-    if len(shared) < 50:
+    """Type probabilities of the anchor cells from logistic regressions on a labelled reference.
+
+    The embedding is the anchors' own (variable genes and PCA of the unperturbed cells, with every
+    gene: nothing responds among them). One regression is fitted per combination of
+    :data:`_ENSEMBLE_GENES` x ``n_top_genes`` variable genes and :data:`_ENSEMBLE_PCS` x ``n_pcs``
+    components, and their log-probabilities are averaged: no single choice wins everywhere.
+    """
+    in_reference = adata.var_names.isin(reference.var_names)
+    if in_reference.sum() < 50:
         raise ValueError(
-            f"only {len(shared)} of the {len(names)} variable genes are in reference.var_names; "
+            f"only {int(in_reference.sum())} of adata's genes are in reference.var_names; "
             "both need gene symbols as var_names"
         )
+    spaces = _anchor_spaces(adata, anchors, in_reference, n_top_genes, n_pcs, random_state)
     labels = reference.obs[reference_key].astype(str).to_numpy()
-
-    def zscore(x: np.ndarray) -> np.ndarray:
-        sd = x.std(axis=0)
-        return np.clip((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), -_CLIP, _CLIP)
-
-    query = zscore(_dense(adata[np.flatnonzero(anchors)][:, shared].X))
-    ref = zscore(_dense(reference[:, shared].X))
-    n = min(n_pcs, len(shared) - 1, query.shape[0] - 1)
-    pca = PCA(n_components=n, svd_solver="randomized", random_state=random_state).fit(query)
-    clf = LogisticRegression(C=0.1, max_iter=2000).fit(pca.transform(ref), labels)
-    proba = clf.predict_proba(pca.transform(query))
+    proba, types, fits = _map_reference(spaces, reference, labels)
     record = {
         "method": "reference",
         "reference_key": reference_key,
         "n_reference_cells": int(reference.n_obs),
-        "n_shared_genes": len(shared),
+        "reference_types": [str(t) for t in types],
+        "n_shared_genes": int(in_reference.sum()),
+        "ensemble": fits,
     }
-    return proba, np.asarray(clf.classes_, dtype=object), record
+    return proba, types, record
+
+
+def _anchor_spaces(
+    adata: AnnData,
+    anchors: np.ndarray,
+    allowed: np.ndarray,
+    n_top_genes: int,
+    n_pcs: int,
+    random_state: int,
+) -> list[tuple[pd.Index, PCA, np.ndarray]]:
+    """Per ensemble gene number: the genes, a PCA fitted on the z-scored anchors, their PCs."""
+    anchor_data = adata[np.flatnonzero(anchors)]
+    sizes = [max(2, round(scale * n_top_genes)) for scale in _ENSEMBLE_GENES]
+    ranked = _gene_ranking(anchor_data, None, exclude=~allowed)[: max(sizes)]
+    # One z-scored matrix of the most genes; smaller sets are column subsets of it.
+    order = np.sort(ranked)
+    query_all = _zscore(_dense(anchor_data.X[:, order]))
+    spaces = []
+    for n_genes in sizes:
+        cols = np.flatnonzero(np.isin(order, ranked[:n_genes]))
+        query = query_all[:, cols]
+        n_max = min(n_pcs, query.shape[1] - 1, query.shape[0] - 1)
+        pca = PCA(n_components=n_max, svd_solver="randomized", random_state=random_state)
+        spaces.append((adata.var_names[order[cols]], pca, pca.fit_transform(query)))
+    return spaces
+
+
+def _map_reference(
+    spaces: list[tuple[pd.Index, PCA, np.ndarray]], reference: AnnData, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Average the log-probabilities of one regression per space and number of components."""
+    types = np.unique(labels)
+    log_proba = np.zeros((spaces[0][2].shape[0], len(types)))
+    fits = []
+    for names, pca, query in spaces:
+        # The reference is z-scored on its own, so the two need not share a normalisation.
+        ref = pca.transform(_zscore(_dense(reference[:, names].X)))
+        for pc_scale in _ENSEMBLE_PCS:
+            n = max(2, round(pc_scale * query.shape[1]))
+            clf = LogisticRegression(C=_REFERENCE_C, max_iter=2000).fit(ref[:, :n], labels)
+            log_proba += np.log(clf.predict_proba(query[:, :n]) + 1e-12)
+            fits.append([len(names), n])
+    mean = log_proba / len(fits)
+    proba = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True), types.astype(object), fits
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=0)
+    return np.clip((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), -_CLIP, _CLIP)
+
+
+def _add_marker_only_types(
+    scores: np.ndarray, types: np.ndarray, marker_call: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Give anchors that the markers call a type the reference lacks that type, outright."""
+    known = set(types.tolist())
+    extra = [str(t) for t in pd.unique(marker_call) if t not in known]
+    if not extra:
+        return scores, types, []
+    out = np.hstack([scores, np.zeros((scores.shape[0], len(extra)))])
+    for j, t in enumerate(extra, start=len(types)):
+        rows = marker_call == t
+        out[rows] = 0.0
+        out[rows, j] = 1.0
+    return out, np.concatenate([types, np.asarray(extra, dtype=object)]), extra

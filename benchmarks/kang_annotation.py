@@ -9,7 +9,10 @@ Progress goes to stderr; a Markdown section for BENCHMARKS.md goes to stdout. Me
 (a) agreement with scGen's labels on the matched control cells, counting only cells whose labels
     the annotation did not use. The marker annotations use no labels, so all of them count.
     Reference mappings are scored by K-fold cross-validation over the matched control cells: each
-    held-out cell is called by a model fitted without its label.
+    held-out cell is called by a model fitted without its label. The mapping chooses its own
+    settings (penalty; averaging spaces or not) by an inner cross-validation over the reference
+    labels it is given, so inside this outer CV the selection is nested and never sees a
+    held-out label.
 (b) the same on the stimulated cells (scGen's stimulated labels are never used; they call many
     stimulated CD14 monocytes FCGR3A+: read it as a measure of that disagreement, not of error).
 (c) each context's share of the control and of the stimulated cells, side by side.
@@ -90,7 +93,6 @@ def md_table(frame: pd.DataFrame, digits: int = 3) -> str:
 VARIANTS: dict[str, tuple[str, bool]] = {
     "reference: own cells, scGen labels (`kang2018` default)": ("own", False),
     "reference: own cells + marker-only `Megakaryocyte`": ("own", True),
-    "reference: scGen's matrix and labels": ("scgen", False),
 }
 
 

@@ -125,8 +125,10 @@ def test_reference_mapping_agrees_with_held_out_labels(kang: AnnData, scgen: Ann
     """5-fold CV of the control cells' calls: each called by a model blind to its label.
 
     ``annotate_cell_types`` gives a control cell the call of its reference regressions (the
-    alignment only matters for stimulated cells), so this is the shipped method's control figure;
-    ``benchmarks/kang_annotation.py`` runs the whole function per fold and gets the same 0.901.
+    alignment only matters for stimulated cells), so this is the shipped method's control figure.
+    The mapping picks its penalty and averaging by an inner CV over the labels it is given, so the
+    selection is nested inside this CV (``benchmarks/kang_annotation.py`` runs the whole function
+    per fold).
     """
     reference = scgen_reference(kang, scgen)
     truth = reference.obs[SCGEN_KEY].astype(str)
@@ -138,10 +140,12 @@ def test_reference_mapping_agrees_with_held_out_labels(kang: AnnData, scgen: Ann
     calls = pd.Series("", index=truth.index, dtype=object)
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
     for train, test in folds.split(truth, truth):
-        proba, types, _ = _map_reference(spaces, reference[train], truth.to_numpy()[train])
+        proba, types, record = _map_reference(spaces, reference[train], truth.to_numpy()[train], 0)
+        assert record["selected"]["cv_accuracy"] == max(record["candidates"]["cv_accuracy"])
         calls.iloc[test] = types[proba[row[truth.index[test]].to_numpy()].argmax(axis=1)]
-    # Measured 0.901 (0.901-0.906 over CV seeds 0-2): at the 0.90 aimed for, not far above it.
-    assert (calls == truth).mean() >= 0.90
+    # Measured 0.897 (CV seeds 0-2: 0.897, 0.901, 0.895): just short of the 0.90 aimed for, which
+    # a fixed choice reached (0.901-0.906) only because it was picked on these same labels.
+    assert (calls == truth).mean() >= 0.88
 
 
 def test_pertpy_reader(tmp_path: Path) -> None:

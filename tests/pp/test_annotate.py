@@ -116,7 +116,7 @@ def test_suppressed_marker_flips_naive_scoring_but_not_the_robust_annotation() -
     assert set(record["counts"]) == {CONTROL, STIM}
 
 
-def test_reference_mapping_across_normalisations() -> None:
+def test_reference_mapping_across_normalisations(tmp_path) -> None:
     rng = np.random.default_rng(2)
     reference = _cells(80, CONTROL, rng, scale=3.0)  # deeper sequencing than the query
     reference.obs["label"] = reference.obs["truth"]
@@ -133,9 +133,17 @@ def test_reference_mapping_across_normalisations() -> None:
     record = adata.uns[UNS_KEY]["annotation"]
     assert record["method"] == "reference"
     assert record["reference_types"] == list(TYPES)
-    # 3 gene numbers x 3 component numbers, all within what was asked for.
-    fits = np.asarray(record["ensemble"])
-    assert fits.shape == (9, 2) and fits[:, 0].max() <= 225 and fits[:, 1].max() <= 30
+    # The choice was made by CV over the reference labels: every candidate was scored, and the
+    # selected one scored best.
+    scored = list(record["candidates"]["cv_accuracy"])
+    assert len(scored) == 8 and all(0.0 <= a <= 1.0 for a in scored)
+    assert record["selected"]["cv_accuracy"] == max(scored)
+    # Spaces: 3 gene numbers x 3 component numbers (or the full-size one), within what was asked.
+    spaces = np.asarray(record["spaces"])
+    assert spaces.shape in ((9, 2), (1, 2))
+    assert spaces[:, 0].max() <= 225 and spaces[:, 1].max() <= 30
+    # The record is h5ad-writable (anndata stores dicts of arrays, not lists of dicts).
+    adata.write_h5ad(tmp_path / "annotated.h5ad")
     # The stimulated A cells (their markers swapped for B's) stay A.
     stim_a = ((adata.obs[PERTURBATION] == STIM) & (adata.obs["truth"] == "A")).to_numpy()
     assert _accuracy(adata, stim_a) >= 0.95

@@ -104,7 +104,7 @@ def _first_available(
 def _dataset_record(entry: DatasetEntry) -> dict[str, object]:
     return {
         "name": entry.name,
-        "version": entry.version,
+        "version": entry.build_id(),
         "citation": entry.citation,
         "sources": [s.url for s in entry.sources],
     }
@@ -212,7 +212,7 @@ def load(
     """Return a canonical AnnData dataset, building it once and keeping it in the cache.
 
     The built file is ``<cache>/built/<name>.h5ad``; it is rebuilt when the registry entry's
-    ``version`` changes.
+    ``version`` (or its build ``variant``, see :class:`DatasetEntry`) changes.
 
     Parameters
     ----------
@@ -237,8 +237,10 @@ def load(
     _fetch(entry, built, cache_dir=cache, progress=progress, rebuild=False, redownload=False)
     adata = anndata.read_h5ad(built)
     version = adata.uns.get(UNS_KEY, {}).get("dataset", {}).get("version")
-    if version != entry.version:
-        logger.info("cached build of %s is version %s; rebuilding", name, version)
+    if version != entry.build_id():
+        logger.info(
+            "cached build of %s is version %s, not %s; rebuilding", name, version, entry.build_id()
+        )
         _fetch(entry, built, cache_dir=cache, progress=progress, rebuild=True, redownload=False)
         adata = anndata.read_h5ad(built)
     return adata

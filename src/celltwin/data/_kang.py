@@ -233,7 +233,7 @@ def build_kang2018(
             f"scGen's Kang file is not at {scgen_path}; set CELLTWIN_SHARED to the shared folder "
             "or pass labels='markers'"
         )
-    if labels != "markers" and scgen_path.is_file():
+    if _label_source(labels) == "scgen":
         reference = scgen_reference(adata, read_scgen(scgen_path))
     annotate_cell_types(
         adata,
@@ -252,6 +252,13 @@ def build_kang2018(
     if reference is not None:
         record["reference_file"] = f"scGen {scgen_path.name} (control cells matched by barcode)"
     return adata
+
+
+def _label_source(labels: str) -> str:
+    """Which labels ``build_kang2018(labels=...)`` uses here: ``"scgen"`` or ``"markers"``."""
+    if labels == "auto":
+        return "scgen" if (shared_dir() / SCGEN_FILE).is_file() else "markers"
+    return labels
 
 
 def read_scgen(path: Path) -> AnnData:
@@ -370,5 +377,6 @@ ENTRY = register(
         # 2: reference mapping to scGen's labels when the shared folder has them.
         version="2",
         source_mode="first_available",
+        variant=lambda: _label_source("auto"),
     )
 )

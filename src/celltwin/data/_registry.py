@@ -70,6 +70,13 @@ class DatasetEntry:
     #: sources are alternatives (mirrors, other packagings of the same data), tried in order;
     #: the build gets the first that can be fetched.
     source_mode: Literal["all", "first_available"] = "all"
+    #: What else the build depends on, found at build time (e.g. an optional reference file):
+    #: ``variant() -> str``. A cached build made under another variant is rebuilt.
+    variant: Callable[[], str] | None = None
+
+    def build_id(self) -> str:
+        """``version``, plus ``+variant`` when the entry has one (what a cached build records)."""
+        return self.version if self.variant is None else f"{self.version}+{self.variant()}"
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}

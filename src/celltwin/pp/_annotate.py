@@ -13,8 +13,9 @@ through an embedding in which the conditions have been aligned:
      marker within a cluster, scale each marker by its highest cluster mean, add positive and
      subtract negative markers; each anchor takes its cluster's best type;
    - a labelled reference: logistic regressions on the anchors' own PCA (every gene: nothing
-     responds among unperturbed cells), averaged over several gene and component numbers; each
-     anchor takes its most probable type. Marker types the reference lacks can be added: anchors
+     responds among unperturbed cells) in spaces of several gene and component numbers, averaged
+     or not, with the penalty and the averaging chosen by cross-validation on the reference
+     labels; each anchor takes its most probable type. Marker types the reference lacks can be added: anchors
      the markers call such a type keep it.
 3. Every other cell is classified by a logistic regression trained on the anchors' calls in the
    aligned embedding.
@@ -36,6 +37,8 @@ from anndata import AnnData
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from .._keys import CONTEXT, CONTROL, UNS_KEY
 
@@ -48,13 +51,15 @@ _MARKER_COLUMNS = ("cell_type", "gene", "weight")
 # z-scores are clipped like scanpy's ``scale(max_value=10)`` so a few extreme cells cannot
 # dominate a principal component.
 _CLIP = 10.0
-#: Reference mapping averages logistic regressions over these multiples of ``n_top_genes`` and of
-#: ``n_pcs`` (3 x 3 fits); chosen by cross-validation on the Kang 2018 reference, see
-#: ``benchmarks/kang_annotation.py``.
+#: Reference mapping fits logistic regressions in spaces of these multiples of ``n_top_genes``
+#: genes and of ``n_pcs`` components (3 x 3 spaces).
 _ENSEMBLE_GENES = (0.5, 1.0, 1.5)
 _ENSEMBLE_PCS = (0.5, 2 / 3, 1.0)
-#: Inverse L2 penalty of each regression (scikit-learn's ``C``).
-_REFERENCE_C = 0.1
+#: Candidate inverse L2 penalties (scikit-learn's ``C``) of those regressions.
+_REFERENCE_CS = (0.03, 0.1, 0.3, 1.0)
+#: Folds of the cross-validation over the reference labels that picks the candidate (a penalty,
+#: and the average over all spaces or the single full-size space) before the final fit.
+_SELECTION_FOLDS = 5
 #: Inverse L2 penalty of the regression that carries the anchors' types to the other cells.
 _TRANSFER_C = 1.0
 
@@ -156,8 +161,10 @@ def annotate_cell_types(
         ``obs`` column to write.
     n_top_genes, n_pcs
         Highly variable genes and principal components of the embedding; reference mapping
-        averages fits with 0.5, 1 and 1.5 times ``n_top_genes`` genes and 1/2, 2/3 and all of
-        ``n_pcs`` components.
+        fits in spaces of 0.5, 1 and 1.5 times ``n_top_genes`` genes and 1/2, 2/3 and all of
+        ``n_pcs`` components, and chooses by cross-validation on the reference labels between
+        averaging them and the full-size space alone, and the penalty (recorded in
+        ``uns['celltwin']['annotation']['selected']``).
     n_clusters
         k-means clusters of the anchor cells for marker scoring; default one per ~150 anchors
         (at least 8).
@@ -216,8 +223,9 @@ def annotate_cell_types(
     called = np.unique(labels[anchors].astype(str))
     if not anchors.all() and len(called) > 1:
         clf = LogisticRegression(C=_TRANSFER_C, max_iter=2000)
-        clf.fit(embedding[anchors], labels[anchors].astype(str))
-        labels[~anchors] = clf.predict(embedding[~anchors])
+        with threadpool_limits(1):
+            clf.fit(embedding[anchors], labels[anchors].astype(str))
+            labels[~anchors] = clf.predict(embedding[~anchors])
     elif not anchors.all():
         labels[~anchors] = called[0]
     adata.obs[key_added] = pd.Categorical(labels, categories=list(types))
@@ -490,9 +498,10 @@ def _reference_scores(
     """Type probabilities of the anchor cells from logistic regressions on a labelled reference.
 
     The embedding is the anchors' own (variable genes and PCA of the unperturbed cells, with every
-    gene: nothing responds among them). One regression is fitted per combination of
-    :data:`_ENSEMBLE_GENES` x ``n_top_genes`` variable genes and :data:`_ENSEMBLE_PCS` x ``n_pcs``
-    components, and their log-probabilities are averaged: no single choice wins everywhere.
+    gene: nothing responds among them), in several spaces: :data:`_ENSEMBLE_GENES` x
+    ``n_top_genes`` variable genes and :data:`_ENSEMBLE_PCS` x ``n_pcs`` components. The penalty,
+    and whether to average all spaces or use the full-size one, are chosen by cross-validation on
+    the reference labels (:func:`_map_reference`).
     """
     in_reference = adata.var_names.isin(reference.var_names)
     if in_reference.sum() < 50:
@@ -502,14 +511,14 @@ def _reference_scores(
         )
     spaces = _anchor_spaces(adata, anchors, in_reference, n_top_genes, n_pcs, random_state)
     labels = reference.obs[reference_key].astype(str).to_numpy()
-    proba, types, fits = _map_reference(spaces, reference, labels)
+    proba, types, selection = _map_reference(spaces, reference, labels, random_state)
     record = {
         "method": "reference",
         "reference_key": reference_key,
         "n_reference_cells": int(reference.n_obs),
         "reference_types": [str(t) for t in types],
         "n_shared_genes": int(in_reference.sum()),
-        "ensemble": fits,
+        **selection,
     }
     return proba, types, record
 
@@ -540,23 +549,86 @@ def _anchor_spaces(
 
 
 def _map_reference(
-    spaces: list[tuple[pd.Index, PCA, np.ndarray]], reference: AnnData, labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """Average the log-probabilities of one regression per space and number of components."""
+    spaces: list[tuple[pd.Index, PCA, np.ndarray]],
+    reference: AnnData,
+    labels: np.ndarray,
+    random_state: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Type probabilities of the anchors, from the candidate chosen by CV on the reference.
+
+    Candidates: each penalty in :data:`_REFERENCE_CS`, either averaging the log-probabilities of
+    the regressions in all spaces (an ensemble) or using the full-size space alone. The choice is
+    made by stratified K-fold cross-validation over the reference labels only, so when the
+    reference is itself scored by an outer cross-validation (``benchmarks/kang_annotation.py``)
+    the selection is nested inside it and the outer score stays honest.
+    """
     types = np.unique(labels)
-    log_proba = np.zeros((spaces[0][2].shape[0], len(types)))
-    fits = []
+    # (reference features, anchor features, [genes, components]) per space and component number;
+    # the reference is z-scored on its own, so the two need not share a normalisation.
+    views: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
     for names, pca, query in spaces:
-        # The reference is z-scored on its own, so the two need not share a normalisation.
         ref = pca.transform(_zscore(_dense(reference[:, names].X)))
         for pc_scale in _ENSEMBLE_PCS:
             n = max(2, round(pc_scale * query.shape[1]))
-            clf = LogisticRegression(C=_REFERENCE_C, max_iter=2000).fit(ref[:, :n], labels)
-            log_proba += np.log(clf.predict_proba(query[:, :n]) + 1e-12)
-            fits.append([len(names), n])
-    mean = log_proba / len(fits)
+            views.append((ref[:, :n], query[:, :n], [len(names), n]))
+    full = max(range(len(views)), key=lambda i: tuple(views[i][2]))
+    options = {"ensemble": list(range(len(views))), "single": [full]}
+    candidates = [(c, fits) for c in _REFERENCE_CS for fits in options]
+    scores = dict.fromkeys(candidates, float("nan"))
+    folds = min(_SELECTION_FOLDS, int(pd.Series(labels).value_counts().min()))
+    best = (0.1, "ensemble")  # too few labels per type to cross-validate: a middle choice
+    # Hundreds of small fits: one BLAS thread each is ~10x faster than several fighting for
+    # the cores (measured on a busy 2-core machine).
+    with threadpool_limits(1):
+        if len(types) > 1 and folds >= 2:
+            correct = dict.fromkeys(candidates, 0)
+            split = StratifiedKFold(folds, shuffle=True, random_state=random_state)
+            for train, test in split.split(np.zeros(len(labels)), labels):
+                for c, fits in candidates:
+                    chosen = [views[i] for i in options[fits]]
+                    targets = [v[0][test] for v in chosen]
+                    lp = _mean_log_proba(chosen, targets, labels, types, c=c, rows=train)
+                    correct[(c, fits)] += int((types[lp.argmax(axis=1)] == labels[test]).sum())
+            scores = {cand: correct[cand] / len(labels) for cand in candidates}
+            # max keeps the first of equals: the smallest penalty, the ensemble first.
+            best = max(candidates, key=lambda cand: scores[cand])
+        chosen = [views[i] for i in options[best[1]]]
+        everyone = np.arange(len(labels))
+        mean = _mean_log_proba(
+            chosen, [v[1] for v in chosen], labels, types, c=best[0], rows=everyone
+        )
     proba = np.exp(mean - mean.max(axis=1, keepdims=True))
-    return proba / proba.sum(axis=1, keepdims=True), types.astype(object), fits
+    record = {
+        "selected": {"C": best[0], "fits": best[1], "cv_accuracy": scores[best]},
+        # Columns, not a list of records: h5ad stores dicts of arrays, not lists of dicts.
+        "candidates": {
+            "C": [c for c, _ in candidates],
+            "fits": [f for _, f in candidates],
+            "cv_accuracy": [scores[cand] for cand in candidates],
+        },
+        "spaces": [v[2] for v in chosen],
+    }
+    return proba / proba.sum(axis=1, keepdims=True), types.astype(object), record
+
+
+def _mean_log_proba(
+    views: list[tuple[np.ndarray, np.ndarray, list[int]]],
+    targets: list[np.ndarray],
+    labels: np.ndarray,
+    types: np.ndarray,
+    *,
+    c: float,
+    rows: np.ndarray,
+) -> np.ndarray:
+    """Mean over ``views`` of the log-probabilities of ``targets`` by a regression on ``rows``."""
+    total = np.zeros((targets[0].shape[0], len(types)))
+    for (ref, _, _), x in zip(views, targets, strict=True):
+        clf = LogisticRegression(C=c, max_iter=2000).fit(ref[rows], labels[rows])
+        # Types absent from a training fold get (almost) zero probability.
+        lp = np.full((x.shape[0], len(types)), np.log(1e-12))
+        lp[:, np.searchsorted(types, clf.classes_)] = np.log(clf.predict_proba(x) + 1e-12)
+        total += lp
+    return total / len(views)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:

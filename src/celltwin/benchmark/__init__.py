@@ -19,6 +19,7 @@ from . import _cell_suites, _signature_suites  # noqa: F401
 from ._cell_suites import CellTask
 from ._features import FoldData, make_fold, poison_held_out, select_genes
 from ._leaderboard import Leaderboard
+from ._merge import merge_runs
 from ._runner import list_models, parse_options, run_benchmark
 from ._suite import RESULT_COLUMNS, Suite, get_suite, register_suite, suites
 
@@ -31,6 +32,7 @@ __all__ = [
     "get_suite",
     "list_models",
     "make_fold",
+    "merge_runs",
     "parse_options",
     "poison_held_out",
     "register_suite",

@@ -1,0 +1,74 @@
+"""Merging runs made on disjoint folds gives the leaderboard of one run over all folds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from celltwin.benchmark import merge_runs, run_benchmark
+
+SUITE = "sim-doses"
+MODELS = ["mean", "nearest_dose"]
+FOLDS = ["highest", "lowest", "random"]
+
+
+def _run(out: Path, folds: list[str]) -> None:
+    run_benchmark(
+        SUITE,
+        models=MODELS,
+        folds=folds,
+        out=out,
+        seed=3,
+        progress=False,
+        isolate=False,
+        report=False,
+        smoke=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("merge")
+    _run(root / "all", FOLDS)
+    _run(root / "a", FOLDS[:2])
+    _run(root / "b", FOLDS[2:])
+    return root
+
+
+def test_merge_equals_one_run(runs: Path) -> None:
+    board = merge_runs([runs / "a", runs / "b"], out=runs / "merged")
+    one = pd.read_csv(runs / "all" / "leaderboard.csv")
+    merged = pd.read_csv(runs / "merged" / "leaderboard.csv")
+    key = ["fold", "model", "metric"]
+    pd.testing.assert_frame_equal(
+        one.sort_values(key).reset_index(drop=True), merged.sort_values(key).reset_index(drop=True)
+    )
+    # The summary over folds (means and bootstrap CIs) is recomputed over all of them.
+    single = run_summary(runs / "all")
+    pd.testing.assert_frame_equal(single, board.summary().sort_index())
+    record = json.loads((runs / "merged" / "run.json").read_text())
+    assert [r["call"]["folds"] for r in record["merged_from"]] == [FOLDS[:2], FOLDS[2:]]
+    assert "Wall time of the run" in (runs / "merged" / "leaderboard.md").read_text()
+
+
+def run_summary(folder: Path) -> pd.DataFrame:
+    return merge_runs([folder], out=folder.parent / f"{folder.name}_again").summary().sort_index()
+
+
+def test_merge_refuses_overlapping_or_foreign_runs(runs: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"more than one run: .*highest/mean"):
+        merge_runs([runs / "all", runs / "a"], out=tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="not a finished benchmark run"):
+        merge_runs([runs / "a", tmp_path], out=tmp_path / "y")
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("results.csv", "timings.csv"):
+        (other / name).write_text((runs / "b" / name).read_text())
+    record = json.loads((runs / "b" / "run.json").read_text())
+    record["call"]["seed"] = 4
+    (other / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="differ in seed"):
+        merge_runs([runs / "a", other], out=tmp_path / "z")

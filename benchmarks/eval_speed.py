@@ -9,7 +9,11 @@ requires). Both files are written in cell-eval's layout (obs ``target_gene``, co
 their defaults.
 
 Each pair is timed as two subprocesses of the command-line tools (imports, reading, DE, metrics
-and writing included), one after the other on the same (warm) files and the same cores:
+and writing included), one after the other on the same (warm) files and the same cores. Before
+timing, ``celltwin evaluate`` runs once on a tiny dataset: its DE kernels are compiled by numba on
+first use and cached on disk (once per install; the time is printed as the warm-up). The 1-minute
+load average is sampled every 2 s during each timed run and its mean printed, since the machine
+may be shared:
 
 - ``vcc``: the three VCC metrics (mae, des, pds), like for like: ``cell-eval run --profile vcc``
   vs ``celltwin evaluate --metrics mae,des,pds --no-ceiling``.
@@ -40,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -148,11 +153,41 @@ def _celltwin_command(
     return [sys.executable, "-c", code], cli, "python -c evaluate_files(...): no CLI command yet"
 
 
-def _run(command: list[str], log: Path) -> float:
+def _run(command: list[str], log: Path) -> tuple[float, float]:
+    """Wall time of ``command`` and the mean 1-minute load average while it ran."""
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            loads.append(os.getloadavg()[0])
+            done.wait(2.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     start = time.perf_counter()
-    with log.open("w") as handle:
-        subprocess.run(command, check=True, stdout=handle, stderr=subprocess.STDOUT)
-    return time.perf_counter() - start
+    try:
+        with log.open("w") as handle:
+            subprocess.run(command, check=True, stdout=handle, stderr=subprocess.STDOUT)
+    finally:
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    return seconds, float(np.mean(loads)) if loads else os.getloadavg()[0]
+
+
+def _warm_up(work: Path) -> float:
+    """Run ``celltwin evaluate`` once on a tiny dataset: numba compiles (or loads) its kernels."""
+    small = work / "warm_up"
+    small.mkdir(exist_ok=True)
+    truth, pred = generate(seed=1, n_perts=3, cells=20, n_control=40, n_genes=300)
+    write_vcc(truth, small / "truth.h5ad")
+    write_vcc(pred, small / "pred.h5ad")
+    cmd, _, _ = _celltwin_command(
+        small / "truth.h5ad", small / "pred.h5ad", small / "out", ["--metrics", "mae,des,pds"]
+    )
+    seconds, _ = _run(cmd, small / "celltwin.log")
+    return seconds
 
 
 def _agreement(ct_out: Path, ce_out: Path) -> dict[str, float]:
@@ -228,40 +263,50 @@ def main() -> int:
             "vcc": (["--metrics", "mae,des,pds", "--no-ceiling"], ["--profile", "vcc"]),
             "full": (["--no-ceiling"], ["--profile", "full"]),
         }
+        warm = _warm_up(work)
+        print(
+            f"celltwin warm-up on a tiny dataset (numba kernels compiled or loaded): {warm:.1f} s"
+        )
         rows, commands = [], []
         for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
             ct_extra, ce_extra = pairs[profile]
             ct_out, ce_out = work / f"celltwin_{profile}", work / f"cell_eval_{profile}"
             ct_cmd, ct_cli, how = _celltwin_command(truth_path, pred_path, ct_out, ct_extra)
             ce_cmd = [cell_eval, "run", *ce_common, *ce_extra, "-o", str(ce_out)]
-            ct_s = _run(ct_cmd, work / f"celltwin_{profile}.log")
-            print(f"[{profile}] celltwin {ct_s:.1f} s", flush=True)
-            ce_s = _run(ce_cmd, work / f"cell_eval_{profile}.log")
-            print(f"[{profile}] cell-eval {ce_s:.1f} s", flush=True)
+            ct_s, ct_load = _run(ct_cmd, work / f"celltwin_{profile}.log")
+            print(f"[{profile}] celltwin {ct_s:.1f} s (load average {ct_load:.1f})", flush=True)
+            ce_s, ce_load = _run(ce_cmd, work / f"cell_eval_{profile}.log")
+            print(f"[{profile}] cell-eval {ce_s:.1f} s (load average {ce_load:.1f})", flush=True)
             diff = _agreement(ct_out, ce_out) if profile == "vcc" else {}
-            rows.append((profile, ct_s, ce_s, diff))
+            rows.append((profile, ct_s, ce_s, diff, ct_load, ce_load))
             commands += [(f"celltwin ({how})", ct_cli), ("cell-eval", ce_cmd)]
         extras = []
         if not args.no_extras:
             for label, extra in (("default metrics + ceiling (3 split halves)", []),):
                 out = work / "celltwin_ceiling"
                 cmd, cli, how = _celltwin_command(truth_path, pred_path, out, extra)
-                seconds = _run(cmd, work / "celltwin_ceiling.log")
-                print(f"[extra] celltwin {label}: {seconds:.1f} s", flush=True)
+                seconds, load = _run(cmd, work / "celltwin_ceiling.log")
+                print(f"[extra] celltwin {label}: {seconds:.1f} s (load average {load:.1f})")
                 extras.append((label, seconds))
                 commands.append((f"celltwin ({how})", cli))
 
-    print("\n| metrics | celltwin evaluate (s) | cell-eval run (s) | cell-eval / celltwin |")
-    print("|---|---:|---:|---:|")
+    print(
+        "\n| metrics | celltwin evaluate (s) | cell-eval run (s) | cell-eval / celltwin "
+        "| load average (celltwin / cell-eval) |"
+    )
+    print("|---|---:|---:|---:|---:|")
     names = {
         "vcc": "VCC: mae, des, pds (like for like)",
         "full": "defaults: celltwin 19 metrics + 2 baselines / cell-eval `full` profile",
     }
-    for profile, ct_s, ce_s, _ in rows:
-        print(f"| {names[profile]} | {ct_s:.1f} | {ce_s:.1f} | {ce_s / ct_s:.1f}x |")
+    for profile, ct_s, ce_s, _, ct_load, ce_load in rows:
+        print(
+            f"| {names[profile]} | {ct_s:.1f} | {ce_s:.1f} | {ce_s / ct_s:.1f}x "
+            f"| {ct_load:.1f} / {ce_load:.1f} |"
+        )
     for label, seconds in extras:
-        print(f"| celltwin {label} | {seconds:.1f} | - | - |")
-    for profile, _, _, diff in rows:
+        print(f"| celltwin {label} | {seconds:.1f} | - | - | - |")
+    for profile, _, _, diff, _, _ in rows:
         if diff:
             shown = ", ".join(f"{k} {v:.1e}" for k, v in diff.items())
             print(f"\nmax |celltwin - cell-eval| per perturbation ({profile}): {shown}")

@@ -10,7 +10,10 @@ import scipy.sparse as sp
 import scipy.stats as st
 
 from celltwin._keys import CONTROL
+from celltwin.eval import _de
 from celltwin.eval._de import (
+    _code_sums,
+    _mwu_pvalue,
     benjamini_hochberg,
     log2_fold_change,
     rank_sum_test,
@@ -169,3 +172,130 @@ def test_select_and_errors() -> None:
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         rank_sum_test(bad, labels)
+
+
+# --- the compiled rank-sum kernel: every code path against scipy ----------------------------------
+
+
+def _assert_matches_scipy(res: _de.DEResult, X: np.ndarray, labels: np.ndarray) -> None:
+    ctrl = X[labels == CONTROL]
+    for i, g in enumerate(res.groups):
+        grp = X[labels == g]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = st.mannwhitneyu(grp, ctrl, method="asymptotic", use_continuity=True, axis=0)
+        np.testing.assert_array_equal(res.statistic[i], ref.statistic, err_msg=f"U of {g}")
+        np.testing.assert_allclose(
+            res.pvalue[i], np.nan_to_num(ref.pvalue, nan=1.0), atol=1e-8, rtol=0, err_msg=g
+        )
+        np.testing.assert_allclose(res.fdr[i], st.false_discovery_control(res.pvalue[i]))
+
+
+def _random_sparse(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse log-normal data with the cases the kernel treats apart, one gene each."""
+    rng = np.random.default_rng(seed)
+    n, g = 400, 30
+    X = rng.lognormal(0.0, 1.0, (n, g))
+    X[rng.random((n, g)) < 0.75] = 0.0
+    labels = rng.choice(
+        [CONTROL, "g0", "g1", "g2", "g3", "g4"], n, p=[0.4, 0.2, 0.2, 0.1, 0.05, 0.05]
+    )
+    X[:, 0] = 0.0  # all zero
+    X[:, 1] = np.round(rng.normal(size=n), 1)  # negatives below the zero block, many ties
+    X[:, 2] = np.where(rng.random(n) < 0.5, 2.0, 0.0)  # one value: a crowded bucket
+    # A few dozen copies of one value among spread ones: a bucket of more than 8 values
+    # (binary search) next to buckets of 2-8 (linear scan).
+    X[:, 3] = np.where(rng.random(n) < 0.3, 1.5, np.round(rng.uniform(0, 3, n), 2))
+    # Distinct group values between the same two control values, each repeated: the second
+    # value finds its place among the control's taken and is counted in the hash table.
+    X[:, 4] = np.where(
+        labels == CONTROL, rng.choice([0.0, 1.0, 5.0], n), rng.choice([2.0, 3.0, 4.0], n)
+    )
+    X[labels == "g0", 5] = 0.0  # a group without stored values in this gene
+    X[:, 6] = np.where(labels == CONTROL, 0.0, X[:, 6])  # control all zero, groups not
+    X[:, 7] = -X[:, 7]  # all negative
+    X[:, 8] = np.where(labels == CONTROL, X[:, 8], 0.0)  # groups all zero, control not
+    X[:, 9] = rng.choice([0.0, 1.0, 2.0, 3.0], n)  # counts-like: ties everywhere
+    X[:, 10] = rng.choice([0.0, 1.0, np.inf, -np.inf], n)  # infinite values rank at the ends
+    # Outliers stretch the grid: most values share one bucket (sorted, then binary-searched).
+    X[:, 11] = np.where(rng.random(n) < 0.02, 1e4, rng.uniform(0, 1, n))
+    X[:, 12] = np.where(rng.random(n) < 0.5, rng.choice([1e-9, 2e-9, 3e-9], n), 0.0)  # tiny values
+    return X, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rank_sum_kernel_cases_match_scipy(seed: int) -> None:
+    X, labels = _random_sparse(seed)
+    _assert_matches_scipy(rank_sum_test(sp.csr_matrix(X), labels), X, labels)
+
+
+def test_rank_sum_same_result_for_any_chunks_and_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, labels = _random_sparse(2)
+    whole = rank_sum_test(sp.csr_matrix(X), labels)
+    for chunks, block in [(3, 2), (2, 7), (5, 1)]:
+        # More threads' worth of gene ranges than genes with data, and tiny blocks: the row
+        # cursors must carry over from block to block.
+        monkeypatch.setattr(_de, "_n_chunks", lambda csr, c=chunks: c)
+        monkeypatch.setattr(_de, "_gene_block", lambda csr, b=block: b)
+        parts = rank_sum_test(sp.csr_matrix(X), labels)
+        np.testing.assert_array_equal(parts.statistic, whole.statistic)
+        np.testing.assert_array_equal(parts.pvalue, whole.pvalue)
+        np.testing.assert_array_equal(parts.log2_fold_change, whole.log2_fold_change)
+
+
+def test_rank_sum_unsorted_rows_and_order_of_cells() -> None:
+    X, labels = _random_sparse(3)
+    # Unsorted column indices and duplicated entries (summed) in the CSR input; cells shuffled.
+    coo = sp.coo_matrix(X)
+    half = coo.data / 2.0
+    messy = sp.csr_matrix(
+        (
+            np.concatenate([half, half])[::-1],
+            (np.tile(coo.row, 2)[::-1], np.tile(coo.col, 2)[::-1]),
+        ),
+        shape=X.shape,
+    )
+    messy.has_canonical_format = False
+    res = rank_sum_test(messy, labels)
+    _assert_matches_scipy(res, messy.toarray(), labels)
+    perm = np.random.default_rng(0).permutation(X.shape[0])
+    shuffled = rank_sum_test(sp.csr_matrix(X[perm]), labels[perm])
+    np.testing.assert_array_equal(shuffled.statistic, rank_sum_test(X, labels).statistic)
+
+
+def test_rank_sum_large_random_sparse_float32() -> None:
+    """Many groups of continuous float32 values, as in a VCC file (dozens of values per gene)."""
+    rng = np.random.default_rng(7)
+    n_groups, cells, n_ctrl, g = 12, 40, 150, 60
+    labels = np.concatenate(
+        [np.repeat([f"p{i:02d}" for i in range(n_groups)], cells), [CONTROL] * n_ctrl]
+    )
+    X = np.log1p(
+        rng.poisson(rng.gamma(2.0, 0.5, (labels.size, g))) * rng.lognormal(0, 0.3, (labels.size, 1))
+    )
+    X = X.astype(np.float32)
+    res = rank_sum_test(sp.csr_matrix(X), labels)
+    _assert_matches_scipy(res, X.astype(np.float64), labels)
+
+
+def test_mwu_pvalue_all_tied_and_extremes() -> None:
+    u = np.array([[50.0, 0.0, 100.0, 50.0]])
+    tie = np.array([[0.0, 0.0, 0.0, 20.0**3 - 20.0]])  # last: all 20 values tied
+    p = _mwu_pvalue(u, np.array([[10.0]]), 10.0, tie)
+    assert p[0, 3] == 1.0  # no variance: no evidence
+    assert p[0, 0] == 1.0  # U at its mean: the continuity correction makes z < 0, p = 1
+    x, y = np.arange(10.0), np.arange(10.0) + 100.0
+    ref = st.mannwhitneyu(x, y, method="asymptotic", use_continuity=True).pvalue
+    assert p[0, 1] == pytest.approx(ref, rel=1e-12)
+    assert p[0, 2] == pytest.approx(ref, rel=1e-12)  # two-sided: symmetric
+
+
+def test_code_sums_match_dense_sums() -> None:
+    X, labels = _random_sparse(4)
+    X[~np.isfinite(X)] = 0.0  # inf - inf would make NaN sums
+    code = np.array([{"g0": 0, "g1": 1, CONTROL: 2}.get(lab, -1) for lab in labels])
+    for squared in (False, True):
+        sums = _code_sums(sp.csr_matrix(X), code, 3, squared=squared)
+        values = X**2 if squared else X
+        expected = np.stack([values[code == c].sum(axis=0) for c in range(3)])
+        np.testing.assert_allclose(sums, expected, rtol=1e-12, atol=1e-12)

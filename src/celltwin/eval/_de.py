@@ -16,28 +16,32 @@ log1p values (a geometric mean back-transformed to count space); ``0/0`` is repo
 one-sided zero as ``+-inf``. FDR is Benjamini-Hochberg over the genes of each group separately
 (``scipy.stats.false_discovery_control``), as pdex does.
 
-How the rank-sum test stays fast on sparse data: the matrix is read one gene (CSC column) at a time
-and only the stored non-zeros are ranked; the zeros of all cells form one tie block whose
-contribution to U and to the tie correction is added in closed form. Per gene, the non-zero values
-of the control and of *all* groups are sorted once, together (a linear-time radix sort on the
-float bits), so the control is ranked once and every group is merged against it from that single
-order: a running count of control values gives, for each distinct value, the control values below
-and equal to it, and ``U = sum over the group's values of (control values below + half the equal
-ones)``. The tie term is the control's plus, for every value occurring more than once, the change
-from merging the group's copies with the control's; values occurring once (most, in continuous
-data) cost nothing there.
+How the rank-sum test stays fast on sparse data. Every group is compared with the same control, so
+per gene only the control's values need sorting: a group's ``U`` is the sum, over its values ``x``,
+of (control values below ``x``) + half (control values equal to ``x``). Per gene, the control's
+non-zero values are bucket-sorted on a uniform grid (a monotone map, so a group value is compared
+only with the control values of its own bucket, usually none or one); the zeros of the control
+and of the group form one tie block, added in closed form (zeros sit above negative values and
+below positive ones). The tie term ``sum(t^3 - t)`` of the pooled sample is the control's, plus the
+zero block, plus, for each group value, the change from adding it to the tie block of the equal
+control values and of its earlier copies in the group (counted in a small table; no sort of the
+group's values). The CSR matrix is never converted as a whole: a compiled kernel (numba, in
+:mod:`._de_kernels`) gathers the stored values of a block of genes from every row into per-gene
+runs ordered by group (control last) and tests the block; ranges of genes run in parallel threads
+and memory stays bounded by one block per thread. Everything is exact: U equals scipy's, the tie
+term is an exact integer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
-from scipy import stats as sps
 
 from .._keys import CONTROL
 
@@ -180,23 +184,21 @@ def rank_sum_test(
     DEResult with ``statistic`` = U of the group (``U1`` in scipy's terms).
     """
     prep = _prepare(X, labels, control)
-    n_groups = len(prep.groups)
-    n_genes = prep.csc.shape[1]
-    # Genes x groups while filling (contiguous rows), transposed at the end.
-    u_stat = np.zeros((n_genes, n_groups), dtype=np.float64)
-    tie_term = np.zeros((n_genes, n_groups), dtype=np.float64)
-    sums = np.zeros((n_genes, n_groups + 1), dtype=np.float64)
-    indptr, indices, data = prep.csc.indptr, prep.csc.indices, prep.csc.data
+    csr = prep.csr
     n_g = prep.n_cells.astype(np.float64)
-    n_c = float(prep.n_control)
-    for j in range(n_genes):
-        values = data[indptr[j] : indptr[j + 1]]
-        codes = prep.code[indices[indptr[j] : indptr[j + 1]]]
-        sums[j] = np.bincount(codes, values.astype(np.float64), minlength=n_groups + 1)
-        _rank_sum_gene(values, codes, n_groups, n_g, n_c, u_stat[j], tie_term[j])
-    u_stat, tie_term = u_stat.T.copy(), tie_term.T
-    pvalue = _mwu_pvalue(u_stat, n_g[:, None], n_c, tie_term)
-    means, ctrl_mean = _means_from_sums(sums.T, prep)
+    code_start = np.searchsorted(prep.code[prep.rows], np.arange(len(prep.groups) + 2))
+    u_stat, tie_term, sums = _kernels().rank_sum(
+        csr.indptr,
+        csr.indices,
+        csr.data,
+        prep.rows,
+        code_start.astype(np.int64),
+        csr.shape[1],
+        _n_chunks(csr),
+        _gene_block(csr),
+    )
+    pvalue = _mwu_pvalue(u_stat, n_g[:, None], float(prep.n_control), tie_term)
+    means, ctrl_mean = _means_from_sums(sums, prep)
     return DEResult(
         groups=prep.groups,
         n_cells=prep.n_cells,
@@ -231,6 +233,8 @@ def welch_t_test(
     -------
     DEResult with ``statistic`` = Welch's t of group minus control.
     """
+    from scipy import stats as sps  # imported here: scipy.stats is slow to import
+
     prep = _prepare(X, labels, control)
     means, ctrl_mean = _means_from_sums(_group_sums(prep), prep)
     sq_means, ctrl_sq_mean = _means_from_sums(_group_sums(prep, squared=True), prep)
@@ -267,8 +271,9 @@ def welch_t_test(
 
 @dataclass(frozen=True)
 class _Prepared:
-    csc: sp.csc_matrix  # cells x genes, column access
-    code: NDArray[np.int64]  # per cell: 0..P-1 for groups, P for control, P+1 for dropped
+    csr: sp.csr_matrix  # cells x genes, canonical (sorted indices, no duplicates), float32/64
+    code: NDArray[np.int64]  # per cell: 0..P-1 for groups, P for control
+    rows: NDArray[np.int64]  # cells ordered by code (stable): groups in order, control last
     groups: NDArray[np.str_]
     n_cells: NDArray[np.int64]
     n_control: int
@@ -295,41 +300,69 @@ def _prepare(X: ArrayLike | sp.spmatrix, labels: ArrayLike, control: str) -> _Pr
     code = np.where(inv < ctrl_idx, inv, inv - 1).astype(np.int64)
     code[inv == ctrl_idx] = n_groups
     counts = np.bincount(code, minlength=n_groups + 1)
-    if sp.issparse(X):
-        csc = sp.csc_matrix(X)
-        if not csc.has_canonical_format:
-            csc = csc.copy()
-            csc.sum_duplicates()
-    else:
-        csc = sp.csc_matrix(np.asarray(X))
-    if csc.data.size and np.isnan(csc.data).any():
+    csr = _as_csr(X)
+    if csr.data.size and np.isnan(csr.data).any():
         raise ValueError("X contains NaN; remove or impute them before differential expression")
     return _Prepared(
-        csc=csc,
+        csr=csr,
         code=code,
+        rows=np.argsort(code, kind="stable").astype(np.int64),
         groups=groups,
         n_cells=counts[:n_groups].astype(np.int64),
         n_control=int(counts[n_groups]),
     )
 
 
-def _group_sums(prep: _Prepared, *, squared: bool = False) -> NDArray[np.float64]:
-    """Sums over cells of X (or X**2) per group, control last: shape ``(P + 1, G)``, float64.
+def _as_csr(X: ArrayLike | sp.spmatrix) -> sp.csr_matrix:
+    """X as a canonical CSR matrix of float32 or float64, without copying one that already is."""
+    csr = sp.csr_matrix(X) if sp.issparse(X) else sp.csr_matrix(np.asarray(X))
+    if csr.dtype not in (np.float32, np.float64):
+        csr = csr.astype(np.float64)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()  # also sorts the indices of each row
+    return csr
 
-    Accumulated per gene in float64 exactly as :func:`rank_sum_test` does, so both tests report
-    identical fold changes.
+
+def _gene_block(csr: sp.csr_matrix) -> int:
+    """Genes per kernel block: about 2.5 million stored values (10-20 MB of buffers per thread).
+
+    Each block visits every row once, so larger blocks cost fewer row visits.
     """
-    n_groups = len(prep.groups)
-    n_genes = prep.csc.shape[1]
-    indptr, indices, data = prep.csc.indptr, prep.csc.indices, prep.csc.data
-    sums = np.zeros((n_genes, n_groups + 1), dtype=np.float64)
-    for j in range(n_genes):
-        values = data[indptr[j] : indptr[j + 1]].astype(np.float64)
-        if squared:
-            values = values * values
-        codes = prep.code[indices[indptr[j] : indptr[j + 1]]]
-        sums[j] = np.bincount(codes, values, minlength=n_groups + 1)
-    return sums.T
+    n_genes = csr.shape[1]
+    per_gene = max(csr.nnz / max(n_genes, 1), 1.0)
+    return int(np.clip(2_500_000 / per_gene, 8, max(n_genes, 8)))
+
+
+def _n_chunks(csr: sp.csr_matrix) -> int:
+    """Threads for the rank-sum kernel: numba's thread count, one when the matrix is small."""
+    import numba
+
+    return int(numba.get_num_threads()) if csr.nnz > 1_000_000 else 1
+
+
+def _code_sums(
+    X: ArrayLike | sp.spmatrix, code: NDArray[np.int64], n_codes: int, *, squared: bool = False
+) -> NDArray[np.float64]:
+    """Sums over the cells of each code of X (or X**2), in float64: shape ``(n_codes, G)``.
+
+    Cells with a negative code are left out. The values of each (code, gene) are added in the
+    order of the cells, as :func:`rank_sum_test` adds them, so both tests report identical fold
+    changes.
+    """
+    csr = _as_csr(X)
+    code = np.asarray(code, dtype=np.int64)
+    rows = np.argsort(code, kind="stable").astype(np.int64)
+    rows = rows[code[rows] >= 0]
+    starts = np.searchsorted(code[rows], np.arange(n_codes + 1)).astype(np.int64)
+    return _kernels().code_sums(
+        csr.indptr, csr.indices, csr.data, rows, starts, csr.shape[1], squared
+    )
+
+
+def _group_sums(prep: _Prepared, *, squared: bool = False) -> NDArray[np.float64]:
+    """Sums over cells of X (or X**2) per group, control last: shape ``(P + 1, G)``, float64."""
+    return _code_sums(prep.csr, prep.code, len(prep.groups) + 1, squared=squared)
 
 
 def _means_from_sums(
@@ -341,104 +374,34 @@ def _means_from_sums(
     return means[:-1], means[-1]
 
 
-def _rank_sum_gene(
-    values: NDArray,
-    codes: NDArray[np.int64],
-    n_groups: int,
-    n_g: NDArray[np.float64],
-    n_c: float,
-    u_out: NDArray[np.float64],
-    tie_out: NDArray[np.float64],
-) -> None:
-    """U of every group vs the control, and the tie term sum(t^3 - t), for one gene.
-
-    ``values``/``codes`` are the gene's stored entries and their cells' group codes (control =
-    ``n_groups``); every other cell is zero. Writes into ``u_out`` and ``tie_out``.
-    """
-    nonzero = values != 0  # explicitly stored zeros belong to the zero block
-    if not nonzero.all():
-        values, codes = values[nonzero], codes[nonzero]
-    m = values.shape[0]
-    nnz_c = float(np.count_nonzero(codes == n_groups))
-    z_c = n_c - nnz_c  # control cells at zero
-    z_g = n_g - np.bincount(codes, minlength=n_groups + 1)[:n_groups]
-    # The zero block: group zeros tie with control zeros.
-    tie_out[:] = (z_c + z_g) ** 3 - (z_c + z_g)
-    u_out[:] = 0.5 * z_g * z_c
-    if m == 0:
-        return
-    order = _sort_order(values)
-    sv = values[order]
-    sg = codes[order]
-    new_run = np.empty(m, dtype=bool)
-    new_run[0] = True
-    np.not_equal(sv[1:], sv[:-1], out=new_run[1:])
-    starts = np.flatnonzero(new_run)
-    run_id = np.cumsum(new_run) - 1
-    is_c = sg == n_groups
-    c_cum = np.concatenate(([0], np.cumsum(is_c)))
-    c_below = c_cum[starts]  # control non-zeros below each distinct value
-    c_equal = np.diff(np.append(c_below, c_cum[-1]))  # control non-zeros equal to it
-    # Control cells at zero sit below positive values; negative values sit below zero, so group
-    # zeros are above the control's negative values.
-    c_below = c_below + z_c * (sv[starts] > 0)
-    neg_c = float(np.count_nonzero(is_c & (sv < 0)))
-    u_out += z_g * neg_c
-    grp = ~is_c
-    g_code = sg[grp]
-    g_run = run_id[grp]
-    u_out += np.bincount(g_code, c_below[g_run] + 0.5 * c_equal[g_run], minlength=n_groups)
-    c_equal = c_equal.astype(np.float64)
-    tie_out += float(np.sum(c_equal**3 - c_equal))
-    # Only values occurring more than once can contribute to a tie term.
-    run_len = np.diff(np.append(starts, m))
-    tied = run_len[g_run] > 1
-    if tied.any():
-        pair, t_g = np.unique(g_run[tied] * n_groups + g_code[tied], return_counts=True)
-        pair_run = pair // n_groups
-        t_c = c_equal[pair_run]
-        merged = t_c + t_g
-        tie_out += np.bincount(
-            pair % n_groups, (merged**3 - merged) - (t_c**3 - t_c), minlength=n_groups
-        )
-
-
-def _sort_order(values: NDArray) -> NDArray[np.intp]:
-    """Stable sorting permutation of a float array, by LSD radix sort on 16-bit digits.
-
-    The IEEE-754 bit pattern, with the sign bit flipped for positives and all bits flipped for
-    negatives, orders like the floats themselves; numpy's stable argsort of 16-bit integers is a
-    linear-time radix sort, several times faster than sorting the floats (the cost of this test).
-    """
-    if values.dtype == np.float32:
-        bits, width, sign = values.view(np.uint32), 2, np.uint32(1 << 31)
-    else:
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        bits, width, sign = values.view(np.uint64), 4, np.uint64(1 << 63)
-    key = np.where(bits & sign, ~bits, bits | sign)
-    order: NDArray[np.intp] | None = None
-    for k in range(width):
-        digit = (key >> (16 * k)).astype(np.uint16)  # truncation keeps the low 16 bits
-        order = (
-            np.argsort(digit, kind="stable")
-            if order is None
-            else order[np.argsort(digit[order], kind="stable")]
-        )
-    assert order is not None
-    return order
-
-
 def _mwu_pvalue(
     u1: NDArray[np.float64], n1: NDArray[np.float64], n2: float, tie_term: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Two-sided asymptotic p-value with continuity correction, as scipy's ``_get_mwu_z``."""
-    u2 = n1 * n2 - u1
-    u = np.maximum(u1, u2)
+    """Two-sided asymptotic p-value with continuity correction, as scipy's ``_get_mwu_z``.
+
+    ``max(U1, U2) - mu`` is written ``|U1 - mu|`` (exact: U and mu are multiples of 1/2), and
+    the arithmetic is done in place on one array.
+    """
     mu = n1 * n2 / 2.0
     n = n1 + n2
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0))))
-        z = (u - mu - 0.5) / s
-    p = 2.0 * special.ndtr(-z)
+        s = tie_term / (n * (n - 1.0))
+        np.subtract(n + 1.0, s, out=s)
+        s *= n1 * n2 / 12.0
+        np.sqrt(s, out=s)
+        z = np.abs(u1 - mu)
+        z -= 0.5
+        z /= s
+    np.negative(z, out=z)
+    p = special.ndtr(z, out=z)
+    p *= 2.0
     # All values tied: s = 0 and z = -inf gives p = 2 before clipping, i.e. p = 1.
-    return np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
+    np.nan_to_num(p, copy=False, nan=1.0)
+    return np.clip(p, 0.0, 1.0, out=p)
+
+
+def _kernels() -> ModuleType:
+    """The compiled kernels (numba is imported on first use, not with :mod:`celltwin.eval`)."""
+    from . import _de_kernels
+
+    return _de_kernels

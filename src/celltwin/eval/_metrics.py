@@ -30,7 +30,6 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.distance import cdist
-from scipy.stats import rankdata
 
 __all__ = [
     "PCABasis",
@@ -70,6 +69,14 @@ def _pair(pred: ArrayLike, true: ArrayLike) -> tuple[NDArray[np.float64], NDArra
             f"got {p.shape} and {t.shape}"
         )
     return p, t
+
+
+def _rankdata(a: ArrayLike, axis: int | None = None) -> NDArray[np.float64]:
+    """``scipy.stats.rankdata`` (average ranks), imported on first use: scipy.stats is slow to
+    import and most evaluations never rank."""
+    from scipy.stats import rankdata
+
+    return np.asarray(rankdata(a, axis=axis), dtype=np.float64)
 
 
 def _rowwise_pearson(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -199,7 +206,7 @@ def n_sig_spearman(
     thr = np.float32(fdr_threshold)
     n_true = (t.astype(np.float32) < thr).sum(axis=1)
     n_pred = (p.astype(np.float32) < thr).sum(axis=1)
-    r = _rowwise_pearson(rankdata(n_true)[None, :], rankdata(n_pred)[None, :])
+    r = _rowwise_pearson(_rankdata(n_true)[None, :], _rankdata(n_pred)[None, :])
     return np.asarray(r[0])
 
 
@@ -385,12 +392,12 @@ def spearman(pred_scores: ArrayLike, true_scores: ArrayLike) -> NDArray[np.float
     """
     p, t = _pair(pred_scores, true_scores)
     if np.isfinite(p).all() and np.isfinite(t).all():
-        return _rowwise_pearson(rankdata(p, axis=1), rankdata(t, axis=1))
+        return _rowwise_pearson(_rankdata(p, axis=1), _rankdata(t, axis=1))
     out = np.full(p.shape[0], np.nan)
     for i in range(p.shape[0]):
         a, b = _valid_row(p, t, i)
         if a.size > 1:
-            out[i] = _rowwise_pearson(rankdata(a)[None, :], rankdata(b)[None, :])[0]
+            out[i] = _rowwise_pearson(_rankdata(a)[None, :], _rankdata(b)[None, :])[0]
     return out
 
 
@@ -449,7 +456,7 @@ def topk_auroc(
         n_neg = lab.size - n_pos
         if n_pos == 0 or n_neg == 0:
             continue
-        ranks = rankdata(score)
+        ranks = _rankdata(score)
         out[i] = (ranks[lab].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
     return out
 

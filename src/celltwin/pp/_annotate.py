@@ -28,19 +28,20 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from .._keys import CONTEXT, CONTROL, UNS_KEY
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
+
+# scikit-learn is imported inside the functions that use it: `import celltwin` (and so every
+# `celltwin evaluate`) should not pay for it.
 
 __all__ = ["PBMC_MARKERS", "annotate_cell_types", "read_markers"]
 
@@ -181,6 +182,9 @@ def annotate_cell_types(
     >>> ct.pp.annotate_cell_types(adata, condition_key="perturbation")  # doctest: +SKIP
     >>> adata.obs["context"].value_counts()  # doctest: +SKIP
     """
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
     if reference is not None and reference_key not in reference.obs.columns:
         raise KeyError(
             f"reference_key {reference_key!r} is not a column of reference.obs "
@@ -355,6 +359,8 @@ def _gene_ranking(adata: AnnData, groups: np.ndarray | None, *, exclude: np.ndar
 def _pca(
     adata: AnnData, genes: np.ndarray, anchors: np.ndarray, n_pcs: int, random_state: int
 ) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
     z = _dense(adata.X[:, genes])
     # Centre and scale on the anchor cells so the unperturbed state defines the axes.
     mean = z[anchors].mean(axis=0)
@@ -386,6 +392,8 @@ def _harmonize(
     embedding on the condition is subtracted (its intercept kept). Follows Korsunsky et al. 2019
     with fewer rounds, which suffices for a handful of conditions.
     """
+    from sklearn.cluster import KMeans
+
     z = embedding.T.astype(np.float64)  # dims x cells
     n = z.shape[1]
     cats, codes = np.unique(groups, return_inverse=True)
@@ -439,6 +447,8 @@ def _marker_scores(
     n_clusters: int | None,
     random_state: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    from sklearn.cluster import KMeans
+
     present = table[table["gene"].isin(adata.var_names)]
     types = [
         t
@@ -532,6 +542,8 @@ def _anchor_spaces(
     random_state: int,
 ) -> list[tuple[pd.Index, PCA, np.ndarray]]:
     """Per ensemble gene number: the genes, a PCA fitted on the z-scored anchors, their PCs."""
+    from sklearn.decomposition import PCA
+
     anchor_data = adata[np.flatnonzero(anchors)]
     sizes = [max(2, round(scale * n_top_genes)) for scale in _ENSEMBLE_GENES]
     ranked = _gene_ranking(anchor_data, None, exclude=~allowed)[: max(sizes)]
@@ -562,6 +574,9 @@ def _map_reference(
     reference is itself scored by an outer cross-validation (``benchmarks/kang_annotation.py``)
     the selection is nested inside it and the outer score stays honest.
     """
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
     types = np.unique(labels)
     # (reference features, anchor features, [genes, components]) per space and component number;
     # the reference is z-scored on its own, so the two need not share a normalisation.
@@ -621,6 +636,8 @@ def _mean_log_proba(
     rows: np.ndarray,
 ) -> np.ndarray:
     """Mean over ``views`` of the log-probabilities of ``targets`` by a regression on ``rows``."""
+    from sklearn.linear_model import LogisticRegression
+
     total = np.zeros((targets[0].shape[0], len(types)))
     for (ref, _, _), x in zip(views, targets, strict=True):
         clf = LogisticRegression(C=c, max_iter=2000).fit(ref[rows], labels[rows])

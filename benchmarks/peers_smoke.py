@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-DEFAULT_MODELS = ("context_shift", "scgen", "state_transition")
+DEFAULT_MODELS = ("context_shift", "scgen", "state")
 
 
 def load_data(source: str) -> tuple[Any, str]:
@@ -149,7 +149,7 @@ def _model(name: str, params: dict[str, Any], get_model: Any) -> Any:
     except KeyError:
         from celltwin.models._peers import ScGenModel, StateTransitionModel
 
-        peers = {"scgen": ScGenModel, "state_transition": StateTransitionModel}
+        peers = {"scgen": ScGenModel, "state": StateTransitionModel}
         return peers[name](**params)
 
 

@@ -138,25 +138,42 @@ def test_nearest_dose_uses_the_closest_dose_in_log_space() -> None:
         model.predict(adata, conditions=[("A", "e", "3")], n_cells=1)
 
 
+def dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
 def test_interaction_scores_against_the_simulator_truth() -> None:
     task = get_suite("sim-combinations").task
     opts = task.options({"smoke": True})
     fold = task.fold_data("split0", smoke=True)
     sim = task.truth_extra(opts)
     genes = fold.genes
-    effects = sim.effects
-    control = np.asarray(fold.query.X.mean(axis=0)).ravel()
-    combos = [p for p in fold.conditions[PERTURBATION] if "+" in p]
-    assert combos
+    control = dense(fold.query.X).mean(axis=0)
+    train = fold.train
+    labels = train.obs[PERTURBATION].astype(str).to_numpy()
 
-    def predict(with_interaction: bool) -> AnnData:
+    def trained(single: str) -> np.ndarray:
+        return dense(train.X[labels == single]).mean(axis=0) - control
+
+    inter = sim.interactions
+    combos = [
+        p
+        for p in fold.conditions[PERTURBATION]
+        if "+" in p and all(s in set(labels) for s in p.split("+"))
+    ]
+    assert combos  # combo_seen2: both singles in training
+
+    def predict(kind: str) -> AnnData:
         x, obs = [], []
         for combo in combos:
-            row = effects.obs_names.get_loc(f"A|{combo}|")
-            effect = np.asarray(effects[row, genes].X).ravel()
-            if not with_interaction:  # the additive prediction: the sum of the true singles
-                singles = [effects.obs_names.get_loc(f"A|{s}|") for s in combo.split("+")]
-                effect = np.asarray(effects[singles, genes].X).sum(axis=0)
+            additive = sum(trained(s) for s in combo.split("+"))
+            truth = np.asarray(inter[f"A|{combo}|", genes].X).ravel()
+            effect = {
+                "exact": additive + truth,  # the training singles plus the true interaction
+                "additive": additive,
+                "shrunk": 0.5 * additive,  # no interaction beyond a scaled sum of the parts
+                "control": np.zeros_like(additive),
+            }[kind]
             x.append(control + effect)
             obs.append(("A", combo))
         frame = pd.DataFrame(
@@ -164,12 +181,14 @@ def test_interaction_scores_against_the_simulator_truth() -> None:
         )
         return AnnData(np.array(x), obs=frame, var=pd.DataFrame(index=genes))
 
-    scores = interaction_scores(fold, {"exact": predict(True), "additive": predict(False)}, sim)
-    exact = scores[scores["model"] == "exact"]["value"].to_numpy()
-    np.testing.assert_allclose(exact, 1.0)
-    assert len(exact) == len(combos)
-    # Predicting no interaction at all leaves nothing to correlate: undefined, not a score.
-    assert scores[scores["model"] == "additive"]["value"].isna().all()
+    kinds = ("exact", "additive", "shrunk", "control")
+    scores = interaction_scores(fold, {k: predict(k) for k in kinds}, sim)
+    by = {k: scores[scores["model"] == k]["value"].to_numpy() for k in kinds}
+    assert all(len(v) == len(combos) for v in by.values())
+    np.testing.assert_allclose(by["exact"], 1.0, atol=1e-9)
+    # Nothing beyond the sum of the parts (or a multiple of it) is no interaction: 0, not a score.
+    for k in ("additive", "shrunk", "control"):
+        np.testing.assert_allclose(by[k], 0.0, atol=1e-9)
 
 
 def test_papalexi_folds_partition_the_knockouts() -> None:

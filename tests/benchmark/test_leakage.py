@@ -3,7 +3,9 @@
 For every registered suite (its smoke options), one fold is built twice: from the data as is and
 from data whose held-out cells (cell suites) or held-out signatures (signature suites) hold
 garbage. The features the models see and every model's predictions must be identical, while
-the truth visibly changed (so the poison did reach the data).
+the truth visibly changed (so the poison did reach the data). Predictions are checked end to
+end for the baselines and, with tiny settings passed through the suite's ``model_params`` option
+(the runner's code path), for the learned models of :data:`_TINY_LEARNED`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,22 @@ def sim_split():
 #: Options of a tiny run of each signature suite (they have no ``smoke`` option).
 _SIGNATURE_SMOKE = {"max_perturbations": 12, "folds": 2}
 
+#: Learned models checked end to end, with parameters that fit a smoke fold in seconds.
+_TINY_LEARNED: dict[str, dict[str, object]] = {
+    "transition": {
+        "n_members": 2,
+        "max_steps": 20,
+        "hidden": 16,
+        "n_latent": 8,
+        "cells": 16,
+        "patience": 2,
+        "progress": False,
+    },
+}
+#: (model, suite) pairs where the model refuses every held-out condition of the smoke fold
+#: (``transition`` has no dose features for unseen doses): there the refusals are compared.
+_REFUSES_ALL = {("transition", "sim-doses")}
+
 
 def _dense(x: object) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
@@ -81,24 +99,43 @@ def _cell_case(suite: Suite) -> None:
                 pd.testing.assert_frame_equal(value, b[key])
             else:
                 assert value == b[key]
-    # Predictions are functions of those; checked end to end for the (fast) baselines.
-    n_run = 0
+    # Predictions are functions of those; checked end to end for the (fast) baselines and the
+    # learned models given tiny settings, built as the runner builds them (make_model with the
+    # suite's model_params option, fit on the fold's training cells, predict_conditions).
+    defaults = task.options(opts)["model_params"] or {}
+    run_opts = {
+        **opts,
+        "model_params": {
+            **defaults,
+            **{name: {**defaults.get(name, {}), **p} for name, p in _TINY_LEARNED.items()},
+        },
+    }
+    n_run = {"baseline": 0, "model": 0}
     for name in suite.models:
-        if task.skip_reason(name) or role(name) != "baseline":
+        kind = role(name)
+        if task.skip_reason(name) or (kind != "baseline" and name not in _TINY_LEARNED):
             continue
-        preds = []
+        preds, refusals = [], []
         for fd in (clean, dirty):
-            model = task.make_model(name, seed=0)
-            model.fit(fd.train, **task.model_fit_kwargs(name, fd, opts))
-            pred, _ = predict_conditions(model, fd.query, fd.conditions, seed=0)
+            model = task.make_model(name, seed=0, params=task.model_params(name, run_opts))
+            model.fit(fd.train, **task.model_fit_kwargs(name, fd, run_opts))
+            pred, refused = predict_conditions(model, fd.query, fd.conditions, seed=0)
             preds.append(pred)
+            refusals.append(refused)
+        assert refusals[0] == refusals[1], name
         if preds[0] is None:
             assert preds[1] is None
             continue
-        n_run += 1
+        n_run[kind] += 1
         np.testing.assert_array_equal(_dense(preds[0].X), _dense(preds[1].X), err_msg=name)
         pd.testing.assert_frame_equal(preds[0].obs, preds[1].obs)
-    assert n_run >= 2
+    assert n_run["baseline"] >= 2
+    learned = [
+        m
+        for m in suite.models
+        if m in _TINY_LEARNED and not task.skip_reason(m) and (m, suite.name) not in _REFUSES_ALL
+    ]
+    assert n_run["model"] >= len(learned), (n_run, learned)
 
 
 def _signature_case(suite: Suite) -> None:

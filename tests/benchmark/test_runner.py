@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from celltwin.benchmark import get_suite, list_models, run_benchmark
+from celltwin.benchmark import get_suite, list_models, run_benchmark, suites
 from celltwin.benchmark._leaderboard import LEADERBOARD_COLUMNS, fold_table
 from celltwin.benchmark._runner import TIMING_COLUMNS, UNIT_COLUMNS, measure, parse_options
+from celltwin.models import get_spec
 
 SUITE = "sim-doses"
 SMOKE = {"smoke": True}
@@ -252,3 +254,101 @@ def test_list_models_has_registry_and_suite_models() -> None:
     assert {"control", "mean", "linear", "nearest_dose"} <= set(table["name"])
     row = table.set_index("name").loc["nearest_dose"]
     assert row["suites"] == "sim-doses"
+
+
+# --- peers (other groups' models behind the "peers" extra) -------------------------------------
+
+PEERS = ("state", "scgen")
+KANG = "kang2018-heldout-celltype"
+
+
+def test_peers_run_only_when_asked_for() -> None:
+    for suite in suites():
+        assert not set(PEERS) & set(suite.models), suite.name
+    assert {"context_shift", "transition"} <= set(get_suite(KANG).models)
+    table = list_models().set_index("name")
+    assert table.loc[list(PEERS), "extra"].tolist() == ["peers", "peers"]
+    assert table.loc["nearest_dose", "extra"] == "" and table.loc["nearest_dose", "installed"]
+
+
+def test_missing_peer_packages_are_reported_as_skipped_with_the_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):  # the peers' packages are "not installed"
+        return None if name.split(".")[0] in ("state", "scgen") else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    board = run_benchmark(
+        SUITE,
+        models=["mean", *PEERS],
+        folds=["highest"],
+        out=tmp_path,
+        progress=False,
+        isolate=False,
+        report=False,
+        **SMOKE,
+    )
+    status = board.timings.set_index("model")
+    assert status.loc["mean", "status"] == "ok"
+    for name in PEERS:
+        assert status.loc[name, "status"] == "skipped"
+        reason = status.loc[name, "reason"]
+        assert "['state', 'scgen']" in reason and "Fix: pip install 'celltwin[peers]'" in reason
+    assert set(board.table["model"]) == {"mean", "ceiling"}
+    md = board.to_markdown()
+    assert "- state: skipped — state needs the package(s)" in md
+    assert pd.read_csv(tmp_path / "timings.csv").set_index("model").loc["scgen", "status"] == (
+        "skipped"
+    )
+
+
+def test_suite_settings_reach_the_peers() -> None:
+    task = get_suite(KANG).task
+    full = task.model_params("state", {})
+    assert full["n_threads"] == 1 and full["max_steps"] >= 400
+    assert task.model_params("scgen", {}) == {"n_threads": 1}  # scGen's own recipe otherwise
+    smoke = task.model_params("state", {"smoke": True})
+    assert smoke["max_steps"] < full["max_steps"] and smoke["hidden_dim"] < 128
+    # The model_params option overrides one parameter and keeps the suite's others.
+    given = task.model_params("state", {"model_params": {"state": {"max_steps": 7}}})
+    assert given == {**full, "max_steps": 7}
+    assert task.model_params("mean", {}) == {}
+    if not get_spec("state").installed:
+        pytest.skip("the peers extra is not installed (pip install 'celltwin[peers]')")
+    model = task.make_model("state", seed=4, params=full)
+    assert model.get_params()["max_steps"] == full["max_steps"] and model.seed == 4
+
+
+def test_a_stopped_model_process_reports_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning turns a SIGTERM into SystemExit(): the model process must still say so."""
+    from celltwin.benchmark import _runner
+
+    task = get_suite(SUITE).task
+    fold = task.fold_data("highest", **SMOKE)
+    _runner._write_fold_inputs(fold, tmp_path)
+    out = tmp_path / "mean"
+    out.mkdir()
+    request = {
+        "suite": SUITE,
+        "model": "mean",
+        "seed": 0,
+        "params": {},
+        "fit_frames": {},
+        "fit_plain": {},
+        "inputs": str(tmp_path),
+        "out": str(out),
+    }
+    (out / "request.json").write_text(json.dumps(request))
+
+    def stopped(*args, **kwargs):
+        raise SystemExit()
+
+    monkeypatch.setattr(_runner, "_fit_predict", stopped)
+    monkeypatch.setattr("sys.argv", ["child", str(out / "request.json")])
+    _runner._child_main()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["error"].startswith("SystemExit") and "SIGTERM" in stats["error"]

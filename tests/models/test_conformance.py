@@ -1,7 +1,11 @@
 """The estimator contract, checked for every registered model (after sklearn's
 ``parametrize_with_checks``): parameters, fit, canonical predictions, gene alignment, unseen
 conditions, isolation from test cells, and save/load (round trip in a fresh process, and
-refusal of damaged directories)."""
+refusal of damaged directories).
+
+Models needing a pip extra (the peers State and scGen) run with tiny training settings
+(:data:`QUICK`) when their packages are installed, and are skipped, saying what to install, when
+they are not."""
 
 from __future__ import annotations
 
@@ -38,12 +42,35 @@ from celltwin.models import (
     load,
 )
 
-NAMES = list(available().index)
+#: Tiny training settings of the models that are slow at their defaults (a second or two each).
+QUICK: dict[str, dict] = {
+    "state": dict(
+        max_steps=3, hidden_dim=16, n_heads=2, n_layers=1, cell_set_len=8, batch_size=2, n_threads=1
+    ),
+    "scgen": dict(n_hidden=16, n_latent=4, max_epochs=1, n_threads=1),
+}
+#: Registered models whose packages are installed (every model without a pip extra).
+INSTALLED = [name for name in available().index if get_spec(name).installed]
+
+
+def _param(name: str) -> object:
+    spec = get_spec(name)
+    if spec.installed:
+        return name
+    reason = f"{name} needs {spec.missing_modules()} ({spec.install_hint})"
+    return pytest.param(name, marks=pytest.mark.skip(reason=reason))
+
+
+NAMES = [_param(name) for name in available().index]
+
+
+def _model(name: str, **params) -> Model:
+    return get_model(name, **{**QUICK.get(name, {}), **params})
 
 
 @pytest.fixture(scope="module")
 def fitted(experiment) -> dict[str, Model]:
-    return {name: get_model(name).fit(experiment.adata) for name in NAMES}
+    return {name: _model(name).fit(experiment.adata) for name in INSTALLED}
 
 
 def _seen(experiment) -> list[tuple[str, str]]:
@@ -60,7 +87,7 @@ def _n_controls(adata: ad.AnnData, context: str) -> int:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_init_only_stores_parameters(name: str) -> None:
-    model = get_model(name)
+    model = _model(name)
     assert vars(model) == model.get_params()
     assert not [a for a in vars(model) if a.endswith("_")]
     clone = get_model(name, **model.get_params())
@@ -74,7 +101,7 @@ def test_init_only_stores_parameters(name: str) -> None:
 def test_fit_returns_self_and_learns_from_training_cells_only(name: str, experiment) -> None:
     adata = experiment.adata
     before = adata.obs.copy()
-    model = get_model(name)
+    model = _model(name)
     assert model.fit(adata) is model
     assert model.genes_ == list(adata.var_names)
     assert model.n_train_cells_ == int((adata.obs[SPLIT] == TRAIN).sum())
@@ -96,14 +123,12 @@ def test_fit_never_reads_test_cells(name: str, experiment) -> None:
     poisoned.X = sp.csr_matrix(x)
     # The poison is real: a model that read every cell would fail on it.
     with pytest.raises(ValueError, match="NaN"):
-        get_model(name).fit(poisoned, split_key=None)
+        _model(name).fit(poisoned, split_key=None)
 
     dropped = adata[adata.obs[SPLIT].to_numpy() == TRAIN].copy()
-    reference = get_model(name).fit(adata).predict(adata, conditions=_seen(experiment), seed=1)
+    reference = _model(name).fit(adata).predict(adata, conditions=_seen(experiment), seed=1)
     for training_data in (poisoned, dropped):
-        pred = (
-            get_model(name).fit(training_data).predict(adata, conditions=_seen(experiment), seed=1)
-        )
+        pred = _model(name).fit(training_data).predict(adata, conditions=_seen(experiment), seed=1)
         np.testing.assert_array_equal(pred.X, reference.X)
 
 
@@ -279,7 +304,7 @@ def test_save_load_round_trip_in_a_fresh_process(name: str, experiment, fitted, 
     # In-process too, through the class method; and the wrong class is refused.
     again = type(fitted[name]).load(saved / name)
     assert again.get_params() == fitted[name].get_params()
-    other = next(n for n in NAMES if n != name)
+    other = next(n for n in INSTALLED if n != name)
     with pytest.raises(ModelFormatError, match="not a"):
         type(get_model(other)).load(saved / name)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,6 +42,9 @@ PUBLIC = {
     "get_model",
     "get_spec",
     "load",
+    # one-call training and prediction (what `celltwin fit` / `celltwin predict` run)
+    "fit",
+    "predict",
     # signature-data models
     "ContextTransferLinear",
     "LowRankSignatures",
@@ -45,12 +52,16 @@ PUBLIC = {
     "MeanOtherPerturbations",
     "SignatureModel",
     "SignatureModelSpec",
+    "SignatureFactor",
     "available_signature_models",
     "get_signature_model",
     "load_signature_model",
     "register_signature_model",
     # learned models
     "TransitionModel",
+    # peers (other groups' models, the "peers" extra)
+    "ScGenModel",
+    "StateTransitionModel",
 }
 
 
@@ -69,6 +80,8 @@ def test_available_lists_every_registered_model() -> None:
         "context_shift",
         "nearest_perturbation",
         "transition",
+        "state",
+        "scgen",
     ]
     assert list(table.columns) == [
         "description",
@@ -76,6 +89,8 @@ def test_available_lists_every_registered_model() -> None:
         "predicts",
         "handles_unseen",
         "class",
+        "extra",
+        "installed",
     ]
     assert set(table["predicts"]) <= {"cells", "pseudobulk"}
     for name, row in table.iterrows():
@@ -84,6 +99,61 @@ def test_available_lists_every_registered_model() -> None:
         assert row["predicts"] == spec.predicts == spec.cls.predicts
         assert row["handles_unseen"] == ",".join(sorted(spec.handles_unseen))
         assert "\n" not in spec.description and spec.reference
+        assert row["extra"] == (spec.extra or "")
+        assert row["installed"] == spec.installed
+
+
+#: What each peer's packages are imported as (the "peers" extra).
+PEER_PACKAGES = ("state", "cell_load", "scgen", "scvi")
+
+
+def test_peers_declare_their_extra_and_what_they_predict() -> None:
+    table = available()
+    assert table.loc[["state", "scgen"], "extra"].tolist() == ["peers", "peers"]
+    assert set(table.loc[table["extra"] == "", "installed"]) == {True}
+    # Both encode the perturbation by identity (one-hot / one network per perturbation); a
+    # context enters only through its control cells (Kang's held-out cell type).
+    for name in ("state", "scgen"):
+        spec = get_spec(name)
+        assert spec.handles_unseen == {"context"} and spec.predicts == "cells"
+        assert spec.install_hint == "pip install 'celltwin[peers]'"
+        found = all(importlib.util.find_spec(m) is not None for m in PEER_PACKAGES)
+        assert spec.installed is found and (spec.missing_modules() == []) is found
+
+
+def test_available_imports_no_peer_package() -> None:
+    code = (
+        "import sys; from celltwin.models import available; t = available(); "
+        f"print(sorted(m for m in {PEER_PACKAGES!r} + ('lightning',) if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def _without(monkeypatch: pytest.MonkeyPatch, *hidden: str) -> None:
+    """Make importlib.util.find_spec report ``hidden`` packages as not installed."""
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):
+        return None if name.split(".")[0] in hidden else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.parametrize("name", ["state", "scgen"])
+def test_get_model_of_a_peer_without_its_packages_says_what_to_install(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without(monkeypatch, "scgen")
+    spec = get_spec(name)
+    assert not spec.installed and spec.missing_modules() == ["scgen"]
+    with pytest.raises(ImportError, match=r"\['scgen'\].*Fix: pip install 'celltwin\[peers\]'"):
+        get_model(name)
+    table = available()
+    assert not table.loc[name, "installed"] and table.loc["transition", "installed"]
+    get_model("mean")  # models without an extra are unaffected
 
 
 def test_get_model_passes_parameters_and_names_the_choices() -> None:
@@ -102,6 +172,9 @@ def test_model_spec_must_agree_with_its_class() -> None:
         ModelSpec("mean", MeanBaseline, "x", "y", "pseudobulk", frozenset())
     with pytest.raises(ValueError, match="handles_unseen must be a subset"):
         ModelSpec("mean", MeanBaseline, "x", "y", "cells", frozenset({"dose"}))
+    with pytest.raises(ValueError, match=r"extra must be None or one of \['peers'\] \(got 'gpu'\)"):
+        ModelSpec("mean", MeanBaseline, "x", "y", "cells", frozenset(), extra="gpu")
+    assert ModelSpec("mean", MeanBaseline, "x", "y", "cells").installed
 
 
 def test_conditions_accept_tables_and_tuples() -> None:

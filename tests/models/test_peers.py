@@ -11,7 +11,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +25,12 @@ from celltwin.models._peers._common import (
     pack_state_dict,
     unpack_state_dict,
 )
-from celltwin.models._registry import MODELS, ModelSpec
 from celltwin.simulate import simulate
 from celltwin.split import split_contexts
 
 #: Per peer: the class, the packages it needs, and parameters for a quick fit.
 PEERS = {
-    "state_transition": (
+    "state": (
         StateTransitionModel,
         ("state", "cell_load"),
         dict(
@@ -64,24 +62,6 @@ def _skip_without(packages: tuple[str, ...]) -> None:
     for package in packages:
         if package != "scgen":
             pytest.importorskip(package, reason=f"{package} does not import")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _registered() -> Iterator[None]:
-    """Register the peers for celltwin.models.load when the registry does not list them yet."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name, (cls, _, _) in PEERS.items():
-            if name not in MODELS:
-                spec = ModelSpec(
-                    name=name,
-                    cls=cls,
-                    description="peer",
-                    reference="",
-                    predicts="cells",
-                    handles_unseen=frozenset({"context"}),
-                )
-                mp.setitem(MODELS, name, spec)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +164,7 @@ def test_save_load_round_trip(fitted: Model, data: AnnData, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("name", "quick"),
     [
-        ("state_transition", dict(max_steps=3, hidden_dim=16, n_heads=2, n_layers=1, n_threads=1)),
+        ("state", dict(max_steps=3, hidden_dim=16, n_heads=2, n_layers=1, n_threads=1)),
         ("scgen", dict(n_hidden=16, n_latent=4, max_epochs=2, n_threads=1)),
     ],
 )
@@ -213,9 +193,7 @@ def test_importing_celltwin_imports_no_peer() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(
-    ("name", "missing"), [("state_transition", "state.tx.utils"), ("scgen", "scvi")]
-)
+@pytest.mark.parametrize(("name", "missing"), [("state", "state.tx.utils"), ("scgen", "scvi")])
 def test_missing_packages_say_what_to_install(
     name: str, missing: str, data: AnnData, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from .._keys import CONTEXT, PERTURBATION
 from ..eval import paired_comparison, summarize
+from ..models._registry import MODELS, PEERS_EXTRA
 
 if TYPE_CHECKING:
     from ._runner import FoldRun
@@ -47,6 +48,11 @@ BASELINE_MODELS: Final = frozenset(
         "mean_other_perturbations",
     }
 )
+#: Peers: other groups' models run through their own packages (registered with the ``peers``
+#: extra, e.g. State and scGen). Neither baselines nor celltwin's learned models.
+PEER_MODELS: Final = frozenset(name for name, spec in MODELS.items() if spec.extra == PEERS_EXTRA)
+#: The distributional metric of the peer comparisons (besides the suite's primary metric).
+PEER_METRIC: Final = "energy_distance"
 #: Reference rows that are not models: the split-half ceiling and the signature reference.
 REFERENCE_ROWS: Final = ("ceiling", "reference")
 COVERAGE: Final = "coverage"
@@ -75,10 +81,13 @@ def higher_is_better(name: str) -> bool:
 
 
 def role(model: str) -> str:
-    """``ceiling``, ``reference``, ``baseline`` or ``model``."""
+    """``ceiling``, ``reference``, ``baseline``, ``peer`` (:data:`PEER_MODELS`) or ``model``
+    (celltwin's learned models and any other model)."""
     if model in REFERENCE_ROWS:
         return model
-    return "baseline" if model in BASELINE_MODELS else "model"
+    if model in BASELINE_MODELS:
+        return "baseline"
+    return "peer" if model in PEER_MODELS else "model"
 
 
 # --- per-fold aggregation ---------------------------------------------------------------------
@@ -263,7 +272,8 @@ class Leaderboard:
 
         Without a learned model, the best baseline is compared with the runner-up. Units are
         paired across folds (per-unit values when the metric has them, else per-fold values).
-        Returns ``None`` when fewer than two models have results.
+        Peers are neither (see :meth:`peer_comparisons`). Returns ``None`` when fewer than two
+        models have results.
         """
         ranked = self.ranking()
         learned = [m for m in ranked if role(m) == "model"]
@@ -274,7 +284,34 @@ class Leaderboard:
             a, b, kind = baselines[0], baselines[1], "no learned model: best two baselines"
         else:
             return None
-        metric = self.primary_metric
+        return self._paired(a, b, metric=self.primary_metric, kind=kind)
+
+    def peer_comparisons(self) -> list[dict[str, Any]]:
+        """Paired comparisons of celltwin's best learned model with each peer.
+
+        One per peer with results (best first) and metric: the primary metric and, when the
+        suite reports it, :data:`PEER_METRIC` (energy distance, the distributional view State
+        is trained for). Paired as in :meth:`comparison`; ``a`` is the learned model. Empty
+        without a learned model or a peer.
+        """
+        ranked = self.ranking()
+        learned = [m for m in ranked if role(m) == "model"]
+        peers = [m for m in ranked if role(m) == "peer"]
+        if not learned:
+            return []
+        metrics = [self.primary_metric]
+        if PEER_METRIC != self.primary_metric and PEER_METRIC in set(self.results["metric"]):
+            metrics.append(PEER_METRIC)
+        out = []
+        for peer in peers:
+            for metric in metrics:
+                found = self._paired(learned[0], peer, metric=metric, kind="learned model vs peer")
+                if found is not None:
+                    out.append(found)
+        return out
+
+    def _paired(self, a: str, b: str, *, metric: str, kind: str) -> dict[str, Any] | None:
+        """Paired comparison of ``a`` and ``b`` on ``metric`` (``None`` if one has no values)."""
         res = self.results[self.results["metric"] == metric]
         unit = _is_unit(res)
         keys = ["fold", CONTEXT, PERTURBATION] if unit.any() else ["fold"]
@@ -320,6 +357,7 @@ class Leaderboard:
             (out / "report.html").write_text(report_html(self), encoding="utf-8")
         record = dict(self.record)
         record["comparison"] = self.comparison()
+        record["peer_comparisons"] = self.peer_comparisons()
         (out / "run.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n")
 
 
@@ -356,13 +394,24 @@ def _cell(summary: pd.DataFrame, model: str, metric: str, *, ci: bool = True) ->
     return f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 unit"``, ``"8 units"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _label(model: str) -> str:
     tag = role(model)
     if tag == "ceiling":
         return "*ceiling (split-half)*"
     if tag == "reference":
         return "*reference (measured elsewhere)*"
-    return f"{model} (baseline)" if tag == "baseline" else f"**{model}**"
+    if tag in ("baseline", "peer"):
+        return f"{model} ({tag})"
+    return f"**{model}**"
+
+
+#: Metric name of the effect-interval coverage rows (see ``_runner.effect_interval_coverage``).
+EFFECT_INTERVAL_COVERAGE = "effect_interval_coverage"
 
 
 def markdown_section(board: Leaderboard) -> str:
@@ -385,10 +434,37 @@ def markdown_section(board: Leaderboard) -> str:
     header = ["model", *[f"{m} {arrows[m]}" for m in metrics], "coverage"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
+    primary = summary[summary["metric"] == board.primary_metric].set_index("model")["n_folds"]
+    partial = []
     for model in order:
         cells = [_cell(summary, model, m) for m in metrics]
         cov = "" if model in refs else _cell(summary, model, COVERAGE, ci=False)
-        lines.append("| " + " | ".join([_label(model), *cells, cov]) + " |")
+        label = _label(model)
+        # A model run on some folds only is not comparable with the others' means: say so.
+        k = int(primary.get(model, n_folds))
+        if model not in refs and k < n_folds:
+            label += f" ({k} of {n_folds} folds)"
+            partial.append(model)
+        lines.append("| " + " | ".join([label, *cells, cov]) + " |")
+    if partial:
+        lines += [
+            "",
+            f"{', '.join(partial)}: run on fewer folds than the others; compare them with the "
+            "paired differences below (same folds only), not with the means above.",
+        ]
+    intervals = summary[summary["metric"] == EFFECT_INTERVAL_COVERAGE]
+    if len(intervals):
+        nominal = board.record.get("interval_nominal")
+        lines += [
+            "",
+            "Effect intervals: share of held-out true gene effects inside the model's interval "
+            + (f"(nominal {nominal:.0%}): " if nominal else ": ")
+            + "; ".join(
+                f"{r.model} {_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+                for r in intervals.itertuples()
+            )
+            + ".",
+        ]
 
     fractions = [f"{m}/ceiling" for m in metrics if f"{m}/ceiling" in set(summary["metric"])]
     if fractions:
@@ -432,9 +508,28 @@ def markdown_section(board: Leaderboard) -> str:
             "",
             f"Paired comparison ({c['kind']}), {c['metric']}: **{c['a']}** − **{c['b']}** = "
             f"{_fmt(c['mean_diff'])} [95% CI {_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}] over "
-            f"{c['n']} paired {c['unit']}s; {c['a']} better on {c['share_a_better']:.0%}, "
+            f"{_count(c['n'], 'paired ' + c['unit'])}; {c['a']} better on "
+            f"{c['share_a_better']:.0%}, "
             f"{c['b']} on {c['share_b_better']:.0%}.",
         ]
+    peer_rows = [c for c in board.peer_comparisons() if c["n"] > 0]
+    if peer_rows:
+        lines += [
+            "",
+            "Paired comparisons (celltwin's best learned model vs each peer; difference = learned "
+            "− peer, 95% bootstrap CI):",
+            "",
+            "| learned − peer | metric | difference [95% CI] | paired | learned better | "
+            "peer better |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in peer_rows:
+            arrow = "↑" if higher_is_better(c["metric"]) else "↓"
+            lines.append(
+                f"| {c['a']} − {c['b']} | {c['metric']} {arrow} | {_fmt(c['mean_diff'])} "
+                f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}] | {_count(c['n'], c['unit'])} | "
+                f"{c['share_a_better']:.0%} | {c['share_b_better']:.0%} |"
+            )
 
     timing = board.timings
     if len(timing):
@@ -538,7 +633,8 @@ def report_html(board: Leaderboard) -> str:
     notes = [
         board.description,
         f"{board.table['fold'].nunique()} folds; values pooled over the units of every fold "
-        "(the leaderboard averages per fold first). Baseline models are marked (baseline); "
+        "(the leaderboard averages per fold first). Baseline models are marked (baseline), "
+        "other groups' models run through their own packages (peer); "
         "the ceiling is real data predicting itself (split halves).",
     ]
     issues = board.timings[~board.timings["status"].astype(str).isin(["ok", "nan"])]

@@ -49,6 +49,7 @@ from anndata import AnnData
 
 from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
 from ..models import UnseenConditionError
+from ._leaderboard import EFFECT_INTERVAL_COVERAGE
 from ._suite import RESULT_COLUMNS, Suite, get_suite
 
 if TYPE_CHECKING:
@@ -165,6 +166,70 @@ def predict_conditions(
     return pred, refused
 
 
+def predict_intervals(
+    model: Any, query: AnnData, pred: AnnData | None, *, seed: int
+) -> AnnData | None:
+    """The model's effect intervals for the conditions it predicted, when it has them.
+
+    Models with a ``predict_effects`` method (``transition``) return each predicted gene effect
+    with an interval (layers ``lower`` / ``upper``, ``uns['interval']`` the nominal coverage);
+    the benchmark scores how often the held-out true effects fall inside
+    (:func:`effect_interval_coverage`). Timed apart from fit and predict (not in the timings).
+    """
+    if pred is None or not hasattr(model, "predict_effects"):
+        return None
+    keys = [c for c in (CONTEXT, PERTURBATION, DOSE) if c in pred.obs.columns]
+    conditions = pred.obs[keys].astype(str).drop_duplicates().reset_index(drop=True)
+    try:
+        return model.predict_effects(query, conditions=conditions, seed=seed)
+    except UnseenConditionError:
+        return None
+
+
+def effect_interval_coverage(fold: FoldData, effects: Mapping[str, AnnData]) -> pd.DataFrame:
+    """Share of genes whose held-out true effect lies in the model's interval, per unit.
+
+    The true effect of a unit is the mean of its held-out cells minus the mean of the query
+    control cells of its context (the same control cells the model was given). Units predicted
+    as measured (no interval) are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, context, perturbation, metric, value`` with metric
+        :data:`EFFECT_INTERVAL_COVERAGE`.
+    """
+    rows = []
+    truth = fold.truth
+    truth_units = unit_labels(truth.obs)
+    truth_ctx = truth.obs[CONTEXT].astype(str).to_numpy()
+    query_ctx = fold.query.obs[CONTEXT].astype(str).to_numpy()
+    query_ctrl = fold.query.obs[PERTURBATION].astype(str).to_numpy() == CONTROL
+    for model, eff in effects.items():
+        genes = list(eff.var_names)
+        t_cols = truth.var_names.get_indexer(genes)
+        q_cols = fold.query.var_names.get_indexer(genes)
+        if (t_cols < 0).any() or (q_cols < 0).any():
+            continue
+        lower = np.asarray(eff.layers["lower"], dtype=float)
+        upper = np.asarray(eff.layers["upper"], dtype=float)
+        labels = unit_labels(eff.obs)
+        for i, (context, unit) in enumerate(zip(eff.obs[CONTEXT].astype(str), labels, strict=True)):
+            cells = (truth_ctx == context) & (truth_units == unit)
+            ctrl = query_ctrl & (query_ctx == context)
+            if not cells.any() or not ctrl.any() or not np.isfinite(lower[i]).all():
+                continue
+            true = _col_mean(truth.X, cells, t_cols) - _col_mean(fold.query.X, ctrl, q_cols)
+            inside = (true >= lower[i]) & (true <= upper[i])
+            rows.append((model, context, unit, EFFECT_INTERVAL_COVERAGE, float(inside.mean())))
+    return pd.DataFrame(rows, columns=["model", CONTEXT, PERTURBATION, "metric", "value"])
+
+
+def _col_mean(x: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    sub = x[np.flatnonzero(rows)][:, cols]
+    return np.asarray(sub.mean(axis=0), dtype=float).ravel()
+
+
 def _unit_label(row: Mapping[str, Any]) -> str:
     dose = str(row.get(DOSE, "") or "")
     return f"{row[PERTURBATION]}@{dose}" if dose and dose != "nan" else str(row[PERTURBATION])
@@ -178,8 +243,12 @@ def _fit_predict(
     seed: int,
     fit_kwargs: Mapping[str, Any],
     params: Mapping[str, Any],
-) -> tuple[AnnData | None, dict[str, Any]]:
-    """Fit and predict in this process, with the measurements of :func:`measure`."""
+) -> tuple[AnnData | None, AnnData | None, dict[str, Any]]:
+    """Fit and predict in this process, with the measurements of :func:`measure`.
+
+    Returns the prediction, the predicted effects with their intervals (models with
+    ``predict_effects``, see :func:`predict_intervals`; else ``None``) and the measurements.
+    """
     model = task.make_model(name, seed=seed, params=params)
     with measure() as total:
         start = time.perf_counter()
@@ -188,17 +257,22 @@ def _fit_predict(
         start = time.perf_counter()
         pred, refused = predict_conditions(model, fold.query, fold.conditions, seed=seed)
         predict_s = time.perf_counter() - start
-    return pred, {
-        "fit_s": fit_s,
-        "predict_s": predict_s,
-        "total_s": total["seconds"],
-        "cpu_s": total["cpu_s"],
-        "peak_rss_mb": total["peak_rss_mb"],
-        "peak_delta_mb": total["peak_delta_mb"],
-        "memory_method": total["memory_method"],
-        "n_refused": len(refused),
-        "refused": refused,
-    }
+    effects = predict_intervals(model, fold.query, pred, seed=seed)
+    return (
+        pred,
+        effects,
+        {
+            "fit_s": fit_s,
+            "predict_s": predict_s,
+            "total_s": total["seconds"],
+            "cpu_s": total["cpu_s"],
+            "peak_rss_mb": total["peak_rss_mb"],
+            "peak_delta_mb": total["peak_delta_mb"],
+            "memory_method": total["memory_method"],
+            "n_refused": len(refused),
+            "refused": refused,
+        },
+    )
 
 
 def _write_fold_inputs(fold: FoldData, folder: Path) -> None:
@@ -217,7 +291,7 @@ def _fit_predict_process(
     seed: int,
     fit_kwargs: Mapping[str, Any],
     params: Mapping[str, Any],
-) -> tuple[AnnData | None, dict[str, Any]]:
+) -> tuple[AnnData | None, AnnData | None, dict[str, Any]]:
     """Fit and predict in a fresh Python process reading only ``folder`` (see module doc).
 
     ``fit_kwargs`` are passed as files: DataFrames as CSV (index kept), anything else as JSON.
@@ -260,9 +334,10 @@ def _fit_predict_process(
     stats = json.loads(stats_path.read_text())
     if stats.get("error"):
         raise _ChildError(stats["error"])
-    pred_path = out / "pred.h5ad"
+    pred_path, effects_path = out / "pred.h5ad", out / "effects.h5ad"
     pred = ad.read_h5ad(pred_path) if pred_path.exists() else None
-    return pred, stats
+    effects = ad.read_h5ad(effects_path) if effects_path.exists() else None
+    return pred, effects, stats
 
 
 class _ChildError(RuntimeError):
@@ -298,7 +373,7 @@ def _child_main() -> None:
         fit_kwargs = dict(request["fit_plain"])
         for key, filename in request["fit_frames"].items():
             fit_kwargs[key] = pd.read_csv(out / filename, index_col=0, keep_default_na=False)
-        pred, stats = _fit_predict(
+        pred, effects, stats = _fit_predict(
             task,
             request["model"],
             fold,
@@ -308,9 +383,20 @@ def _child_main() -> None:
         )
         if pred is not None:
             pred.write_h5ad(out / "pred.h5ad")
-    except Exception as err:  # reported to the parent, which records the model as failed
-        stats = {"error": f"{type(err).__name__}: {err}"}
+        if effects is not None:
+            effects.write_h5ad(out / "effects.h5ad")
+    # Reported to the parent, which records the model as failed. SystemExit too: Lightning (the
+    # peers' trainer) turns a SIGTERM into one, which would end the process without a word.
+    except (Exception, SystemExit) as err:
+        stats = {"error": _describe(err)}
     (out / "stats.json").write_text(json.dumps(stats, default=str))
+
+
+def _describe(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}"
+    if isinstance(err, SystemExit):
+        text += " (the model process was asked to stop, e.g. by a SIGTERM)"
+    return text
 
 
 def _run_fold_process(
@@ -365,8 +451,8 @@ def _child_fold_main() -> None:
             "memory_method": total["memory_method"],
             "n_refused": 0,
         }
-    except Exception as err:
-        stats = {"error": f"{type(err).__name__}: {err}"}
+    except (Exception, SystemExit) as err:
+        stats = {"error": _describe(err)}
     (out / "stats.json").write_text(json.dumps(stats, default=str))
 
 
@@ -624,6 +710,7 @@ def _run_cells_fold(
         folder = workdir / _safe(fold_name)
         _write_fold_inputs(fold, folder)
     predictions: dict[str, AnnData] = {}
+    intervals: dict[str, AnnData] = {}
     timings: list[dict[str, Any]] = []
     names: Sequence[str] = models
     if progress:
@@ -640,11 +727,11 @@ def _run_cells_fold(
             fit_kwargs = task.model_fit_kwargs(name, fold, options)
             params = task.model_params(name, options)
             if isolate:
-                pred, stats = _fit_predict_process(
+                pred, effects, stats = _fit_predict_process(
                     suite_name, name, folder, seed=seed, fit_kwargs=fit_kwargs, params=params
                 )
             else:
-                pred, stats = _fit_predict(
+                pred, effects, stats = _fit_predict(
                     task, name, fold, seed=seed, fit_kwargs=fit_kwargs, params=params
                 )
         except Exception as err:  # one failing model must not sink the benchmark
@@ -665,7 +752,11 @@ def _run_cells_fold(
         )
         if pred is not None:
             predictions[name] = pred
+        if effects is not None:
+            intervals[name] = effects
     results, evaluations = score_fold(fold, predictions, metrics=task.metrics, seed=seed)
+    if intervals:
+        results = pd.concat([results, effect_interval_coverage(fold, intervals)], ignore_index=True)
     if task.extra_scores is not None and task.truth_extra is not None:
         extra = task.extra_scores(fold, predictions, task.truth_extra(task.options(options)))
         results = pd.concat([results, extra], ignore_index=True)
@@ -1047,6 +1138,8 @@ def list_models() -> pd.DataFrame:
                     "predicts": s.task.local_models[name].predicts,
                     "handles_unseen": "",
                     "class": s.task.local_models[name].__name__,
+                    "extra": "",
+                    "installed": True,
                     "suites": s.name,
                 }
             )

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from celltwin._keys import CONTEXT, PERTURBATION, SPLIT, TEST
+
 app = typer.Typer(
     help="celltwin: learn, predict and honestly evaluate perturbation responses of cells.",
     no_args_is_help=True,
@@ -206,6 +208,90 @@ def split(
     typer.echo(f"wrote {written}")
 
 
+# --- fit and predict -------------------------------------------------------------------------
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="Cells (.h5ad), with a split (`celltwin split`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the fitted model is saved to.")],
+    model: Annotated[
+        str, typer.Option(help="Registered model (see `celltwin models`).")
+    ] = "transition",
+    split_key: Annotated[
+        str, typer.Option(help="obs column of the split: only 'train' cells are read.")
+    ] = SPLIT,
+    time_budget: Annotated[
+        float | None, typer.Option(help="Seconds of training (transition).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder; fitting again resumes from it.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Model parameter KEY=VALUE, repeatable (n_members=3)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars with the loss.")] = True,
+) -> None:
+    """Fit a model on the training cells of DATA and save it to OUT."""
+    from celltwin.benchmark import parse_options
+    from celltwin.models import fit as fit_model
+
+    with _user_errors():
+        fit_model(
+            data,
+            model=model,
+            split_key=split_key,
+            params=parse_options(param or []),
+            checkpoint_dir=checkpoint_dir,
+            time_budget=time_budget,
+            seed=seed,
+            progress=progress,
+            out=out,
+        )
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Folder of a saved model (`celltwin fit`).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Cells (.h5ad) holding the control cells to start from.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad of predicted cells.")],
+    conditions: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated context:perturbation[:dose] (default: the held-out conditions)."
+        ),
+    ] = None,
+    split_key: Annotated[str, typer.Option(help="obs column of the split.")] = SPLIT,
+    split: Annotated[str, typer.Option(help="Split label whose conditions are predicted.")] = TEST,
+    n_cells: Annotated[
+        int | None, typer.Option(help="Cells per condition (default: as many as in DATA).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draw of control cells.")] = 0,
+) -> None:
+    """Predict conditions (by default DATA's held-out ones) with a saved model; write OUT."""
+    from celltwin.models import predict as predict_cells
+
+    with _user_errors():
+        pred = predict_cells(
+            model_dir,
+            data,
+            conditions=_list(conditions),
+            split_key=split_key,
+            split=split,
+            n_cells=n_cells,
+            seed=seed,
+            out=out,
+        )
+    n_conditions = pred.obs[[CONTEXT, PERTURBATION]].drop_duplicates().shape[0]
+    typer.echo(f"predicted {pred.n_obs} cells of {n_conditions} conditions")
+    typer.echo(f"wrote {out}")
+
+
 # --- evaluate --------------------------------------------------------------------------------
 
 
@@ -275,14 +361,17 @@ def benchmark(
 
 @app.command("models")
 def models_command() -> None:
-    """List the registered models: what they predict and which unseen conditions they handle."""
+    """List the registered models: what they predict, which unseen conditions they handle, and
+    the pip extra they need (with whether it is installed)."""
     import pandas as pd
 
     from celltwin.benchmark import list_models
 
     table = list_models()
-    columns = ["name", "predicts", "handles_unseen", "suites", "description"]
-    with pd.option_context("display.max_colwidth", 70, "display.width", 220):
+    table["installed"] = table["installed"].map({True: "yes", False: "no"})
+    table["extra"] = table["extra"].replace("", "-")
+    columns = ["name", "predicts", "handles_unseen", "extra", "installed", "suites", "description"]
+    with pd.option_context("display.max_colwidth", 70, "display.width", 240):
         typer.echo(table[columns].to_string(index=False))
 
 

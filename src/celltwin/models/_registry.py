@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -11,10 +12,18 @@ from ._base import Model, PredictionKind
 from ._baselines import AdditiveBaseline, ContextShiftBaseline, ControlBaseline, MeanBaseline
 from ._linear import LinearBaseline
 from ._nearest import NearestPerturbationBaseline
+from ._peers import ScGenModel, StateTransitionModel
 from ._transition import TransitionModel
 
 #: What a model may be asked to predict beyond the training conditions.
 UNSEEN_KINDS: Final = frozenset({"perturbation", "context", "combination"})
+#: The pip extra of the peer models (other groups' models run through celltwin).
+PEERS_EXTRA: Final = "peers"
+#: Import names of the packages each pip extra of celltwin brings (checked with
+#: :func:`importlib.util.find_spec`, which finds a package without importing it).
+EXTRA_MODULES: Final[dict[str, tuple[str, ...]]] = {
+    PEERS_EXTRA: ("state", "cell_load", "scgen", "scvi"),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,9 @@ class ModelSpec:
         ``{"perturbation", "context", "combination"}``. "perturbation": a perturbation without
         training cells anywhere; "context": a context without perturbed training cells;
         "combination": a combination not trained on whose components were.
+    extra
+        The pip extra of celltwin the model needs (``pip install 'celltwin[<extra>]'``), one of
+        :data:`EXTRA_MODULES`; ``None`` when the core dependencies suffice.
     """
 
     name: str
@@ -46,6 +58,7 @@ class ModelSpec:
     reference: str
     predicts: PredictionKind
     handles_unseen: frozenset[str] = field(default_factory=frozenset)
+    extra: str | None = None
 
     def __post_init__(self) -> None:
         if self.cls.name != self.name or self.cls.predicts != self.predicts:
@@ -58,7 +71,37 @@ class ModelSpec:
                 f"ModelSpec {self.name!r}: handles_unseen must be a subset of "
                 f"{sorted(UNSEEN_KINDS)} (got {sorted(self.handles_unseen)})."
             )
+        if self.extra is not None and self.extra not in EXTRA_MODULES:
+            raise ValueError(
+                f"ModelSpec {self.name!r}: extra must be None or one of {sorted(EXTRA_MODULES)} "
+                f"(got {self.extra!r})."
+            )
         object.__setattr__(self, "handles_unseen", frozenset(self.handles_unseen))
+
+    @property
+    def install_hint(self) -> str:
+        """The command installing what the model needs (``""`` without an extra)."""
+        return f"pip install 'celltwin[{self.extra}]'" if self.extra else ""
+
+    def missing_modules(self) -> list[str]:
+        """Packages of the model's extra that cannot be found (none are imported)."""
+        if self.extra is None:
+            return []
+        return [m for m in EXTRA_MODULES[self.extra] if importlib.util.find_spec(m) is None]
+
+    @property
+    def installed(self) -> bool:
+        """Whether every package of the model's extra is installed (always, without one)."""
+        return not self.missing_modules()
+
+    def require(self) -> None:
+        """Raise ImportError, saying what to install, when the model's extra is missing."""
+        missing = self.missing_modules()
+        if missing:
+            raise ImportError(
+                f"the {self.name!r} model needs the package(s) {missing} of celltwin's "
+                f"{self.extra!r} extra, which are not installed. Fix: {self.install_hint}."
+            )
 
 
 _AHLMANN_ELTZE = "Ahlmann-Eltze, Huber & Anders, Nat Methods 22:1657 (2025)"
@@ -124,6 +167,30 @@ _SPECS: Final = (
         predicts="cells",
         handles_unseen=frozenset({"perturbation", "context", "combination"}),
     ),
+    # Peers: other groups' models, run through their own packages (the "peers" extra).
+    # Both encode the perturbation by identity, so only perturbations with training cells are
+    # predicted; a context enters only through its control cells, so an unseen context is.
+    ModelSpec(
+        name="state",
+        cls=StateTransitionModel,
+        description=(
+            "Arc Institute's State Transition model (set transformer trained with an energy "
+            "distance), all-gene output, trained through arc-state and cell-load."
+        ),
+        reference="Adduri et al. (State), bioRxiv 2025; github.com/ArcInstitute/state",
+        predicts="cells",
+        handles_unseen=frozenset({"context"}),
+        extra=PEERS_EXTRA,
+    ),
+    ModelSpec(
+        name="scgen",
+        cls=ScGenModel,
+        description="scGen: VAE latent arithmetic, one model per perturbation (scgen 2.1.0).",
+        reference="Lotfollahi, Wolf & Theis, Nat Methods 16:715 (2019); github.com/theislab/scgen",
+        predicts="cells",
+        handles_unseen=frozenset({"context"}),
+        extra=PEERS_EXTRA,
+    ),
 )
 
 #: Registered models by name.
@@ -148,8 +215,15 @@ def get_model(name: str, **params: Any) -> Model:
     --------
     >>> get_model("linear", n_components=5)
     LinearBaseline(n_components=5, ridge=0.1, embedding='auto')
+
+    Raises
+    ------
+    ImportError
+        The model needs a pip extra that is not installed (the message says what to install).
     """
-    return get_spec(name).cls(**params)
+    spec = get_spec(name)
+    spec.require()
+    return spec.cls(**params)
 
 
 def available() -> pd.DataFrame:
@@ -159,7 +233,9 @@ def available() -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per model, indexed by ``name``, with columns ``description``, ``reference``,
-        ``predicts``, ``handles_unseen`` (sorted, comma-separated) and ``class``.
+        ``predicts``, ``handles_unseen`` (sorted, comma-separated), ``class``, ``extra`` (the
+        pip extra it needs, ``""`` for none) and ``installed`` (whether that extra's packages
+        are found; they are not imported).
     """
     return pd.DataFrame(
         {
@@ -168,6 +244,8 @@ def available() -> pd.DataFrame:
             "predicts": [s.predicts for s in _SPECS],
             "handles_unseen": [",".join(sorted(s.handles_unseen)) for s in _SPECS],
             "class": [s.cls.__name__ for s in _SPECS],
+            "extra": [s.extra or "" for s in _SPECS],
+            "installed": [s.installed for s in _SPECS],
         },
         index=pd.Index([s.name for s in _SPECS], name="name"),
     )

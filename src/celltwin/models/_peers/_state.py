@@ -127,7 +127,7 @@ class StateTransitionModel(PeerModel):
     across diverse contexts with State", bioRxiv 2025; github.com/ArcInstitute/state.
     """
 
-    name: ClassVar[str] = "state_transition"
+    name: ClassVar[str] = "state"
     predicts: ClassVar[Literal["cells"]] = "cells"
     _peer_modules: ClassVar[tuple[str, ...]] = ("state.tx.utils", "cell_load.utils.modules")
 

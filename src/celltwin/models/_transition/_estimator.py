@@ -19,6 +19,7 @@ from anndata import AnnData
 from safetensors.numpy import load_file, save_file
 from scipy.stats import norm
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 from ..._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, SPLIT, split_combination
 from .._base import (
@@ -122,8 +123,10 @@ class TransitionModel(Model):
     device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     n_threads
-        Torch CPU threads; ``None`` uses one (the network is small: on a busy 2-core machine a
-        step took 75 ms with one thread and 0.9 s with two).
+        CPU threads of torch and of the BLAS (PCA, matrix products) during fit and predict;
+        ``None`` uses one (the network is small: on a busy 2-core machine a step took 75 ms with
+        one thread and 0.9 s with two, and the PCA of 15,583 x 299 cells took 1.1 s with one
+        BLAS thread and 20-34 s with the default).
     progress
         Show a progress bar with the loss.
 
@@ -205,9 +208,9 @@ class TransitionModel(Model):
         checkpoint_dir
             Folder for checkpoints: each finished ensemble member is written there
             (safetensors + JSON). Fitting again with the same data, parameters and folder
-            resumes after the last finished member; a member interrupted mid-way is retrained
-            from its start, so the result equals an uninterrupted fit. Optimiser state is not
-            stored.
+            resumes after the last finished member; a member interrupted mid-way (or cut short
+            by ``time_budget``) is retrained from its start, so the result equals an
+            uninterrupted fit. Optimiser state is not stored.
         """
         self._check_params()
         external = (
@@ -559,11 +562,14 @@ class TransitionModel(Model):
                     )
                 record = _record(result, val_rows, keys)
                 flat = _get_flat(module)
-                if checkpoint:
+                # A member cut short by the time budget is not finished: it is not stored, so
+                # a later fit with the same folder trains it in full (as an uninterrupted fit).
+                if checkpoint and result.stopped != "time_budget":
                     checkpoint.save(member, flat, record)
             states.append(flat)
             records.append(record)
             self.member_weights_ = np.vstack(states)  # the members so far, for predictions
+            self.training_ = records
             self.param_shapes_: list[list[Any]] = [
                 [k, list(v.shape)] for k, v in module.state_dict().items()
             ]
@@ -765,6 +771,10 @@ class TransitionModel(Model):
             f"{self.feature_source_!r})"
         )
 
+    def _member_views(self, member: int) -> list[str]:
+        """Views member ``member`` corrects (all of them in models saved before the gate)."""
+        return list(self.training_[member].get("views", VIEWS))
+
     def _member_module(self, member: int) -> TransitionModule:
         module = self._new_module()
         _set_flat(module, self.member_weights_[member], torch.device("cpu"))
@@ -782,9 +792,10 @@ class TransitionModel(Model):
         seed: int,
     ) -> np.ndarray:
         """Generated cells (gene space) of member ``member`` from control cells ``cells``."""
-        if est.source not in self.trained_views_:
-            # Measured conditions, and estimates of a kind the network never learned to
-            # correct, are the classical estimate alone.
+        if est.source not in self.trained_views_ or est.source not in self._member_views(member):
+            # Measured conditions, estimates of a kind the network never learned to correct,
+            # and kinds this member's correction made worse on its validation conditions
+            # (:func:`._train.view_gate`) are the classical estimate alone.
             return np.maximum(cells + est.delta, 0.0)
         module = self._member_module(member)
         ex = self._examples([(0, est.source, est.delta)], [key])
@@ -1002,6 +1013,7 @@ def _record(result: MemberResult, val_rows: list[int], keys: list[ConditionKey])
         "steps": int(result.steps),
         "stopped": result.stopped,
         "validation": sorted({f"{keys[r][0]}|{keys[r][1]}|{keys[r][2]}" for r in val_rows}),
+        "views": list(VIEWS) if result.views is None else [VIEWS[v] for v in result.views],
     }
 
 
@@ -1029,16 +1041,19 @@ def _set_flat(module: torch.nn.Module, flat: np.ndarray, device: torch.device) -
 
 @contextlib.contextmanager
 def _torch_settings(n_threads: int) -> Iterator[None]:
-    """A torch CPU thread count for the duration of a fit or predict.
+    """A torch and BLAS CPU thread count for the duration of a fit or predict.
 
     The operations used (dense matmuls, elementwise maths, reductions) are deterministic on CPU
     for a fixed thread count; ``torch.use_deterministic_algorithms`` is not switched on because
-    importing it pulls in torch's compiler stack (seconds per process).
+    importing it pulls in torch's compiler stack (seconds per process). The BLAS is limited too:
+    its default (one thread per core, spinning) made the PCA 20-30x slower on a busy machine,
+    outside the time budget, and a fixed count keeps results the same across machines.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(n_threads)
     try:
-        yield
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(threads)
 

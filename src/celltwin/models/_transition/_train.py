@@ -8,6 +8,8 @@ between generated and true sets plus the squared distance of their means, plus a
 on ``r`` (the correction must earn its size). Validation examples come from training data only
 (conditions held out of this member's fit); training stops when their loss has not improved for
 ``patience`` evaluations, when ``max_steps`` is reached, or at the deadline (``time_budget``).
+The best state is then checked view by view (:func:`view_gate`): a kind of estimate whose
+validation examples the correction makes worse is left uncorrected by this member.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class MemberResult:
     steps: int
     stopped: str  # "patience", "max_steps", "time_budget" or "no_validation"
     history: list[list[float]] = field(default_factory=list)  # [step, train, val]
+    #: Indices of the views the member corrects (the others keep the classical estimate).
+    views: list[int] | None = None
 
 
 def draw(pool: list[Tensor], which: Tensor, m: int, generator: torch.Generator) -> Tensor:
@@ -87,15 +91,20 @@ def draw(pool: list[Tensor], which: Tensor, m: int, generator: torch.Generator) 
     return out
 
 
-def batch_loss(
+def example_losses(
     module: TransitionModule,
     pools: Pools,
     ex: Examples,
     settings: Settings,
     generator: torch.Generator,
     m: int,
+    *,
+    correct: bool = True,
 ) -> Tensor:
-    """Mean loss over the examples of ``ex`` with ``m`` sampled cells each."""
+    """Loss of each example of ``ex`` (E,) with ``m`` sampled cells each.
+
+    ``correct=False``: the classical estimate alone (``r = 0``), on the same draws.
+    """
     ctrl = pools.cells[draw(pools.controls, ex.context, m, generator)]
     true = pools.cells[draw(pools.conditions, ex.condition, m, generator)]
     noise = torch.randn((len(ex), m, module.n_noise), generator=generator)
@@ -107,11 +116,62 @@ def batch_loss(
         ex.view,
         noise,
     )
+    if not correct:
+        r = torch.zeros_like(r)
     generated = ctrl + ex.base.unsqueeze(1) + r
     energy = energy_distance(generated, true)
     mean_gap = ((generated.mean(1) - true.mean(1)) ** 2).sum(-1)
     penalty = (r**2).sum(-1).mean(1)
-    return (energy + mean_gap + settings.correction_penalty * penalty).mean()
+    return energy + mean_gap + settings.correction_penalty * penalty
+
+
+def batch_loss(
+    module: TransitionModule,
+    pools: Pools,
+    ex: Examples,
+    settings: Settings,
+    generator: torch.Generator,
+    m: int,
+) -> Tensor:
+    """Mean loss over the examples of ``ex`` with ``m`` sampled cells each."""
+    return example_losses(module, pools, ex, settings, generator, m).mean()
+
+
+def view_gate(
+    module: TransitionModule,
+    pools: Pools,
+    val: Examples | None,
+    settings: Settings,
+    seed: int,
+) -> list[int]:
+    """Views whose validation examples the correction does not make worse (indices).
+
+    Each view's mean validation loss with the correction is compared with the classical
+    estimate's on the same sampled cells. The early-stopping loss pools every view, so a
+    correction that helps one kind of estimate (say, unseen singles) may still hurt another
+    (combinations of seen parts); such a view is left uncorrected. Views without validation
+    examples give no evidence either way and stay corrected.
+    """
+    n_views = module.n_views
+    if val is None or len(val) == 0:
+        return list(range(n_views))
+    module.eval()
+    losses = []
+    with torch.no_grad():
+        for correct in (True, False):
+            generator = torch.Generator().manual_seed(seed + 104729)
+            losses.append(
+                example_losses(
+                    module, pools, val, settings, generator, 4 * settings.cells, correct=correct
+                )
+            )
+    which = val.view.argmax(dim=1)
+    kept = []
+    for v in range(n_views):
+        rows = which == v
+        if not bool(rows.any()) or float(losses[0][rows].mean()) <= float(losses[1][rows].mean()):
+            kept.append(v)
+    return kept
 
 
 def train_member(
@@ -175,7 +235,9 @@ def train_member(
         best_step = step
         if stopped != "time_budget":
             stopped = "no_validation"
-    return MemberResult(best_state, best_val, best_step, step, stopped, history)
+    module.load_state_dict(best_state)
+    views = view_gate(module, pools, val, settings, seed)
+    return MemberResult(best_state, best_val, best_step, step, stopped, history, views)
 
 
 class AdamW:

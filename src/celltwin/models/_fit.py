@@ -1,0 +1,291 @@
+"""Fit and predict as one call each: files or AnnData in, a saved model or predictions out.
+
+These are the convenience layer under ``celltwin fit`` and ``celltwin predict``: thin wrappers
+over :func:`get_model`, :meth:`Model.fit`, :func:`load` and :meth:`Model.predict` that read the
+data, pass the training settings (seed, time budget, checkpoints, progress bars) to the models
+that take them, refuse the ones a model does not take, and save or write what they return.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import SPLIT, TEST, TRAIN
+from ._base import Model, conditions_of
+from ._persist import load
+from ._registry import get_spec
+
+logger = logging.getLogger("celltwin")
+
+#: Training settings given as their own arguments of :func:`fit`, never inside ``params``.
+_SETTINGS: Final = ("seed", "time_budget", "progress")
+
+
+def fit(
+    adata: AnnData | str | os.PathLike[str],
+    *,
+    model: str = "transition",
+    split_key: str | None = SPLIT,
+    params: Mapping[str, Any] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    time_budget: float | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    out: str | os.PathLike[str] | None = None,
+) -> Model:
+    """Create a registered model, fit it on the training cells and optionally save it.
+
+    Parameters
+    ----------
+    adata
+        Canonical cells x genes, or the path of an ``.h5ad`` file (read with
+        :func:`celltwin.io.read`, any convention it knows).
+    model
+        Registry name (see :func:`available`); ``"transition"`` needs no tuning.
+    split_key
+        obs column of the split (e.g. written by ``celltwin split``): only cells labelled
+        ``"train"`` are read, so validation and test cells never reach the model. Without that
+        column (and with the default ``"split"``) or with ``None``, every cell is training data.
+    params
+        Constructor parameters of the model (e.g. ``{"n_members": 3}``). The training settings
+        below are arguments of their own and may not be repeated here.
+    checkpoint_dir
+        Folder where models that train in steps (``transition``) write each finished part;
+        fitting again with the same data, parameters and folder resumes from it.
+    time_budget
+        Seconds of training for models that take a budget (``transition``); ``None``: no limit.
+    seed
+        Seed of everything random in the fit (same seed and data: identical model). Models
+        without randomness ignore it.
+    progress
+        Show progress bars (with the loss) for models that train in steps.
+    out
+        When given, the fitted model is saved to this folder (:meth:`Model.save`).
+
+    Returns
+    -------
+    Model
+        The fitted model.
+
+    Examples
+    --------
+    >>> model = fit("split.h5ad", params={"n_members": 3}, out="model/")  # doctest: +SKIP
+    """
+    spec = get_spec(model)
+    given = dict(params or {})
+    accepted = _constructor_params(spec.cls)
+    repeated = [k for k in _SETTINGS if k in given]
+    if repeated:
+        raise ValueError(
+            f"params holds {repeated[0]!r}, a training setting with an argument of its own. "
+            f"Fix: pass {repeated[0]}=... to fit (--{repeated[0].replace('_', '-')} on the "
+            "command line) instead."
+        )
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise ValueError(
+            f"model {model!r} has no parameter {unknown[0]!r}. Fix: use one of "
+            f"{sorted(accepted - set(_SETTINGS))}."
+        )
+    if time_budget is not None and "time_budget" not in accepted:
+        raise ValueError(
+            f"model {model!r} takes no time budget (its fit is not trained in steps). "
+            "Fix: drop time_budget (--time-budget), or use model 'transition'."
+        )
+    if time_budget is not None and not float(time_budget) > 0:
+        raise ValueError(
+            f"time_budget must be > 0 seconds or None (got {time_budget!r}). Fix: e.g. 600."
+        )
+    takes_checkpoints = "checkpoint_dir" in inspect.signature(spec.cls.fit).parameters
+    if checkpoint_dir is not None and not takes_checkpoints:
+        raise ValueError(
+            f"model {model!r} writes no checkpoints (its fit is not trained in steps). "
+            "Fix: drop checkpoint_dir (--checkpoint-dir), or use model 'transition'."
+        )
+    settings = {"seed": int(seed), "time_budget": time_budget, "progress": bool(progress)}
+    estimator = spec.cls(**given, **{k: v for k, v in settings.items() if k in accepted})
+
+    data = _as_adata(adata)
+    _log_training_cells(data, split_key, model)
+    fit_kwargs: dict[str, Any] = {"split_key": split_key}
+    if checkpoint_dir is not None:
+        fit_kwargs["checkpoint_dir"] = checkpoint_dir
+    start = time.monotonic()
+    estimator.fit(data, **fit_kwargs)
+    logger.info(
+        "fitted %s on %d training cells in %.1f s%s",
+        model,
+        estimator.n_train_cells_,
+        time.monotonic() - start,
+        _training_note(estimator),
+    )
+    if out is not None:
+        estimator.save(out)
+    return estimator
+
+
+def predict(
+    model: Model | str | os.PathLike[str],
+    adata: AnnData | str | os.PathLike[str],
+    *,
+    conditions: pd.DataFrame | Sequence[Sequence[str]] | Sequence[str] | None = None,
+    split_key: str = SPLIT,
+    split: str = TEST,
+    n_cells: int | None = None,
+    seed: int = 0,
+    out: str | os.PathLike[str] | None = None,
+) -> AnnData:
+    """Predict conditions with a fitted (or saved) model, by default a split's held-out ones.
+
+    Parameters
+    ----------
+    model
+        A fitted model, or the folder it was saved to (:func:`load`).
+    adata
+        Data holding the control cells of every context to predict (canonical AnnData or an
+        ``.h5ad`` path); other cells are only used to list the held-out conditions.
+    conditions
+        What to predict: as in :meth:`Model.predict` (a DataFrame or ``(context, perturbation[,
+        dose])`` tuples), or strings ``"context:perturbation"`` / ``"context:perturbation:dose"``.
+        ``None``: the conditions of the cells labelled ``split`` in ``obs[split_key]``, each
+        with as many cells as the data has.
+    split_key, split
+        obs column of the split and the label of the cells whose conditions are predicted when
+        ``conditions`` is ``None``.
+    n_cells
+        Cells to generate per condition (see :meth:`Model.predict`).
+    seed
+        Seed of the draw of control cells (and of the model's noise).
+    out
+        When given, the predictions are written to this ``.h5ad`` file.
+
+    Returns
+    -------
+    AnnData
+        The predictions (see :meth:`Model.predict`).
+
+    Examples
+    --------
+    >>> pred = predict("model/", "split.h5ad", out="pred.h5ad")  # doctest: +SKIP
+    """
+    if out is not None and Path(out).suffix != ".h5ad":
+        raise ValueError(f"out must be an .h5ad file (got {str(out)!r}). Fix: e.g. pred.h5ad.")
+    fitted = model if isinstance(model, Model) else load(model)
+    data = _as_adata(adata)
+    if conditions is None:
+        table = _held_out_conditions(data, split_key=split_key, split=split)
+    elif not isinstance(conditions, pd.DataFrame) and _all_strings(conditions):
+        table = pd.DataFrame(
+            [_parse_condition(text) for text in conditions],
+            columns=["context", "perturbation", "dose"],
+        )
+    else:
+        table = conditions
+    pred = fitted.predict(data, conditions=table, n_cells=n_cells, seed=seed)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        pred.write_h5ad(out)
+    return pred
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _constructor_params(cls: type[Model]) -> set[str]:
+    signature = inspect.signature(cls.__init__)
+    return {
+        name
+        for name, p in signature.parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def _as_adata(adata: AnnData | str | os.PathLike[str]) -> AnnData:
+    if isinstance(adata, AnnData):
+        return adata
+    if isinstance(adata, str | os.PathLike):
+        from ..io import read
+
+        return read(adata)
+    raise TypeError(
+        f"'adata' must be an AnnData or the path of an .h5ad file (got {type(adata).__name__})."
+    )
+
+
+def _log_training_cells(adata: AnnData, split_key: str | None, model: str) -> None:
+    if split_key is not None and split_key != SPLIT and split_key not in adata.obs.columns:
+        return  # the model refuses a missing split column it was pointed to, naming the fix
+    if split_key is None or split_key not in adata.obs.columns:
+        logger.info(
+            "%s: no split column obs[%r]: training on all %d cells", model, split_key, adata.n_obs
+        )
+        return
+    labels = adata.obs[split_key].astype(str).to_numpy()
+    n_train = int(np.sum(labels == TRAIN))
+    logger.info(
+        "%s: training on the %d cells with obs[%r] == %r; %d held-out cells are not read",
+        model,
+        n_train,
+        split_key,
+        TRAIN,
+        adata.n_obs - n_train,
+    )
+
+
+def _training_note(model: Model) -> str:
+    """How each trained part stopped (models that record it, e.g. ``transition``)."""
+    records = getattr(model, "training_", None)
+    if not isinstance(records, list) or not records:
+        return ""
+    stopped = Counter(str(r.get("stopped", "")) for r in records if isinstance(r, dict))
+    return " (stopped: " + ", ".join(f"{k} x{n}" for k, n in sorted(stopped.items())) + ")"
+
+
+def _held_out_conditions(adata: AnnData, *, split_key: str, split: str) -> pd.DataFrame:
+    if split_key not in adata.obs.columns:
+        raise KeyError(
+            f"obs has no split column {split_key!r} to take the held-out conditions from "
+            f"(obs columns: {list(adata.obs.columns)}). Fix: split the data first (celltwin "
+            "split), pass split_key= (--split-key), or list the conditions (--conditions "
+            "context:perturbation,...)."
+        )
+    labels = adata.obs[split_key].astype(str).to_numpy()
+    mask = labels == split
+    table = conditions_of(adata[mask]) if mask.any() else None
+    if table is None or len(table) == 0:
+        raise ValueError(
+            f"no perturbed cells with obs[{split_key!r}] == {split!r} (labels present: "
+            f"{sorted(set(labels))}). Fix: pass the label of the held-out cells (--split) or "
+            "list the conditions (--conditions context:perturbation,...)."
+        )
+    return table
+
+
+def _all_strings(conditions: object) -> bool:
+    return (
+        isinstance(conditions, Sequence)
+        and not isinstance(conditions, str)
+        and len(conditions) > 0
+        and all(isinstance(c, str) for c in conditions)
+    )
+
+
+def _parse_condition(text: str) -> tuple[str, str, str]:
+    parts = [p.strip() for p in text.split(":")]
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise ValueError(
+            f"a condition is written context:perturbation or context:perturbation:dose "
+            f"(got {text!r}). Fix: e.g. K562:KLF1 or A:drugX:0.1."
+        )
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""

@@ -1,0 +1,675 @@
+"""A learned signature model: context and perturbation factors on top of the ridge transfer.
+
+:class:`SignatureFactor` (registry name ``signature_factor``) is a hybrid. Its first stage is the
+classical :class:`~celltwin.models._signature.ContextTransferLinear` prediction; its second stage
+is a small torch factor model of what that prediction gets wrong, trained on out-of-fold
+predictions of the training rows and stopped early on a validation split of those rows. The
+torch module (:class:`ResidualFactorNet`) sees tensors only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from functools import cache
+from typing import Final
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .._keys import CONTEXT, PERTURBATION, split_combination
+from ._base import ModelFormatError, UnseenConditionError
+from ._signature import (
+    ContextTransferLinear,
+    SignatureData,
+    SignatureModel,
+    SignatureModelSpec,
+    register_signature_model,
+)
+
+#: Values of :class:`SignatureFactor`'s ``prior`` parameter.
+PRIORS: Final = ("auto", "gene", "drug", "none")
+#: Gene-embedding sources of the ``gene`` prior (:func:`celltwin.priors.gene_embedding`).
+GENE_PRIOR_SOURCE: Final = "go+string"
+#: Dimensions the drug fingerprints are reduced to (SVD over the training perturbations).
+DRUG_PRIOR_DIM: Final = 32
+#: Values of :class:`SignatureFactor`'s ``loss`` parameter.
+LOSSES: Final = ("auto", "correlation", "top")
+# ListNet settings of the "top" loss: temperature of the true scores (linear-rank scores lie in
+# [0, 1], so the top tenth of a list carries most of the weight) and sharpness of the softmax
+# over the standardised prediction.
+_TOP_TEMPERATURE: Final = 0.1
+_TOP_SHARPNESS: Final = 3.0
+_SALTS = re.compile(
+    r"\s+(hcl|2hcl|hydrochloride|dihydrochloride|bromide|sodium|calcium|mesylate|maleate|"
+    r"tosylate|citrate|sulfate|acetate|phosphate)$",
+    re.IGNORECASE,
+)
+
+
+# --- the torch module ------------------------------------------------------------------------------
+
+
+class ResidualFactorNet(nn.Module):
+    """Correction, in gene space, of a base prediction for (context, perturbation) pairs.
+
+    ``delta = a[c] * base + (e[p] + g(z[p])) @ W[c] + b[c]``: a per-context rescaling of the
+    (context-centred) base prediction, a perturbation factor (a learned embedding ``e`` plus a
+    network ``g`` of the perturbation's prior features ``z``) mapped to genes by the context
+    factor ``W[c]`` (``rank x genes``), and a per-context gene bias. ``a``, ``e``, ``W`` and
+    ``b`` start at zero, so the untrained module returns no correction (the base prediction).
+
+    Parameters
+    ----------
+    n_contexts, n_perturbations
+        Sizes of the context and perturbation tables.
+    n_features
+        Width of the prior features (0: no prior network).
+    n_genes
+        Width of the base input and the correction.
+    rank
+        Width of the perturbation and context factors.
+    hidden
+        Hidden width of ``g``.
+    """
+
+    def __init__(
+        self,
+        n_contexts: int,
+        n_perturbations: int,
+        n_features: int,
+        n_genes: int,
+        rank: int,
+        hidden: int,
+    ) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(n_contexts, 1, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.zeros(n_contexts, n_genes, dtype=torch.float64))
+        self.embedding = nn.Parameter(torch.zeros(n_perturbations, rank, dtype=torch.float64))
+        self.maps = nn.Parameter(torch.zeros(n_contexts, rank, n_genes, dtype=torch.float64))
+        self.prior = (
+            nn.Sequential(
+                nn.Linear(n_features, hidden, dtype=torch.float64),
+                nn.Tanh(),
+                nn.Linear(hidden, rank, dtype=torch.float64),
+            )
+            if n_features > 0
+            else None
+        )
+
+    def forward(
+        self,
+        context: torch.Tensor,
+        perturbation: torch.Tensor,
+        features: torch.Tensor,
+        base: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(rows, n_genes)`` corrections for index tensors ``context`` and ``perturbation``,
+        prior ``features`` ``(rows, n_features)`` and centred ``base`` ``(rows, n_genes)``."""
+        factor = self.embedding[perturbation]
+        if self.prior is not None:
+            factor = factor + self.prior(features)
+        out = self.scale[context] * base + self.bias[context]
+        # One matmul per context: gathering maps[context] would be rows x rank x genes.
+        for c in torch.unique(context):
+            rows = torch.nonzero(context == c).squeeze(1)
+            out = out.index_add(0, rows, factor[rows] @ self.maps[c])
+        return out
+
+
+# --- prior features ---------------------------------------------------------------------------------
+
+
+@cache
+def _gene_prior_table() -> pd.DataFrame:
+    """The gene embedding used as prior (computed once per process; never mutate it)."""
+    from ..priors import gene_embedding
+
+    return gene_embedding(GENE_PRIOR_SOURCE)
+
+
+@cache
+def _gene_symbols() -> frozenset[str]:
+    """Genes the gene prior knows (read cheaply, before the embedding is computed)."""
+    from ..priors import read_go, read_string
+
+    string = read_string()
+    return frozenset(read_go()["gene"]) | frozenset(string["gene_a"]) | frozenset(string["gene_b"])
+
+
+@cache
+def _smiles_index() -> dict[str, str]:
+    """Normalised drug name -> SMILES from the shared sci-Plex drug table."""
+    from ..priors import read_smiles
+
+    return {_norm(name): smi for name, smi in read_smiles().items()}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _name_variants(name: str) -> list[str]:
+    """A drug label and its likely aliases: ``"Belinostat (PXD101)"`` -> both names, salts cut."""
+    out = [name]
+    match = re.match(r"^(.*?)\s*\((.*)\)\s*(.*)$", name)
+    if match:
+        out += [match.group(1), match.group(2), f"{match.group(1)} {match.group(3)}"]
+    out += [_SALTS.sub("", v) for v in list(out)]
+    return [_norm(v) for v in out if v.strip()]
+
+
+def _gene_features(perturbations: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean gene embedding of each perturbation's components; coverage mask."""
+    table = _gene_prior_table()
+    out = np.zeros((len(perturbations), table.shape[1]))
+    has = np.zeros(len(perturbations), dtype=bool)
+    for i, pert in enumerate(perturbations):
+        known = [g for g in split_combination(pert) if g in table.index]
+        if known:
+            out[i] = table.loc[known].to_numpy(dtype=np.float64).mean(axis=0)
+            has[i] = True
+    return out, has
+
+
+def _drug_features(perturbations: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Morgan fingerprints (mean over components) reduced by SVD; coverage mask."""
+    from ..priors import drug_embedding
+
+    index = _smiles_index()
+    smiles: dict[str, str] = {}
+    for pert in perturbations:
+        for part in split_combination(pert):
+            hit = next((index[v] for v in _name_variants(part) if v in index), None)
+            if hit is not None:
+                smiles[part] = hit
+    fps = drug_embedding(smiles) if smiles else pd.DataFrame()
+    raw = np.zeros((len(perturbations), fps.shape[1] if len(fps) else 1))
+    has = np.zeros(len(perturbations), dtype=bool)
+    for i, pert in enumerate(perturbations):
+        known = [d for d in split_combination(pert) if d in fps.index]
+        if known:
+            raw[i] = fps.loc[known].to_numpy(dtype=np.float64).mean(axis=0)
+            has[i] = True
+    if has.sum() < 2:
+        return np.zeros((len(perturbations), 0)), np.zeros(len(perturbations), dtype=bool)
+    centred = np.where(has[:, None], raw - raw[has].mean(axis=0), 0.0)
+    u, s, _ = np.linalg.svd(centred[has], full_matrices=False)
+    k = min(DRUG_PRIOR_DIM, int((s > 1e-9 * s[0]).sum()))
+    out = np.zeros((len(perturbations), k))
+    out[has] = u[:, :k] * s[:k]
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out, has
+
+
+_PRIOR_FEATURES = {"gene": _gene_features, "drug": _drug_features}
+
+
+def prior_features(
+    perturbations: Sequence[str], *, prior: str = "auto"
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """Prior features of perturbation labels: gene embeddings or drug fingerprints.
+
+    Parameters
+    ----------
+    perturbations
+        Perturbation labels (combinations ``A+B`` get the mean over their components).
+    prior
+        ``"gene"``: :func:`celltwin.priors.gene_embedding` (GO + STRING) of the target genes;
+        ``"drug"``: Morgan fingerprints (:func:`celltwin.priors.drug_embedding`) of the drugs
+        whose name matches the shared sci-Plex SMILES table, reduced to at most 32 dimensions by
+        an SVD over these perturbations; ``"auto"``: ``gene`` when at least half of the labels
+        are known genes, else ``drug`` when any drug matches, else ``none`` (also when the
+        shared folder is missing); ``"none"``: no features.
+
+    Returns
+    -------
+    tuple
+        ``(source, features, known)``: the source used, ``(perturbations, dims)`` features
+        (zeros where unknown) and the mask of perturbations with features.
+    """
+    if prior not in PRIORS:
+        raise ValueError(f"'prior' must be one of {PRIORS} (got {prior!r}).")
+    n = len(perturbations)
+    empty = ("none", np.zeros((n, 0)), np.zeros(n, dtype=bool))
+    if prior == "none":
+        return empty
+    if prior != "auto":
+        features, known = _PRIOR_FEATURES[prior](perturbations)
+        return prior, features, known
+    try:
+        symbols = _gene_symbols()
+        genetic = [any(g in symbols for g in split_combination(p)) for p in perturbations]
+        if np.mean(genetic) >= 0.5:
+            features, known = _gene_features(perturbations)
+            return "gene", features, known
+        features, known = _drug_features(perturbations)
+    except (FileNotFoundError, ImportError):
+        return empty  # no shared priors (or no RDKit) here: the model runs without features
+    return ("drug", features, known) if known.any() else empty
+
+
+# --- out-of-fold base predictions --------------------------------------------------------------------
+
+
+def crossfit_transfer(
+    data: SignatureData, x: np.ndarray, base: ContextTransferLinear, *, folds: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold :class:`ContextTransferLinear` predictions of the training rows.
+
+    For each context, the rows whose perturbation is measured in another context too are cut
+    into ``folds`` chunks; each chunk is predicted from every row but the chunk (its own
+    perturbations' other-context rows included), as a test pair would be. Rows that cannot be
+    predicted (perturbation in one context only, or too few examples) are ``NaN``.
+
+    Parameters
+    ----------
+    data
+        Training rows.
+    x
+        ``data.x`` with missing scores filled (:meth:`SignatureData.filled`).
+    base
+        The transfer model whose regression is used (its ``alphas`` and ``identity_prior``).
+    folds, seed
+        Chunks per context and the seed of their shuffle.
+    """
+    out = np.full_like(x, np.nan)
+    rng = np.random.default_rng(seed)
+    n_contexts_of = (data.index >= 0).sum(axis=0)
+    for c in range(len(data.contexts)):
+        rows = np.flatnonzero((data.row_context == c) & (n_contexts_of[data.row_perturbation] >= 2))
+        if rows.size == 0:
+            continue
+        for chunk in np.array_split(rng.permutation(rows), min(int(folds), rows.size)):
+            index = data.index.copy()
+            index[c, data.row_perturbation[chunk]] = -1
+            groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+            for r in chunk:
+                p = data.row_perturbation[r]
+                groups[tuple(int(s) for s in np.flatnonzero(index[:, p] >= 0))].append(int(r))
+            for sources, members in groups.items():
+                examples = np.flatnonzero((index[[c, *sources]] >= 0).all(axis=0))
+                if examples.size < max(int(base.min_examples), 2):
+                    continue
+                fit = base._regression(x, index, c, sources, examples)
+                for r in members:
+                    p = data.row_perturbation[r]
+                    out[r] = fit.predict([x[index[s, p]] for s in sources])
+    return out
+
+
+# --- the model -----------------------------------------------------------------------------------------
+
+
+class SignatureFactor(SignatureModel):
+    """Context and perturbation factors learned on the residual of the ridge context transfer.
+
+    Prediction for (context ``c``, perturbation ``p``), over the training genes::
+
+        score[c, p] = base[c, p] + delta[c, p]
+        delta[c, p] = a[c] * (base[c, p] - mu[c]) + (e[p] + g(z[p])) @ W[c] + b[c]
+
+    ``base`` is the :class:`ContextTransferLinear` prediction (ridge map from ``p``'s signatures
+    in the other contexts, learned on the training rows) and ``mu[c]`` the context's mean
+    training row; ``e[p]`` is a learned embedding of each training perturbation, ``z[p]`` its
+    prior features (gene embedding of the target for genetic perturbations, fingerprint of the
+    drug; see :func:`prior_features`), ``g`` a one-hidden-layer network, ``W[c]`` (``rank x
+    genes``) the context factor, ``a[c]`` and ``b[c]`` a per-context rescaling of the base and a
+    gene bias (:class:`ResidualFactorNet`).
+
+    Training (training rows only):
+
+    1. Out-of-fold base predictions of the training rows (:func:`crossfit_transfer`), so the
+       residuals are those of unseen pairs, as at test time.
+    2. A validation split mimicking the test task: a ``validation_fraction`` of the rows with an
+       out-of-fold base (at most one per perturbation) is hidden, and so are, as training
+       targets, the other rows of a hidden perturbation left in a single context. The module is
+       trained (Adam, full batch) on the rest and the epoch with the lowest validation loss is
+       kept (epoch 0 = no correction, so the model falls back to the base when nothing
+       generalises).
+    3. The module is retrained on all those rows for that many epochs.
+
+    The loss is rank-oriented, since signatures are rankings: ``"correlation"`` (1 - Pearson
+    correlation of the predicted and true rows over the measured genes) or ``"top"`` (ListNet
+    cross-entropy of the true top genes under a softmax of the standardised prediction; for
+    top-k lists, whose genes below the list carry no order). ``"auto"`` picks ``"top"`` when the
+    rows are top-k lists (nothing missing, most genes tied at the bottom of every row).
+
+    Predicting needs what the base needs: a training context and a perturbation measured in
+    another context (else :class:`UnseenConditionError`).
+
+    Parameters
+    ----------
+    prior
+        Prior features: ``"auto"``, ``"gene"``, ``"drug"`` or ``"none"`` (:func:`prior_features`).
+    loss
+        ``"auto"``, ``"correlation"`` or ``"top"`` (above).
+    rank
+        Width of the perturbation and context factors.
+    hidden
+        Hidden width of the prior network ``g``.
+    crossfit_folds
+        Chunks per context for the out-of-fold base predictions.
+    validation_fraction
+        Share of the residual rows hidden for early stopping.
+    max_epochs, patience
+        Training length and early-stopping patience (epochs without a validation improvement).
+    learning_rate, weight_decay
+        Adam settings (defaults chosen on an inner validation split of Replogle training rows).
+    seed
+        Seed of the chunks, the validation draw and the initialisation.
+
+    Fitted attributes: ``scores_`` (training rows, for the base), ``mu_`` (contexts x genes),
+    ``features_`` (perturbations x prior dims), ``weights_`` (the module's parameters,
+    flattened), ``scale_`` (score scale of the module), ``prior_`` (source used), ``epochs_``,
+    ``validation_`` (validation loss per epoch, the first being the base's), ``contexts_``,
+    ``perturbations_``.
+    """
+
+    name = "signature_factor"
+
+    def __init__(
+        self,
+        prior: str = "auto",
+        loss: str = "auto",
+        rank: int = 16,
+        hidden: int = 64,
+        crossfit_folds: int = 5,
+        validation_fraction: float = 0.2,
+        max_epochs: int = 400,
+        patience: int = 40,
+        learning_rate: float = 0.001,
+        weight_decay: float = 1e-3,
+        seed: int = 0,
+    ) -> None:
+        self.prior = prior
+        self.loss = loss
+        self.rank = rank
+        self.hidden = hidden
+        self.crossfit_folds = crossfit_folds
+        self.validation_fraction = validation_fraction
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.seed = seed
+
+    # --- fit -----------------------------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(
+                f"signature_factor: 'prior' must be one of {PRIORS} (got {self.prior!r})."
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(
+                f"signature_factor: 'loss' must be one of {LOSSES} (got {self.loss!r})."
+            )
+        for key in ("rank", "hidden", "crossfit_folds", "max_epochs", "patience"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"signature_factor: {key!r} must be a whole number >= 1 (got {value!r})."
+                )
+        if int(self.crossfit_folds) < 2:
+            raise ValueError(
+                f"signature_factor: 'crossfit_folds' must be >= 2 (got {self.crossfit_folds!r})."
+            )
+        if not 0 < float(self.validation_fraction) < 1:
+            raise ValueError(
+                "signature_factor: 'validation_fraction' must lie in (0, 1) "
+                f"(got {self.validation_fraction!r})."
+            )
+
+    def _fit(self, data: SignatureData) -> None:
+        self._check_params()
+        x, _ = data.filled()
+        n_contexts, n_perts = len(data.contexts), len(data.perturbations)
+        self.scores_: np.ndarray = data.x.copy()
+        self.contexts_: list[str] = list(data.contexts)
+        self.perturbations_: list[str] = list(data.perturbations)
+
+        # Every context has training rows (SignatureData lists the rows' contexts).
+        mu = np.stack([x[data.row_context == c].mean(axis=0) for c in range(n_contexts)])
+        self.mu_: np.ndarray = mu
+
+        source, features, _ = prior_features(self.perturbations_, prior=str(self.prior))
+        self.prior_: str = source
+        self.features_: np.ndarray = features
+
+        base_model = ContextTransferLinear()
+        base = crossfit_transfer(
+            data, x, base_model, folds=int(self.crossfit_folds), seed=int(self.seed)
+        )
+        rows = np.flatnonzero(np.isfinite(base).all(axis=1))
+        centred_base = base[rows] - mu[data.row_context[rows]]
+        centred_true = x[rows] - mu[data.row_context[rows]]
+        scale = float(np.sqrt(np.mean(centred_true**2))) if rows.size else 1.0
+        self.scale_: float = scale if scale > 0 else 1.0
+        measured = (~np.isnan(data.x[rows])).astype(np.float64)
+        tensors = {
+            "context": torch.as_tensor(data.row_context[rows]),
+            "perturbation": torch.as_tensor(data.row_perturbation[rows]),
+            "features": torch.as_tensor(features[data.row_perturbation[rows]]),
+            "base": torch.as_tensor(centred_base / self.scale_),
+            "full": torch.as_tensor(base[rows] / self.scale_),
+            "weight": torch.as_tensor(
+                measured / np.maximum(measured.sum(axis=1, keepdims=True), 1)
+            ),
+            "truth": torch.as_tensor(_standardised(x[rows], measured)),
+        }
+        if self._top_lists(data):
+            top = np.exp((x[rows] - x[rows].max(axis=1, keepdims=True)) / _TOP_TEMPERATURE)
+            tensors["top"] = torch.as_tensor(top / top.sum(axis=1, keepdims=True))
+        hidden = self._validation_rows(data, rows)
+        sizes = (n_contexts, n_perts, features.shape[1], x.shape[1])
+        # As for a test pair, a hidden pair's perturbation keeps its other rows as inputs, but
+        # they are training targets only if it is still measured in two contexts without it.
+        perts = data.row_perturbation[rows]
+        n_left = (data.index >= 0).sum(axis=0) - np.bincount(perts[hidden], minlength=n_perts)
+        fit_rows = ~hidden & (n_left[perts] >= 2)
+        with _threads(1):
+            if hidden.any() and fit_rows.any():
+                _, history = self._train(tensors, sizes, train=fit_rows, valid=hidden)
+                epochs = int(np.argmin(history))
+            else:
+                history, epochs = [], 0
+            net, _ = self._train(tensors, sizes, train=np.ones(rows.size, bool), epochs=epochs)
+        self.epochs_: int = epochs
+        self.validation_: list[float] = [float(h) for h in history]
+        # The module's parameters, flattened in their fixed order (rebuilt from the sizes).
+        self.weights_: np.ndarray = (
+            nn.utils.parameters_to_vector(net.parameters()).detach().numpy().copy()
+        )
+
+    def _top_lists(self, data: SignatureData) -> bool:
+        """Whether to fit the top of each list (``loss``; ``"auto"``: the signatures are top-k
+        lists, i.e. nothing is missing and most genes of every row tie at the bottom)."""
+        if self.loss != "auto":
+            return self.loss == "top"
+        if np.isnan(data.x).any():
+            return False
+        tied = (data.x == data.x.min(axis=1, keepdims=True)).mean(axis=1)
+        return bool((tied >= 0.5).all())
+
+    def _validation_rows(self, data: SignatureData, rows: np.ndarray) -> np.ndarray:
+        """Mask over ``rows``: a seeded draw, at most one row per perturbation, every context
+        keeping at least two rows."""
+        rng = np.random.default_rng(int(self.seed) + 1)
+        n_hide = round(float(self.validation_fraction) * rows.size)
+        left = np.bincount(data.row_context[rows], minlength=len(data.contexts))
+        used: set[int] = set()
+        mask = np.zeros(rows.size, dtype=bool)
+        for i in rng.permutation(rows.size):
+            if mask.sum() >= n_hide:
+                break
+            c, p = data.row_context[rows[i]], int(data.row_perturbation[rows[i]])
+            if p in used or left[c] <= 2:
+                continue
+            used.add(p)
+            left[c] -= 1
+            mask[i] = True
+        return mask
+
+    def _module(self, sizes: tuple[int, int, int, int]) -> ResidualFactorNet:
+        n_contexts, n_perts, n_features, n_genes = sizes
+        torch.manual_seed(int(self.seed))
+        return ResidualFactorNet(
+            n_contexts, n_perts, n_features, n_genes, int(self.rank), int(self.hidden)
+        )
+
+    def _train(
+        self,
+        tensors: dict[str, torch.Tensor],
+        sizes: tuple[int, int, int, int],
+        *,
+        train: np.ndarray,
+        valid: np.ndarray | None = None,
+        epochs: int | None = None,
+    ) -> tuple[ResidualFactorNet, list[float]]:
+        """Train on the ``train`` rows; with ``valid``, record the validation error per epoch
+        (index 0 = before training) and stop after ``patience`` epochs without improvement."""
+        net = self._module(sizes)
+        optim = torch.optim.Adam(
+            net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay)
+        )
+        tr = torch.as_tensor(np.flatnonzero(train))
+        va = torch.as_tensor(np.flatnonzero(valid)) if valid is not None else None
+
+        def loss_of(idx: torch.Tensor) -> torch.Tensor:
+            pred = net(
+                tensors["context"][idx],
+                tensors["perturbation"][idx],
+                tensors["features"][idx],
+                tensors["base"][idx],
+            )
+            # Rank metrics ignore each row's scale: fit the correlation with the truth.
+            full = tensors["full"][idx] + pred
+            w = tensors["weight"][idx]
+            full = full - (w * full).sum(dim=1, keepdim=True)
+            norm = torch.sqrt((w * full**2).sum(dim=1, keepdim=True) + 1e-12)
+            if "top" in tensors:
+                # Top lists: cross-entropy of the true top genes under a softmax of the
+                # standardised prediction (ListNet), which rewards putting them first.
+                logp = torch.log_softmax(_TOP_SHARPNESS * full / norm, dim=1)
+                return -(tensors["top"][idx] * logp).sum(dim=1).mean()
+            corr = (w * full * tensors["truth"][idx]).sum(dim=1) / norm[:, 0]
+            return 1.0 - corr.mean()
+
+        history: list[float] = []
+        best, since = np.inf, 0
+        n_epochs = int(self.max_epochs) if epochs is None else int(epochs)
+        for epoch in range(n_epochs + 1):
+            if va is not None:
+                with torch.no_grad():
+                    err = float(loss_of(va))
+                history.append(err)
+                best, since = (err, 0) if err < best else (best, since + 1)
+                if since >= int(self.patience):
+                    break
+            if epoch == n_epochs:
+                break
+            optim.zero_grad()
+            loss_of(tr).backward()
+            optim.step()
+        return net, history
+
+    # --- predict -------------------------------------------------------------------------------------
+
+    def _base(self) -> ContextTransferLinear:
+        base = ContextTransferLinear()
+        base.genes_ = self.genes_
+        base.pairs_ = self.pairs_
+        base.scores_ = self.scores_
+        return base
+
+    def _predict(self, table: pd.DataFrame) -> np.ndarray:
+        try:
+            base = self._base()._predict(table)
+        except UnseenConditionError as err:
+            raise UnseenConditionError(f"{self.name} (base: {err})") from None
+        c_of = {c: i for i, c in enumerate(self.contexts_)}
+        p_of = {p: i for i, p in enumerate(self.perturbations_)}
+        c = np.array([c_of[v] for v in table[CONTEXT]])
+        p = np.array([p_of[v] for v in table[PERTURBATION]])
+        centred = (base - self.mu_[c]) / self.scale_
+        net = self._module(self._sizes())
+        nn.utils.vector_to_parameters(torch.as_tensor(self.weights_), net.parameters())
+        with _threads(1), torch.no_grad():
+            delta = net(
+                torch.as_tensor(c),
+                torch.as_tensor(p),
+                torch.as_tensor(self.features_[p]),
+                torch.as_tensor(centred),
+            ).numpy()
+        return base + delta * self.scale_
+
+    # --- persistence ---------------------------------------------------------------------------------
+
+    def _array_names(self) -> tuple[str, ...]:
+        return ("scores_", "mu_", "features_", "weights_")
+
+    def _json_names(self) -> tuple[str, ...]:
+        return ("scale_", "prior_", "epochs_", "validation_", "contexts_", "perturbations_")
+
+    def _sizes(self) -> tuple[int, int, int, int]:
+        return (
+            len(self.contexts_),
+            len(self.perturbations_),
+            self.features_.shape[1],
+            len(self.genes_),
+        )
+
+    def _check_state(self) -> None:
+        super()._check_state()
+        n_genes = len(self.genes_)
+        if self.mu_.shape != (len(self.contexts_), n_genes):
+            raise ModelFormatError(
+                f"{self.name}: array 'mu_' should have shape {(len(self.contexts_), n_genes)}."
+            )
+        if self.features_.ndim != 2 or self.features_.shape[0] != len(self.perturbations_):
+            raise ModelFormatError(
+                f"{self.name}: array 'features_' should have {len(self.perturbations_)} rows."
+            )
+        size = sum(p.numel() for p in self._module(self._sizes()).parameters())
+        if self.weights_.shape != (size,):
+            raise ModelFormatError(
+                f"{self.name}: array 'weights_' should hold {size} module parameters."
+            )
+
+
+def _standardised(x: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Rows centred and scaled to unit weighted variance over the measured genes."""
+    w = measured / np.maximum(measured.sum(axis=1, keepdims=True), 1)
+    centred = x - (w * x).sum(axis=1, keepdims=True)
+    sd = np.sqrt((w * centred**2).sum(axis=1, keepdims=True))
+    return np.where(measured > 0, centred, 0.0) / np.maximum(sd, 1e-12)
+
+
+class _threads:
+    """Run torch with a fixed CPU thread count (deterministic reductions), then restore it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
+
+
+register_signature_model(
+    SignatureModelSpec(
+        name="signature_factor",
+        cls=SignatureFactor,
+        description="context_transfer_linear plus a torch factor model of its residual: "
+        "context factors x (learned + prior-feature) perturbation factors, early-stopped.",
+        reference="Hybrid of ridge transfer (Hoerl & Kennard 1970) and factorisation with side "
+        "features (e.g. Zhou et al. 2012; Roohani et al. 2024 GEARS priors)",
+    )
+)

@@ -1,0 +1,100 @@
+"""Roles on the leaderboard and the paired comparisons: learned vs baseline, learned vs each peer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from celltwin.benchmark import get_suite
+from celltwin.benchmark._leaderboard import PEER_MODELS, Leaderboard, role
+from celltwin.benchmark._runner import TIMING_COLUMNS, UNIT_COLUMNS
+
+SUITE = "kang2018-heldout-celltype"
+PRIMARY = "pearson_delta_top20_de"
+FOLDS = ["B", "CD4_T", "CD8_T", "NK", "DC", "CD14_Mono"]
+#: Per model: (primary metric, energy distance) per fold, one unit per fold as on Kang.
+VALUES = {
+    "transition": ([0.93, 0.95, 0.90, 0.91, 0.94, 0.96], [1.0, 0.8, 1.2, 1.1, 0.9, 0.7]),
+    "context_shift": ([0.83, 0.85, 0.80, 0.84, 0.82, 0.86], [2.0, 2.2, 2.1, 1.9, 2.4, 2.3]),
+    # State beats every model on the primary metric: it still is neither "learned" nor baseline.
+    "state": ([0.96, 0.97, 0.95, 0.96, 0.98, 0.97], [0.5, 0.6, 0.4, 0.7, 0.5, 0.6]),
+    "scgen": ([0.88, 0.90, 0.85, 0.86, 0.89, 0.91], [1.5, 1.6, 1.4, 1.7, 1.5, 1.6]),
+}
+
+
+def _board() -> Leaderboard:
+    rows = []
+    for model, (primary, energy) in VALUES.items():
+        for fold, p, e in zip(FOLDS, primary, energy, strict=True):
+            for metric, value in ((PRIMARY, p), ("energy_distance", e)):
+                rows.append((fold, model, fold, "IFNB", metric, value, ""))
+    results = pd.DataFrame(rows, columns=list(UNIT_COLUMNS))
+    timings = pd.DataFrame(columns=list(TIMING_COLUMNS))
+    return Leaderboard.from_results(
+        results, suite=get_suite(SUITE), timings=timings, record={}, seed=0
+    )
+
+
+def test_peers_have_their_own_role() -> None:
+    assert {"state", "scgen"} <= PEER_MODELS
+    assert role("state") == role("scgen") == "peer"
+    assert role("context_shift") == "baseline" and role("transition") == "model"
+    assert role("ceiling") == "ceiling"
+    summary = _board().summary()
+    assert set(summary.loc[summary["model"] == "scgen", "role"]) == {"peer"}
+
+
+def test_main_comparison_ignores_peers() -> None:
+    board = _board()
+    assert board.ranking()[0] == "state"
+    c = board.comparison()
+    assert c is not None and (c["a"], c["b"]) == ("transition", "context_shift")
+
+
+def test_learned_model_is_compared_with_each_peer_on_primary_and_energy() -> None:
+    board = _board()
+    found = board.peer_comparisons()
+    pairs = [(c["a"], c["b"], c["metric"]) for c in found]
+    # Peers best first (state, then scgen), each on the primary metric and energy distance.
+    assert pairs == [
+        ("transition", "state", PRIMARY),
+        ("transition", "state", "energy_distance"),
+        ("transition", "scgen", PRIMARY),
+        ("transition", "scgen", "energy_distance"),
+    ]
+    for c in found:
+        a = np.array(VALUES[c["a"]][c["metric"] != PRIMARY])
+        b = np.array(VALUES[c["b"]][c["metric"] != PRIMARY])
+        assert c["n"] == len(FOLDS) and c["mean_diff"] == pytest.approx(float(np.mean(a - b)))
+        assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"]
+        # Lower is better for energy distance: "better" counts follow the metric's direction.
+        gain = a - b if c["metric"] == PRIMARY else b - a
+        assert c["share_a_better"] == pytest.approx(float(np.mean(gain > 0)))
+    state_energy = found[1]
+    assert state_energy["share_b_better"] == 1.0  # State has the lower energy distance everywhere
+
+
+def test_markdown_and_run_json_report_the_peer_comparisons(tmp_path: Path) -> None:
+    board = _board()
+    md = board.to_markdown()
+    assert "| state (peer) |" in md and "| context_shift (baseline) |" in md
+    assert "**transition**" in md
+    assert "Paired comparison (best learned model vs best baseline)" in md
+    assert "| transition − state | energy_distance ↓ |" in md
+    assert "| transition − scgen | pearson_delta_top20_de ↑ |" in md
+    assert "over 6 paired units;" in md and "| 6 units | 0% | 100% |" in md
+    board.write(tmp_path, report=False)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert [c["b"] for c in record["peer_comparisons"]] == ["state", "state", "scgen", "scgen"]
+
+
+def test_no_learned_model_means_no_peer_comparison() -> None:
+    board = _board()
+    board.results = board.results[board.results["model"] != "transition"]
+    board.table = board.table[board.table["model"] != "transition"]
+    assert board.peer_comparisons() == []
+    assert "learned − peer" not in board.to_markdown()

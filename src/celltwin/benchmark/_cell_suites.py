@@ -822,7 +822,8 @@ DOSES = CellTask(
 _SUITE_INFO: dict[str, tuple[CellTask, str, str, str]] = {
     KANG.name: (
         KANG,
-        "1",
+        # 2: kang2018 v2 contexts (reference mapping to scGen's labels; 7 cell types).
+        "2",
         "Kang 2018 PBMCs: predict each cell type's IFN-beta response from its control cells, "
         "trained on the other cell types (scGen setting); 2,000 HVGs from training cells.",
         "kang2018",
@@ -836,7 +837,8 @@ _SUITE_INFO: dict[str, tuple[CellTask, str, str, str]] = {
     ),
     COMBINATIONS.name: (
         COMBINATIONS,
-        "1",
+        # 2: interaction_pearson against the model's own additive expectation (partial r).
+        "2",
         "Simulated knockouts and pairs with true interactions: GEARS splits (unseen singles, "
         "combo_seen0/1/2), interaction recovery against the simulator's truth.",
         "celltwin.simulate",

@@ -457,8 +457,8 @@ def markdown_section(board: Leaderboard) -> str:
         nominal = board.record.get("interval_nominal")
         lines += [
             "",
-            "Effect intervals: share of held-out true gene effects inside the model's interval "
-            + (f"(nominal {nominal:.0%}): " if nominal else ": ")
+            "Effect intervals: share of held-out true gene effects inside the model's interval"
+            + (f" (nominal {nominal:.0%}): " if nominal else ": ")
             + "; ".join(
                 f"{r.model} {_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
                 for r in intervals.itertuples()

@@ -274,7 +274,8 @@ def test_fit_validates_its_input() -> None:
 
 def test_registry_is_data() -> None:
     table = available_signature_models()
-    assert list(table.index) == BASELINES
+    # The classical models, then the learned one (tests/models/test_signature_factor.py).
+    assert list(table.index) == [*BASELINES, "signature_factor"]
     assert set(table.columns) == {"description", "reference", "class"}
     assert all(SIGNATURE_MODELS[n].cls.name == n for n in BASELINES)
     with pytest.raises(KeyError, match="no signature model"):

@@ -36,6 +36,8 @@ PRIORS: Final = ("auto", "gene", "drug", "none")
 GENE_PRIOR_SOURCE: Final = "go+string"
 #: Dimensions the drug fingerprints are reduced to (SVD over the training perturbations).
 DRUG_PRIOR_DIM: Final = 32
+# float32: the module works in gene space (rows x thousands of genes); half the memory traffic.
+_DTYPE: Final = torch.float32
 #: Values of :class:`SignatureFactor`'s ``loss`` parameter.
 LOSSES: Final = ("auto", "correlation", "top")
 # ListNet settings of the "top" loss: temperature of the true scores (linear-rank scores lie in
@@ -86,15 +88,15 @@ class ResidualFactorNet(nn.Module):
         hidden: int,
     ) -> None:
         super().__init__()
-        self.scale = nn.Parameter(torch.zeros(n_contexts, 1, dtype=torch.float64))
-        self.bias = nn.Parameter(torch.zeros(n_contexts, n_genes, dtype=torch.float64))
-        self.embedding = nn.Parameter(torch.zeros(n_perturbations, rank, dtype=torch.float64))
-        self.maps = nn.Parameter(torch.zeros(n_contexts, rank, n_genes, dtype=torch.float64))
+        self.scale = nn.Parameter(torch.zeros(n_contexts, 1, dtype=_DTYPE))
+        self.bias = nn.Parameter(torch.zeros(n_contexts, n_genes, dtype=_DTYPE))
+        self.embedding = nn.Parameter(torch.zeros(n_perturbations, rank, dtype=_DTYPE))
+        self.maps = nn.Parameter(torch.zeros(n_contexts, rank, n_genes, dtype=_DTYPE))
         self.prior = (
             nn.Sequential(
-                nn.Linear(n_features, hidden, dtype=torch.float64),
+                nn.Linear(n_features, hidden, dtype=_DTYPE),
                 nn.Tanh(),
-                nn.Linear(hidden, rank, dtype=torch.float64),
+                nn.Linear(hidden, rank, dtype=_DTYPE),
             )
             if n_features > 0
             else None
@@ -330,7 +332,8 @@ class SignatureFactor(SignatureModel):
        trained (Adam, full batch) on the rest and the epoch with the lowest validation loss is
        kept (epoch 0 = no correction, so the model falls back to the base when nothing
        generalises).
-    3. The module is retrained on all those rows for that many epochs.
+    3. The module at its best epoch is kept (no refit on the validation rows: it would double
+       the training time for little data).
 
     The loss is rank-oriented, since signatures are rankings: ``"correlation"`` (1 - Pearson
     correlation of the predicted and true rows over the measured genes) or ``"top"`` (ListNet
@@ -453,17 +456,15 @@ class SignatureFactor(SignatureModel):
         tensors = {
             "context": torch.as_tensor(data.row_context[rows]),
             "perturbation": torch.as_tensor(data.row_perturbation[rows]),
-            "features": torch.as_tensor(features[data.row_perturbation[rows]]),
-            "base": torch.as_tensor(centred_base / self.scale_),
-            "full": torch.as_tensor(base[rows] / self.scale_),
-            "weight": torch.as_tensor(
-                measured / np.maximum(measured.sum(axis=1, keepdims=True), 1)
-            ),
-            "truth": torch.as_tensor(_standardised(x[rows], measured)),
+            "features": _tensor(features[data.row_perturbation[rows]]),
+            "base": _tensor(centred_base / self.scale_),
+            "full": _tensor(base[rows] / self.scale_),
+            "weight": _tensor(measured / np.maximum(measured.sum(axis=1, keepdims=True), 1)),
+            "truth": _tensor(_standardised(x[rows], measured)),
         }
         if self._top_lists(data):
             top = np.exp((x[rows] - x[rows].max(axis=1, keepdims=True)) / _TOP_TEMPERATURE)
-            tensors["top"] = torch.as_tensor(top / top.sum(axis=1, keepdims=True))
+            tensors["top"] = _tensor(top / top.sum(axis=1, keepdims=True))
         hidden = self._validation_rows(data, rows)
         sizes = (n_contexts, n_perts, features.shape[1], x.shape[1])
         # As for a test pair, a hidden pair's perturbation keeps its other rows as inputs, but
@@ -473,11 +474,10 @@ class SignatureFactor(SignatureModel):
         fit_rows = ~hidden & (n_left[perts] >= 2)
         with _threads(1):
             if hidden.any() and fit_rows.any():
-                _, history = self._train(tensors, sizes, train=fit_rows, valid=hidden)
+                net, history = self._train(tensors, sizes, train=fit_rows, valid=hidden)
                 epochs = int(np.argmin(history))
             else:
-                history, epochs = [], 0
-            net, _ = self._train(tensors, sizes, train=np.ones(rows.size, bool), epochs=epochs)
+                net, history, epochs = self._module(sizes), [], 0
         self.epochs_: int = epochs
         self.validation_: list[float] = [float(h) for h in history]
         # The module's parameters, flattened in their fixed order (rebuilt from the sizes).
@@ -527,17 +527,17 @@ class SignatureFactor(SignatureModel):
         sizes: tuple[int, int, int, int],
         *,
         train: np.ndarray,
-        valid: np.ndarray | None = None,
-        epochs: int | None = None,
+        valid: np.ndarray,
     ) -> tuple[ResidualFactorNet, list[float]]:
-        """Train on the ``train`` rows; with ``valid``, record the validation error per epoch
-        (index 0 = before training) and stop after ``patience`` epochs without improvement."""
+        """Train on the ``train`` rows, recording the ``valid`` loss per epoch (index 0 = before
+        training); stop after ``patience`` epochs without improvement and return the module at
+        its best epoch."""
         net = self._module(sizes)
         optim = torch.optim.Adam(
             net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.weight_decay)
         )
         tr = torch.as_tensor(np.flatnonzero(train))
-        va = torch.as_tensor(np.flatnonzero(valid)) if valid is not None else None
+        va = torch.as_tensor(np.flatnonzero(valid))
 
         def loss_of(idx: torch.Tensor) -> torch.Tensor:
             pred = net(
@@ -560,21 +560,18 @@ class SignatureFactor(SignatureModel):
             return 1.0 - corr.mean()
 
         history: list[float] = []
-        best, since = np.inf, 0
-        n_epochs = int(self.max_epochs) if epochs is None else int(epochs)
-        for epoch in range(n_epochs + 1):
-            if va is not None:
-                with torch.no_grad():
-                    err = float(loss_of(va))
-                history.append(err)
-                best, since = (err, 0) if err < best else (best, since + 1)
-                if since >= int(self.patience):
-                    break
-            if epoch == n_epochs:
+        best_state = nn.utils.parameters_to_vector(net.parameters()).detach().clone()
+        for epoch in range(int(self.max_epochs) + 1):
+            with torch.no_grad():
+                history.append(float(loss_of(va)))
+            if history[-1] < min(history[:-1], default=np.inf):
+                best_state = nn.utils.parameters_to_vector(net.parameters()).detach().clone()
+            if epoch - int(np.argmin(history)) >= int(self.patience) or epoch == self.max_epochs:
                 break
             optim.zero_grad()
             loss_of(tr).backward()
             optim.step()
+        nn.utils.vector_to_parameters(best_state, net.parameters())
         return net, history
 
     # --- predict -------------------------------------------------------------------------------------
@@ -597,13 +594,13 @@ class SignatureFactor(SignatureModel):
         p = np.array([p_of[v] for v in table[PERTURBATION]])
         centred = (base - self.mu_[c]) / self.scale_
         net = self._module(self._sizes())
-        nn.utils.vector_to_parameters(torch.as_tensor(self.weights_), net.parameters())
+        nn.utils.vector_to_parameters(_tensor(self.weights_), net.parameters())
         with _threads(1), torch.no_grad():
             delta = net(
                 torch.as_tensor(c),
                 torch.as_tensor(p),
-                torch.as_tensor(self.features_[p]),
-                torch.as_tensor(centred),
+                _tensor(self.features_[p]),
+                _tensor(centred),
             ).numpy()
         return base + delta * self.scale_
 
@@ -639,6 +636,10 @@ class SignatureFactor(SignatureModel):
             raise ModelFormatError(
                 f"{self.name}: array 'weights_' should hold {size} module parameters."
             )
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=_DTYPE)
 
 
 def _standardised(x: np.ndarray, measured: np.ndarray) -> np.ndarray:

@@ -12,7 +12,13 @@ import pytest
 
 from celltwin.benchmark import get_suite, list_models, run_benchmark, suites
 from celltwin.benchmark._leaderboard import LEADERBOARD_COLUMNS, fold_table
-from celltwin.benchmark._runner import TIMING_COLUMNS, UNIT_COLUMNS, measure, parse_options
+from celltwin.benchmark._runner import (
+    TIMING_COLUMNS,
+    UNIT_COLUMNS,
+    _status_kb,
+    measure,
+    parse_options,
+)
 from celltwin.models import get_spec
 
 SUITE = "sim-doses"
@@ -145,9 +151,17 @@ def test_isolated_process_matches_in_process(run, tmp_path: Path) -> None:
 
 
 def test_measure_sees_numpy_memory() -> None:
+    before = _status_kb("VmRSS")
     with measure() as stats:
         block = np.ones((64, 1024, 1024), dtype=np.uint8)  # 64 MiB, touched
         block[:, 0, 0] = 2
+        during = _status_kb("VmRSS")
+    if before is not None and during is not None and during - before < 60 * 1024:
+        # Under memory pressure the kernel (e.g. DAMON reclaim) can page the block out at once;
+        # then no measurement can see it.
+        pytest.skip(
+            f"the kernel kept only {(during - before) / 1024:.0f} MiB of the block resident"
+        )
     assert stats["peak_delta_mb"] >= 60
     assert stats["seconds"] > 0
 

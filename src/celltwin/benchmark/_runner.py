@@ -320,7 +320,16 @@ def _fit_predict_process(
         "out": str(out),
     }
     (out / "request.json").write_text(json.dumps(request, default=str))
-    code = "from celltwin.benchmark._runner import _child_main; _child_main()"
+    stats = _run_child("_child_main", out)
+    pred_path, effects_path = out / "pred.h5ad", out / "effects.h5ad"
+    pred = ad.read_h5ad(pred_path) if pred_path.exists() else None
+    effects = ad.read_h5ad(effects_path) if effects_path.exists() else None
+    return pred, effects, stats
+
+
+def _run_child(entry: str, out: Path) -> dict[str, Any]:
+    """Run ``entry`` of this module on ``out/request.json`` in a fresh process; its stats."""
+    code = f"from celltwin.benchmark._runner import {entry}; {entry}()"
     done = subprocess.run(
         [sys.executable, "-c", code, str(out / "request.json")],
         capture_output=True,
@@ -334,10 +343,7 @@ def _fit_predict_process(
     stats = json.loads(stats_path.read_text())
     if stats.get("error"):
         raise _ChildError(stats["error"])
-    pred_path, effects_path = out / "pred.h5ad", out / "effects.h5ad"
-    pred = ad.read_h5ad(pred_path) if pred_path.exists() else None
-    effects = ad.read_h5ad(effects_path) if effects_path.exists() else None
-    return pred, effects, stats
+    return stats
 
 
 class _ChildError(RuntimeError):
@@ -409,20 +415,7 @@ def _run_fold_process(
     out.mkdir(parents=True)
     request = {"suite": suite, "fold": fold, "model": name, "seed": seed, "options": options}
     (out / "request.json").write_text(json.dumps(request, default=list))
-    code = "from celltwin.benchmark._runner import _child_fold_main; _child_fold_main()"
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(out / "request.json")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    stats_path = out / "stats.json"
-    if done.returncode != 0 or not stats_path.exists():
-        tail = (done.stderr or "").strip().splitlines()[-3:]
-        raise RuntimeError(f"model process exited with {done.returncode}: {' | '.join(tail)}")
-    stats = json.loads(stats_path.read_text())
-    if stats.get("error"):
-        raise _ChildError(stats["error"])
+    stats = _run_child("_child_fold_main", out)
     results = pd.read_csv(out / "results.csv", dtype={CONTEXT: str, PERTURBATION: str})
     return results, stats
 

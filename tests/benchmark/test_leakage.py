@@ -43,7 +43,7 @@ def sim_split():
 
 
 #: Options of a tiny run of each signature suite (they have no ``smoke`` option).
-_SIGNATURE_SMOKE = {"max_perturbations": 12, "folds": 2}
+_SIGNATURE_SMOKE = {"max_perturbations": 12, "n_folds": 2}
 
 #: Learned models checked end to end, with parameters that fit a smoke fold in seconds.
 _TINY_LEARNED: dict[str, dict[str, object]] = {

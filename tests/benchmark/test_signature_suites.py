@@ -218,20 +218,28 @@ def test_generic_suite_reads_files(tmp_path) -> None:
     suite = get_suite("signature-transfer")
     assert suite.kind == "signatures" and suite.primary_metric == "spearman"
     files = [f"A={paths['A']}", str(paths["B"]), ("C", paths["C"])]
-    folds = suite.folds(signatures=files, holdout_context="B", folds=3)
+    folds = suite.folds(signatures=files, holdout_context="B", n_folds=3)
     assert folds == ["B/fold0", "B/fold1", "B/fold2"]
-    res = suite.run_fold(folds[1], signatures=files, holdout_context="B", folds=3, seed=1)
+    res = suite.run_fold(folds[1], signatures=files, holdout_context="B", n_folds=3, seed=1)
     assert list(res.columns) == list(RESULT_COLUMNS)
     assert set(res["model"]) == {*MODELS, REFERENCE}
     assert set(res["context"]) == {"B"} and res["perturbation"].nunique() == 4
     assert (res["fold"] == "B/fold1").all()
     assert np.isfinite(res["value"]).all()
-    every = suite.folds(signatures=files, folds=2)  # None: each context in turn
+    every = suite.folds(signatures=files, n_folds=2)  # None: each context in turn
     assert every == ["A/fold0", "A/fold1", "B/fold0", "B/fold1", "C/fold0", "C/fold1"]
     with pytest.raises(ValueError, match="needs 'signatures'"):
         suite.folds()
     with pytest.raises(TypeError, match="unknown suite option"):
         suite.folds(signatures=files, bogus=1)
+    # The fold count is an option apart from run_benchmark's `folds` (which picks folds).
+    from celltwin.benchmark._runner import run_benchmark
+
+    board = run_benchmark(
+        "signature-transfer", folds=["B/fold1"], n_folds=3, signatures=files,
+        holdout_context="B", out=tmp_path / "run", isolate=False, progress=False, report=False,
+    )  # fmt: skip
+    assert set(board.results["fold"]) == {"B/fold1"}
 
 
 # --- registered suites on real data ----------------------------------------------------------------

@@ -130,8 +130,25 @@ def test_view_gate_drops_views_the_correction_makes_worse() -> None:
     assert view_gate(module, pools, None, settings, seed=0) == [0, 1, 2]
 
 
+def _classical_effect(model: TransitionModel, adata, query) -> np.ndarray:
+    """The classical estimate applied to the context's controls, floored keeping the mean."""
+    pert = adata.obs[PERTURBATION].astype(str).to_numpy()
+    ctx = adata.obs[CONTEXT].astype(str).to_numpy()
+    x = adata.X[(pert == CONTROL) & (ctx == "A")]
+    cells = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    contexts = _QueryContexts(model, cells, np.full(len(cells), "A"))
+    est = model._estimates(as_conditions(query), contexts)[0]
+    assert est is not None
+    return np.maximum(cells.mean(axis=0) + est.delta, 0.0) - cells.mean(axis=0)
+
+
 def test_gated_member_predicts_the_classical_estimate(one_context) -> None:
     adata, combos = one_context
+    # Hold out one part too, so the pair's estimate leans on features and the network applies.
+    part = split_combination(combos[0])[0]
+    adata = adata.copy()
+    pert = adata.obs[PERTURBATION].astype(str).to_numpy()
+    adata.obs[SPLIT] = pd.Categorical(np.where(np.isin(pert, [combos[0], part]), TEST, TRAIN))
     model = TransitionModel(**TINY).fit(adata)
     query = [("A", combos[0])]
     full = model.predict_effects(adata, conditions=query)
@@ -140,15 +157,73 @@ def test_gated_member_predicts_the_classical_estimate(one_context) -> None:
         assert set(record["views"]) <= set(VIEWS)
         record["views"] = [v for v in record["views"] if v != "combination"]
     gated = model.predict_effects(adata, conditions=query)
-    # Every member left the combination uncorrected: the classical estimate applied to the
-    # context's control cells (clipped at 0), whatever the network weights.
-    pert = adata.obs[PERTURBATION].astype(str).to_numpy()
-    ctx = adata.obs[CONTEXT].astype(str).to_numpy()
-    x = adata.X[(pert == CONTROL) & (ctx == "A")]
-    cells = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
-    contexts = _QueryContexts(model, cells, np.full(len(cells), "A"))
-    est = model._estimates(as_conditions(query), contexts)[0]
-    assert est is not None
-    expected = np.maximum(cells + est.delta, 0.0).mean(axis=0) - cells.mean(axis=0)
-    np.testing.assert_allclose(gated.X[0], expected, atol=1e-6)
+    # Every member left the combination uncorrected, whatever the network weights.
+    np.testing.assert_allclose(gated.X[0], _classical_effect(model, adata, query), atol=1e-6)
     assert np.abs(gated.X[0] - full.X[0]).max() > 0  # the gate changed something
+
+
+def test_combination_of_measured_parts_is_not_corrected(one_context) -> None:
+    # Both parts of the held-out pair were measured alone in its context: the prediction is
+    # their sum plus the interaction law, untouched by the network (as measured conditions).
+    adata, combos = one_context
+    model = TransitionModel(**TINY).fit(adata)
+    query = [("A", combos[0])]
+    eff = model.predict_effects(adata, conditions=query)
+    assert eff.obs["source"].tolist() == ["combination"]
+    assert any(set(r["views"]) & {"combination"} for r in model.training_)  # it was trained
+    np.testing.assert_allclose(eff.X[0], _classical_effect(model, adata, query), atol=1e-6)
+    np.testing.assert_allclose(eff.layers["sd"][0], 0.0, atol=1e-6)  # members agree
+
+
+def test_interaction_regression_recovers_a_known_pair_law() -> None:
+    """The classical combination estimate learns an interaction law shared by all genes."""
+    from celltwin.models._transition._features import PAIR_FEATURES, Transfer, pair_features
+
+    rng = np.random.default_rng(0)
+    n_genes, singles = 80, [f"G{i}" for i in range(8)]
+    effects = {s: rng.normal(scale=0.5, size=n_genes) for s in singles}
+    law = np.array([0.3, -0.2, -0.4, 0.1, 0.05])  # one coefficient per PAIR_FEATURES entry
+    assert len(law) == len(PAIR_FEATURES)
+    pairs = [(a, b) for i, a in enumerate(singles) for b in singles[i + 1 :]][:12]
+    keys, delta = [], []
+    for s in singles:
+        keys.append(("A", s, ""))
+        delta.append(effects[s])
+    for a, b in pairs:
+        parts = [effects[a], effects[b]]
+        keys.append(("A", f"{a}+{b}", ""))
+        delta.append(np.sum(parts, axis=0) + pair_features(parts) @ law)
+    transfer = Transfer(
+        keys, np.vstack(delta), {"A": np.zeros(2)}, tau=np.inf, features=None, ridge=1.0
+    )
+    # Ridge 1 against thousands of gene x pair rows: the law comes back almost exactly.
+    np.testing.assert_allclose(transfer.pair_coef, law, atol=0.02)
+    # A held-out pair of seen singles is predicted with its interaction, not just the sum.
+    held = ("A", "G6+G7", "")
+    parts = [effects["G6"], effects["G7"]]
+    expected = np.sum(parts, axis=0) + pair_features(parts) @ law
+    got = transfer.combination(held, np.zeros(2))
+    assert got is not None
+    assert np.abs(got - expected).max() < 0.05 * np.abs(pair_features(parts) @ law).max() + 1e-3
+    # Singles carry no pair features.
+    assert not pair_features([effects["G0"]]).any()
+
+
+def test_floor_at_zero_keeps_each_gene_mean() -> None:
+    from celltwin.models._transition._estimator import floor_at_zero
+
+    rng = np.random.default_rng(1)
+    cells = np.maximum(rng.normal(0.3, 1.0, size=(300, 40)), 0.0)  # many zeros, as in scRNA
+    delta = rng.normal(0.0, 0.8, size=40)
+    out = floor_at_zero(cells + delta)
+    target = np.maximum(cells.mean(axis=0) + delta, 0.0)
+    assert (out >= 0).all()
+    np.testing.assert_allclose(out.mean(axis=0), target, atol=1e-9)
+    # Plain clipping raises the mean of knocked-down genes; this is what the floor corrects.
+    down = delta < -0.3
+    assert (np.maximum(cells + delta, 0.0).mean(axis=0)[down] > target[down] + 1e-3).all()
+    # Cells are shifted, never reordered, and genes that need no floor are left as they are.
+    up = (cells + delta).min(axis=0) >= 0
+    np.testing.assert_array_equal(out[:, up], (cells + delta)[:, up])
+    order = np.argsort(cells[:, down], axis=0, kind="stable")
+    assert (np.diff(np.take_along_axis(out[:, down], order, axis=0), axis=0) >= 0).all()

@@ -929,8 +929,13 @@ def _load_average() -> list[float] | None:
 
 
 def _coerce_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe copies of the options (tuples become lists) for the record and child processes."""
-    return json.loads(json.dumps(dict(options), default=list))
+    """JSON-safe copies of the options (tuples become lists, paths strings) for the record and
+    child processes."""
+
+    def default(value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else list(value)
+
+    return json.loads(json.dumps(dict(options), default=default))
 
 
 def run_benchmark(

@@ -558,8 +558,9 @@ class TransferSuite:
         of names or one comma-separated string), or a list of such groups (one after another).
     ``few_shot_fraction``
         ``None`` for K-fold, else the share of few-shot perturbations (module docstring).
-    ``folds``
-        Number of folds per held-out group.
+    ``n_folds``
+        Number of folds per held-out group (named apart from ``run_benchmark(folds=...)``,
+        which picks folds by name).
     ``split_seed``
         Seed of the perturbation shuffle (and of ``max_perturbations``' draw).
     ``max_perturbations``
@@ -589,7 +590,7 @@ class TransferSuite:
             out += transfer_splits(
                 sigs,
                 holdout=group,
-                folds=opts["folds"],
+                folds=opts["n_folds"],
                 few_shot_fraction=opts["few_shot_fraction"],
                 split_seed=opts["split_seed"],
             )
@@ -628,7 +629,7 @@ def _defaults(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "holdout_context": None,
         "few_shot_fraction": None,
-        "folds": 5,
+        "n_folds": 5,
         "split_seed": 0,
         "max_perturbations": None,
     }

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -59,6 +60,10 @@ class Estimate:
 
     delta: np.ndarray
     source: str  # "own" or one of VIEWS
+    #: Built only from measurements of its own context: a combination whose every part was
+    #: measured alone there (sum plus the interaction law). The network leaves such estimates
+    #: alone, as it leaves measured conditions (see ``TransitionModel``).
+    measured: bool = False
 
 
 class ComponentFeatures:
@@ -231,8 +236,15 @@ class Transfer:
         ):
             delta = fn()
             if delta is not None:
-                return Estimate(delta, view)
+                return Estimate(
+                    delta, view, measured=view == "combination" and self._parts_measured(key)
+                )
         return None
+
+    def _parts_measured(self, key: ConditionKey) -> bool:
+        c, p, d = key
+        parts = zip(split_combination(p), dose_components(p, d), strict=True)
+        return all(self.own((c, part, pd_)) is not None for part, pd_ in parts)
 
     # --- feature ridge ----------------------------------------------------------------------
 
@@ -315,23 +327,42 @@ class Transfer:
 _PAIR_RIDGE = 1.0
 
 
+#: Interaction features of a pair of part effects ``a``, ``b`` (per gene). Generic forms of
+#: the non-additivity of regulatory networks: a product (multiplicative / cooperative
+#: effects), the smaller and the larger of two same-direction effects (saturation: the second
+#: push adds less, or the larger one dominates, as in epistasis), and the signed square of the
+#: sum (large combined effects saturate). One coefficient each, shared by all genes.
+PAIR_FEATURES: Final = ("product", "abs_product", "same_min", "same_max", "signed_square")
+
+
 def pair_features(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Genes x 3 interaction features summed over pairs of part effects: a*b, min, max."""
-    out = np.zeros((len(parts[0]), 3))
+    """Genes x :data:`PAIR_FEATURES` interaction features, summed over pairs of part effects."""
+    out = np.zeros((len(parts[0]), len(PAIR_FEATURES)))
     for i in range(len(parts)):
         for j in range(i + 1, len(parts)):
             a, b = parts[i], parts[j]
-            out += np.column_stack([a * b, np.minimum(a, b), np.maximum(a, b)])
+            same = np.sign(a) == np.sign(b)
+            total = a + b
+            out += np.column_stack(
+                [
+                    a * b,
+                    np.abs(a * b),
+                    np.minimum(a, b) * same,
+                    np.maximum(a, b) * same,
+                    total * np.abs(total),
+                ]
+            )
     return out
 
 
 def _solve_pairs(stats: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Ridge coefficients of the interaction regression (zeros without training combinations)."""
+    n = len(PAIR_FEATURES)
     if not stats:
-        return np.zeros(3)
+        return np.zeros(n)
     xtx = np.sum([s[0] for s in stats], axis=0)
     xty = np.sum([s[1] for s in stats], axis=0)
-    return np.linalg.solve(xtx + _PAIR_RIDGE * np.eye(3), xty)
+    return np.linalg.solve(xtx + _PAIR_RIDGE * np.eye(n), xty)
 
 
 def median_scale(latents: Sequence[np.ndarray]) -> float:

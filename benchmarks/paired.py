@@ -1,0 +1,60 @@
+"""Paired bootstrap comparison of two models of a finished benchmark run, on any metric.
+
+The leaderboard pairs the best learned model with the best baseline on the suite's primary
+metric only; this pairs any two models on any metric the run recorded, optionally within one
+category (e.g. ``combo_seen2`` of ``sim-combinations``, the combinations ``additive`` can
+predict). Units are (fold, context, perturbation) where the metric is per perturbation, else
+folds; the CI resamples units (:func:`celltwin.eval.paired_comparison`, 95%, seed 0).
+
+    .venv/bin/python benchmarks/paired.py RUN_DIR --a transition --b additive \\
+        --metric interaction_pearson --category combo_seen2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from celltwin._keys import CONTEXT, PERTURBATION
+from celltwin.benchmark._leaderboard import higher_is_better
+from celltwin.eval import paired_comparison
+
+
+def compare(run: Path, *, a: str, b: str, metric: str, category: str | None) -> str:
+    res = pd.read_csv(run / "results.csv", keep_default_na=False, na_values=[""])
+    res = res[res["metric"] == metric]
+    if category is not None:
+        res = res[res["category"].astype(str) == category]
+    if res.empty:
+        raise SystemExit(f"no {metric!r} values{f' in category {category!r}' if category else ''}")
+    keys = ["fold", CONTEXT, PERTURBATION]
+    wide = res.pivot_table(index=keys, columns="model", values="value", aggfunc="mean")
+    for m in (a, b):
+        if m not in wide.columns:
+            raise SystemExit(f"model {m!r} has no {metric!r} values (has: {list(wide.columns)})")
+    pc = paired_comparison(
+        wide[a].to_numpy(), wide[b].to_numpy(), higher_is_better=higher_is_better(metric), seed=0
+    )
+    where = f" [{category}]" if category else ""
+    return (
+        f"{metric}{where}: {a} − {b} = {pc.mean_diff:.3f} [95% CI {pc.ci_low:.3f}, "
+        f"{pc.ci_high:.3f}] over {pc.n} paired units; {a} better on {pc.share_a_better:.0%}, "
+        f"{b} on {pc.share_b_better:.0%}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="output folder of `celltwin benchmark`")
+    parser.add_argument("--a", required=True)
+    parser.add_argument("--b", required=True)
+    parser.add_argument("--metric", required=True)
+    parser.add_argument("--category", default=None)
+    args = parser.parse_args()
+    print(compare(args.run, a=args.a, b=args.b, metric=args.metric, category=args.category))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ category (e.g. ``combo_seen2`` of ``sim-combinations``, the combinations ``addit
 predict). Units are (fold, context, perturbation) where the metric is per perturbation, else
 folds; the CI resamples units (:func:`celltwin.eval.paired_comparison`, 95%, seed 0).
 
-    .venv/bin/python benchmarks/paired.py RUN_DIR --a transition --b additive \\
+    .venv/bin/python benchmarks/paired.py RUN_DIR [RUN_DIR ...] --a transition --b additive \\
         --metric interaction_pearson --category combo_seen2
 """
 
@@ -22,8 +22,13 @@ from celltwin.benchmark._leaderboard import higher_is_better
 from celltwin.eval import paired_comparison
 
 
-def compare(run: Path, *, a: str, b: str, metric: str, category: str | None) -> str:
-    res = pd.read_csv(run / "results.csv", keep_default_na=False, na_values=[""])
+def compare(runs: list[Path], *, a: str, b: str, metric: str, category: str | None) -> str:
+    frames = []
+    for i, run in enumerate(runs):
+        frame = pd.read_csv(run / "results.csv", keep_default_na=False, na_values=[""])
+        frame["fold"] = f"run{i}/" + frame["fold"].astype(str)
+        frames.append(frame)
+    res = pd.concat(frames, ignore_index=True)
     res = res[res["metric"] == metric]
     if category is not None:
         res = res[res["category"].astype(str) == category]
@@ -42,18 +47,21 @@ def compare(run: Path, *, a: str, b: str, metric: str, category: str | None) -> 
         f"{metric}{where}: {a} − {b} = {pc.mean_diff:.3f} [95% CI {pc.ci_low:.3f}, "
         f"{pc.ci_high:.3f}] over {pc.n} paired units; {a} better on {pc.share_a_better:.0%}, "
         f"{b} on {pc.share_b_better:.0%}"
+        + (f" (pooled over {len(runs)} runs)" if len(runs) > 1 else "")
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="output folder of `celltwin benchmark`")
+    parser.add_argument(
+        "runs", type=Path, nargs="+", help="output folder(s) of `celltwin benchmark`"
+    )
     parser.add_argument("--a", required=True)
     parser.add_argument("--b", required=True)
     parser.add_argument("--metric", required=True)
     parser.add_argument("--category", default=None)
     args = parser.parse_args()
-    print(compare(args.run, a=args.a, b=args.b, metric=args.metric, category=args.category))
+    print(compare(args.runs, a=args.a, b=args.b, metric=args.metric, category=args.category))
 
 
 if __name__ == "__main__":

@@ -98,3 +98,27 @@ def test_no_learned_model_means_no_peer_comparison() -> None:
     board.table = board.table[board.table["model"] != "transition"]
     assert board.peer_comparisons() == []
     assert "learned − peer" not in board.to_markdown()
+
+
+def test_models_on_fewer_folds_are_flagged_but_not_models_without_the_primary_metric() -> None:
+    rows = []
+    for model, (primary, energy) in VALUES.items():
+        for fold, p, e in zip(FOLDS, primary, energy, strict=True):
+            if model == "scgen" and fold != "CD14_Mono":
+                continue  # run on one fold only
+            # context_shift: the primary metric is undefined (NaN) on every fold it ran on, as
+            # the VCC score of a model that predicts no cells.
+            rows.append(
+                (fold, model, fold, "IFNB", PRIMARY, np.nan if model == "context_shift" else p, "")
+            )
+            rows.append((fold, model, fold, "IFNB", "energy_distance", e, ""))
+    board = Leaderboard.from_results(
+        pd.DataFrame(rows, columns=list(UNIT_COLUMNS)),
+        suite=get_suite(SUITE),
+        timings=pd.DataFrame(columns=list(TIMING_COLUMNS)),
+        record={},
+        seed=0,
+    )
+    md = board.to_markdown()
+    assert f"scgen (peer) (1 of {len(FOLDS)} folds)" in md
+    assert "context_shift (baseline) |" in md and "context_shift (baseline) (" not in md

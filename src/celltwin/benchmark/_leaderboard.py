@@ -434,14 +434,16 @@ def markdown_section(board: Leaderboard) -> str:
     header = ["model", *[f"{m} {arrows[m]}" for m in metrics], "coverage"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    primary = summary[summary["metric"] == board.primary_metric].set_index("model")["n_folds"]
+    # Folds with any value: a model that cannot produce the primary metric at all (``linear``
+    # has no cells for the VCC score) still ran on every fold.
+    ran = summary.groupby("model")["n_folds"].max()
     partial = []
     for model in order:
         cells = [_cell(summary, model, m) for m in metrics]
         cov = "" if model in refs else _cell(summary, model, COVERAGE, ci=False)
         label = _label(model)
         # A model run on some folds only is not comparable with the others' means: say so.
-        k = int(primary.get(model, n_folds))
+        k = int(ran.get(model, n_folds))
         if model not in refs and k < n_folds:
             label += f" ({k} of {n_folds} folds)"
             partial.append(model)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from celltwin._keys import CONTEXT, PERTURBATION, SPLIT, TEST
+from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST
 from celltwin.cli import app
 from celltwin.models import conditions_of, fit, load
 from celltwin.simulate import simulate
@@ -70,6 +71,21 @@ def test_fit_then_predict_writes_the_held_out_conditions(split_file, tmp_path) -
     assert f"of {len(truth)} conditions" in result.output
     assert list(pred.var_names) == model.genes_
     assert np.isfinite(pred.X).all()
+
+    # The prediction goes straight into `celltwin evaluate` (it has no control cells: the
+    # truth's serve as the predicted control).
+    data = ad.read_h5ad(split_file)
+    held = (data.obs[SPLIT] == TEST).to_numpy()
+    controls = (data.obs[CONTEXT] == "C").to_numpy() & (data.obs[PERTURBATION] == CONTROL)
+    truth_file = tmp_path / "truth.h5ad"
+    data[held | controls.to_numpy()].copy().write_h5ad(truth_file)
+    args = ["evaluate", "--truth", str(truth_file), "--pred", str(pred_file), "--no-ceiling"]
+    result = runner.invoke(
+        app, [*args, "--metrics", "pearson_delta,mae", "--out", str(tmp_path / "ev")]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(tmp_path / "ev" / "metrics.csv")
+    assert set(metrics["metric"]) >= {"pearson_delta", "mae"}
 
 
 def test_predict_named_conditions_and_a_time_budget(split_file, tmp_path) -> None:

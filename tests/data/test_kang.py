@@ -122,7 +122,7 @@ def test_agreement_with_scgen_labels(kang: AnnData, scgen: AnnData) -> None:
 
 
 def test_reference_mapping_agrees_with_held_out_labels(kang: AnnData, scgen: AnnData) -> None:
-    """5-fold CV of the control cells' calls: each called by a model blind to its label.
+    """10-fold CV of the control cells' calls: each called by a model blind to its label.
 
     ``annotate_cell_types`` gives a control cell the call of its reference regressions (the
     alignment only matters for stimulated cells), so this is the shipped method's control figure.
@@ -138,14 +138,16 @@ def test_reference_mapping_agrees_with_held_out_labels(kang: AnnData, scgen: Ann
     # no labels, so they are fitted once for all folds.
     spaces = _anchor_spaces(kang, anchors, np.ones(kang.n_vars, dtype=bool), 2000, 30, 0)
     calls = pd.Series("", index=truth.index, dtype=object)
-    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    # 10 folds: each call comes from 90% of the labels, near the 100% the shipped dataset uses.
+    folds = StratifiedKFold(10, shuffle=True, random_state=0)
     for train, test in folds.split(truth, truth):
         proba, types, record = _map_reference(spaces, reference[train], truth.to_numpy()[train], 0)
         assert record["selected"]["cv_accuracy"] == max(record["candidates"]["cv_accuracy"])
         calls.iloc[test] = types[proba[row[truth.index[test]].to_numpy()].argmax(axis=1)]
-    # Measured 0.897 (CV seeds 0-2: 0.897, 0.901, 0.895): just short of the 0.90 aimed for, which
-    # a fixed choice reached (0.901-0.906) only because it was picked on these same labels.
-    assert (calls == truth).mean() >= 0.88
+    agreement = float((calls == truth).mean())
+    # benchmarks/kang_annotation.py --folds 10 (the whole function per fold): 0.904, 0.901, 0.901
+    # for CV seeds 0-2; 5 folds: 0.897, 0.901, 0.895. A standard error from 759 cells is ~0.011.
+    assert agreement >= 0.895
 
 
 def test_pertpy_reader(tmp_path: Path) -> None:

@@ -587,8 +587,10 @@ class TransitionModel(Model):
                 if v not in member_views:
                     continue
                 rows = is_control & (contexts == keys[row][0])
+                # As predicted: a pair of measured parts is not corrected (calibrate on that).
+                measured = v == "combination" and transfer.parts_measured(keys[row])
                 effect = self._member_effect(
-                    member, x[rows], keys[row], Estimate(est, v), seed=self.seed
+                    member, x[rows], keys[row], Estimate(est, v, measured), seed=self.seed
                 )
                 val_errors.append((v, self.delta_[row] - effect))
         self.member_weights_: np.ndarray = np.vstack(states)

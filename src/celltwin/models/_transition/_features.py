@@ -237,11 +237,12 @@ class Transfer:
             delta = fn()
             if delta is not None:
                 return Estimate(
-                    delta, view, measured=view == "combination" and self._parts_measured(key)
+                    delta, view, measured=view == "combination" and self.parts_measured(key)
                 )
         return None
 
-    def _parts_measured(self, key: ConditionKey) -> bool:
+    def parts_measured(self, key: ConditionKey) -> bool:
+        """Whether every part of ``key`` was measured alone in ``key``'s context."""
         c, p, d = key
         parts = zip(split_combination(p), dose_components(p, d), strict=True)
         return all(self.own((c, part, pd_)) is not None for part, pd_ in parts)

@@ -25,6 +25,8 @@ from celltwin.eval import paired_comparison
 def compare(runs: list[Path], *, a: str, b: str, metric: str, category: str | None) -> str:
     frames = []
     for i, run in enumerate(runs):
+        if not (run / "results.csv").is_file():
+            raise SystemExit(f"{run} has no results.csv: pass the --out folder of a benchmark run")
         frame = pd.read_csv(run / "results.csv", keep_default_na=False, na_values=[""])
         frame["fold"] = f"run{i}/" + frame["fold"].astype(str)
         frames.append(frame)

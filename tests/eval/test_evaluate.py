@@ -420,3 +420,19 @@ def test_evaluate_files_reads_any_convention(data, tmp_path: Path) -> None:
     np.testing.assert_allclose(_values(result, "mae"), _values(direct, "mae"), atol=1e-6)
     assert (tmp_path / "out" / "report.html").is_file()
     assert result.params["files"]["truth"].endswith("truth.h5ad")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [("missing.h5ad", None, "no such file"), ("pred.csv", "a,b\n", "reads .h5ad files"),
+     ("broken.h5ad", "not hdf5\n", "cannot read the file as h5ad")],
+)  # fmt: skip
+def test_evaluate_files_explains_a_bad_prediction_file(
+    data, tmp_path: Path, name: str, content: str | None, match: str
+) -> None:
+    data["truth"].write_h5ad(tmp_path / "truth.h5ad")
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises((FileNotFoundError, ValidationError), match=match):
+        evaluate_files(tmp_path / "truth.h5ad", tmp_path / name, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written

@@ -304,8 +304,10 @@ def _read_prediction(path: str | os.PathLike[str], read_options: dict[str, Any])
 
     from ..io import read
 
-    with h5py.File(path, "r") as handle:
-        ours = f"uns/{UNS_KEY}/prediction" in handle
+    ours = False
+    if Path(path).suffix == ".h5ad" and h5py.is_hdf5(path):  # else `read` explains the problem
+        with h5py.File(path, "r") as handle:
+            ours = f"uns/{UNS_KEY}/prediction" in handle
     if ours and not read_options:
         return anndata.read_h5ad(path)
     return read(path, **read_options)

@@ -140,7 +140,7 @@ def test_nearest_perturbation_uses_the_most_similar_training_effect(experiment) 
     rows = {p: rng.standard_normal(4) for p in singles}
     rows[experiment.held_single] = 2.0 * rows[target] + 0.01 * rng.standard_normal(4)
     embedding = pd.DataFrame(rows).T
-    model = NearestPerturbationBaseline().fit(adata, perturbation_embedding=embedding)
+    model = NearestPerturbationBaseline().fit(adata, perturbation_features=embedding)
     assert model.embedding_ == "external"
     found = model.neighbors([("A", experiment.held_single), ("B", singles[0])])
     assert found["neighbor"].tolist() == [target, singles[0]]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST, TRAIN
-from celltwin.models import LinearBaseline, MeanBaseline, UnseenConditionError
+from celltwin.models import LinearBaseline, MeanBaseline, UnseenConditionError, get_model
 
 
 def _dense(adata) -> np.ndarray:
@@ -145,7 +145,7 @@ def test_external_embedding_and_zero_embedding_is_the_mean_baseline(make_cells) 
     )
     ctrl = _dense(cells)[(cells.obs[PERTURBATION] == CONTROL).to_numpy()].mean(axis=0)
     e.loc["zero"] = 0.0
-    model = LinearBaseline(n_components=8, ridge=0.01).fit(cells, perturbation_embedding=e)
+    model = LinearBaseline(n_components=8, ridge=0.01).fit(cells, perturbation_features=e)
     assert model.embedding_ == "external"
     pred = model.predict(cells, conditions=[("K", p) for p in names[20:]]).X - ctrl
     for row, p in enumerate(names[20:]):
@@ -185,4 +185,12 @@ def test_parameters_are_validated_at_fit(params, embedding, message, experiment)
     table = pd.DataFrame(np.eye(2), index=["x", "y"]) if embedding else None
     model = LinearBaseline(**params)  # __init__ accepts anything, like scikit-learn
     with pytest.raises(ValueError, match=message):
-        model.fit(experiment.adata, perturbation_embedding=table)
+        model.fit(experiment.adata, perturbation_features=table)
+
+
+@pytest.mark.parametrize("name", ["linear", "nearest_perturbation", "transition"])
+def test_every_embedding_model_names_the_same_fit_argument(name, experiment) -> None:
+    # One keyword for prior perturbation features across models, named in the error.
+    model = get_model(name)
+    with pytest.raises(TypeError, match=rf"{name}\.fit: 'perturbation_features' must be a pandas"):
+        model.fit(experiment.adata, perturbation_features=[[1.0, 2.0]])

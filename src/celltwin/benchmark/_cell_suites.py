@@ -204,7 +204,7 @@ class CellTask:
         Options of a tiny run.
     fit_kwargs
         ``fit_kwargs(model, fold, options) -> dict``: extra keyword arguments of ``fit`` (e.g. a
-        prior-knowledge ``perturbation_embedding``), built without the truth.
+        prior-knowledge ``perturbation_features``), built without the truth.
     local_models
         Models of this suite only (name -> factory).
     model_defaults
@@ -534,23 +534,19 @@ def _papalexi_fit_kwargs(model: str, fold: FoldData, opts: Options) -> dict[str,
     held-out targets: that is how an unseen perturbation is predicted at all. ``linear`` gets it
     too (its ``P``): its default ``G[target]`` exists only for targets among the 299 measured
     genes, which leaves most knockouts of this subset unpredictable. ``transition`` takes the
-    same table as its ``perturbation_features`` (its own data-derived default, like ``linear``'s,
+    same table (its own data-derived default, like ``linear``'s,
     covers only the targets among the measured genes).
     """
     if model not in _EMBEDDING_MODELS or model not in MODELS:
         return {}
-    argument = next(
-        (a for a in ("perturbation_embedding", "perturbation_features") if _accepts(model, a, {})),
-        None,
-    )
-    if argument is None:
+    if not _accepts(model, "perturbation_features", {}):
         return {}
     targets = sorted(
         set(fold.train.obs[PERTURBATION].astype(str)) | set(fold.conditions[PERTURBATION])
     )
     targets = [t for t in targets if t != CONTROL]
     embedding = _prior_embedding(str(opts["prior"]), tuple(targets))
-    return {argument: embedding}
+    return {"perturbation_features": embedding}
 
 
 PAPALEXI = CellTask(
@@ -805,9 +801,7 @@ def _drug_identity(fold: FoldData) -> pd.DataFrame:
 def _dose_fit_kwargs(model: str, fold: FoldData, opts: Options) -> dict[str, Any]:
     # Simulated drugs have no structures: every embedding model gets the drug's identity (its
     # doses share it; `transition` adds log-dose to features itself).
-    if model in ("linear", "nearest_perturbation"):
-        return {"perturbation_embedding": _drug_identity(fold)}
-    if model == "transition":
+    if model in ("linear", "nearest_perturbation", "transition"):
         return {"perturbation_features": _drug_identity(fold)}
     return {}
 

@@ -51,7 +51,7 @@ def embed_label(
 
 def validated_embedding(embedding: pd.DataFrame, *, owner: str) -> tuple[list[str], np.ndarray]:
     """Check a user perturbation embedding (rows = perturbation names) and return its parts."""
-    key = f"{owner}.fit: 'perturbation_embedding'"
+    key = f"{owner}.fit: 'perturbation_features'"
     if not isinstance(embedding, pd.DataFrame):
         raise TypeError(
             f"{key} must be a pandas DataFrame indexed by perturbation name "

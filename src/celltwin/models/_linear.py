@@ -65,11 +65,11 @@ class LinearBaseline(EffectModel):
         paper's ``extract_pert_embedding_pca.R``, restricted to training data). Only training
         conditions (or combinations of them, as sums) can be predicted; others are refused.
     ``"external"``
-        A ``perturbation_embedding`` DataFrame (rows = perturbation names, e.g. GO/STRING
+        A ``perturbation_features`` DataFrame (rows = perturbation names, e.g. GO/STRING
         spectral or drug fingerprints) given to :meth:`fit`; any perturbation with a row (or a
         combination whose components all have rows) is predicted.
     ``"auto"`` (default)
-        ``"external"`` when ``perturbation_embedding`` is given, else ``"gene"`` when every
+        ``"external"`` when ``perturbation_features`` is given, else ``"gene"`` when every
         training perturbation is genetic (CRISPR), else ``"pca"``.
 
     Seen and unseen perturbations always share one embedding space: ``W`` is learned in it, so
@@ -114,7 +114,7 @@ class LinearBaseline(EffectModel):
         adata: AnnData,
         *,
         split_key: str | None = SPLIT,
-        perturbation_embedding: pd.DataFrame | None = None,
+        perturbation_features: pd.DataFrame | None = None,
     ) -> Self:
         """Fit ``W`` and ``b`` on the training cells (see :meth:`Model.fit`).
 
@@ -124,14 +124,14 @@ class LinearBaseline(EffectModel):
             Canonical cells x genes, ``X`` in log1p(CP10k).
         split_key
             obs column of the split; only ``"train"`` cells are used.
-        perturbation_embedding
+        perturbation_features
             Optional DataFrame, one row per perturbation name (and optionally per combination
             label), numeric columns: the perturbation embedding ``P`` (``embedding="external"``).
         """
-        self._check_params(perturbation_embedding)
+        self._check_params(perturbation_features)
         external = (
-            validated_embedding(perturbation_embedding, owner=self.name)
-            if perturbation_embedding is not None
+            validated_embedding(perturbation_features, owner=self.name)
+            if perturbation_features is not None
             else None
         )
         train = self._start_fit(adata, split_key=split_key)
@@ -166,7 +166,7 @@ class LinearBaseline(EffectModel):
             raise ValueError(
                 f"linear.fit: no training condition has a perturbation embedding (mode "
                 f"{mode!r}; e.g. {describe(keys[0])}: {self._embed(keys[0], lookups)[1]}). Fix: pass "
-                "perturbation_embedding= or use embedding='pca'."
+                "perturbation_features= or use embedding='pca'."
             )
         contexts = self.conditions_[CONTEXT].to_numpy()[used]
         delta = effects.delta[used]
@@ -181,7 +181,7 @@ class LinearBaseline(EffectModel):
         )
         return self
 
-    def _check_params(self, perturbation_embedding: pd.DataFrame | None) -> None:
+    def _check_params(self, perturbation_features: pd.DataFrame | None) -> None:
         n = self.n_components
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"linear: 'n_components' must be an integer >= 1 (got {n!r}).")
@@ -191,15 +191,15 @@ class LinearBaseline(EffectModel):
             raise ValueError(
                 f"linear: 'embedding' must be one of {_MODES} (got {self.embedding!r})."
             )
-        given = perturbation_embedding is not None
+        given = perturbation_features is not None
         if given and self.embedding in ("gene", "pca"):
             raise ValueError(
-                f"linear: perturbation_embedding was given but embedding={self.embedding!r} "
+                f"linear: perturbation_features was given but embedding={self.embedding!r} "
                 "ignores it. Fix: embedding='external' (or 'auto')."
             )
         if not given and self.embedding == "external":
             raise ValueError(
-                "linear: embedding='external' needs fit(..., perturbation_embedding=DataFrame)."
+                "linear: embedding='external' needs fit(..., perturbation_features=DataFrame)."
             )
 
     # --- embeddings ---------------------------------------------------------------------------
@@ -224,7 +224,7 @@ class LinearBaseline(EffectModel):
             reason = f"target(s) {missing} are not training genes, so G[target] does not exist"
         elif self.embedding_ == "external":
             vector, missing = embed_label(perturbation, lookups.names, self.external_embedding_)
-            reason = f"{missing} have no row in perturbation_embedding"
+            reason = f"{missing} have no row in perturbation_features"
         else:
             vector = self._pca_embed(context, perturbation, dose, lookups)
             reason = "not a training condition, and 'pca' embeddings exist only for those"
@@ -267,7 +267,7 @@ class LinearBaseline(EffectModel):
             out[i] = gw @ vector + self.center_[center_row[key[0]]]
         self._refuse(
             problems,
-            fix="pass perturbation_embedding= at fit for unseen perturbations; use "
+            fix="pass perturbation_features= at fit for unseen perturbations; use "
             "'context_shift' or 'mean' for unseen contexts.",
         )
         return out

@@ -29,7 +29,7 @@ class NearestPerturbationBaseline(EffectModel):
 
     Embeddings (``embedding``): ``"gene"`` uses the linear model's gene embedding (top-K PCA of
     the genes over the training pseudobulk profiles) at the targeted gene, ``G[target]``;
-    ``"external"`` uses a ``perturbation_embedding`` DataFrame given to :meth:`fit`;
+    ``"external"`` uses a ``perturbation_features`` DataFrame given to :meth:`fit`;
     ``"auto"`` (default) picks ``"external"`` when one is given, else ``"gene"``. Combinations
     without their own row are embedded as the sum of their components' rows. Perturbations
     without an embedding, and contexts without perturbed training cells, are refused
@@ -60,7 +60,7 @@ class NearestPerturbationBaseline(EffectModel):
         adata: AnnData,
         *,
         split_key: str | None = SPLIT,
-        perturbation_embedding: pd.DataFrame | None = None,
+        perturbation_features: pd.DataFrame | None = None,
     ) -> Self:
         """Store the training effects and the embedding (see :meth:`Model.fit`).
 
@@ -70,7 +70,7 @@ class NearestPerturbationBaseline(EffectModel):
             Canonical cells x genes, ``X`` in log1p(CP10k).
         split_key
             obs column of the split; only ``"train"`` cells are used.
-        perturbation_embedding
+        perturbation_features
             Optional DataFrame, one row per perturbation name, numeric columns.
         """
         n = self.n_components
@@ -80,17 +80,17 @@ class NearestPerturbationBaseline(EffectModel):
             raise ValueError(
                 f"{self.name}: 'embedding' must be one of {_MODES} (got {self.embedding!r})."
             )
-        given = perturbation_embedding is not None
+        given = perturbation_features is not None
         if (given and self.embedding == "gene") or (not given and self.embedding == "external"):
             raise ValueError(
                 f"{self.name}: embedding={self.embedding!r} "
                 + (
-                    "ignores the perturbation_embedding given."
+                    "ignores the perturbation_features given."
                     if given
-                    else "needs fit(..., perturbation_embedding=DataFrame)."
+                    else "needs fit(..., perturbation_features=DataFrame)."
                 )
             )
-        external = validated_embedding(perturbation_embedding, owner=self.name) if given else None
+        external = validated_embedding(perturbation_features, owner=self.name) if given else None
         train = self._start_fit(adata, split_key=split_key)
         effects = training_effects(train, self.conditions_)
         self.delta_: np.ndarray = effects.delta
@@ -106,7 +106,7 @@ class NearestPerturbationBaseline(EffectModel):
         if not any(embed(p)[0] is not None for p in labels):
             raise ValueError(
                 f"{self.name}.fit: no training perturbation has an embedding "
-                f"({self.embedding_!r}; e.g. {labels[:3]}). Fix: pass perturbation_embedding= "
+                f"({self.embedding_!r}; e.g. {labels[:3]}). Fix: pass perturbation_features= "
                 "indexed by perturbation name."
             )
         return self
@@ -170,7 +170,7 @@ class NearestPerturbationBaseline(EffectModel):
             found.append((names[best], float(similarity[best])))
         self._refuse(
             problems,
-            fix="pass perturbation_embedding= at fit covering those perturbations; use "
+            fix="pass perturbation_features= at fit covering those perturbations; use "
             "'context_shift' or 'mean' for unseen contexts.",
         )
         return found

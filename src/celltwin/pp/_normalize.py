@@ -9,7 +9,9 @@ from anndata import AnnData
 from .._keys import COUNTS_LAYER, TARGET_SUM, UNS_KEY
 
 
-def log_normalize(adata: AnnData, *, target_sum: float = TARGET_SUM, layer: str = COUNTS_LAYER) -> None:
+def log_normalize(
+    adata: AnnData, *, target_sum: float = TARGET_SUM, layer: str = COUNTS_LAYER
+) -> None:
     """Set ``adata.X`` to ``log1p(counts / total * target_sum)`` in place.
 
     Counts are read from ``adata.layers[layer]``; when that layer is missing, the current ``X``

@@ -1054,10 +1054,22 @@ def _keys_frame(ctx: _ContextData, has_dose: bool) -> pd.DataFrame:
 def _score(
     metrics: Sequence[Metric], inputs: MetricInputs, ctx: _ContextData, *, has_dose: bool
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    values = {metric.name: metric.compute(inputs) for metric in metrics}
+    return _assemble(metrics, values, ctx, has_dose=has_dose)
+
+
+def _assemble(
+    metrics: Sequence[Metric],
+    values: Mapping[str, Any],
+    ctx: _ContextData,
+    *,
+    has_dose: bool,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Long per-perturbation rows (perturbation-level metrics) and context-level aggregates."""
     keys = _keys_frame(ctx, has_dose)
     frames, aggregates = [], []
     for metric in metrics:
-        value = metric.compute(inputs)
+        value = values[metric.name]
         if metric.level == "perturbation":
             frames.append(keys.assign(metric=metric.name, value=value))
         else:
@@ -1133,21 +1145,14 @@ def _ceiling(
     mean = result.mean()
     position = {p: i for i, p in enumerate(result.perturbations.tolist())}
     cols = np.array([position.get(p, -1) for p in ctx.perts.tolist()])
-    keys = _keys_frame(ctx, plan.has_dose)
-    frames, aggregates = [], []
-    for metric in plan.metrics:
-        value = mean[metric.name]
-        if metric.level == "perturbation":
-            v = np.where(cols >= 0, value[np.maximum(cols, 0)], np.nan)
-            frames.append(keys.assign(metric=metric.name, value=v))
-        else:
-            aggregates.append({CONTEXT: ctx.context, "metric": metric.name, "value": float(value)})
-    frame = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else keys.iloc[:0].assign(metric=pd.Series(dtype=str), value=pd.Series(dtype=float))
-    )
-    return frame, aggregates
+    # The ceiling's values in the model's perturbation order; NaN for any it has not scored.
+    values = {
+        m.name: np.where(cols >= 0, mean[m.name][np.maximum(cols, 0)], np.nan)
+        if m.level == "perturbation"
+        else mean[m.name]
+        for m in plan.metrics
+    }
+    return _assemble(plan.metrics, values, ctx, has_dose=plan.has_dose)
 
 
 def _scores(

@@ -227,3 +227,104 @@ def test_floor_at_zero_keeps_each_gene_mean() -> None:
     np.testing.assert_array_equal(out[:, up], (cells + delta)[:, up])
     order = np.argsort(cells[:, down], axis=0, kind="stable")
     assert (np.diff(np.take_along_axis(out[:, down], order, axis=0), axis=0) >= 0).all()
+
+
+def _fold_world(n_contexts: int = 4, n_genes: int = 6, seed: int = 0):
+    """Contexts whose genes change multiplicatively (first half) or by a log1p shift (rest).
+
+    Every control cell of a context equals its mean, so the estimates are exact. Baselines
+    differ a lot between contexts, which is what tells the two laws apart.
+    """
+    from celltwin.models._transition._features import FoldChange, Transfer
+
+    rng = np.random.default_rng(seed)
+    half = n_genes // 2
+    fold = np.full(half, 3.0)
+    shift = np.full(n_genes - half, 0.7)
+    keys, delta, pert_lin, ctrl_lin, controls, latent = [], [], [], [], {}, {}
+    for j in range(n_contexts):
+        c = f"C{j}"
+        base = rng.uniform(0.05, 20.0, size=n_genes)  # linear CP10k
+        stim = np.r_[base[:half] * fold, np.expm1(np.log1p(base[half:]) + shift)]
+        keys.append((c, "IFN", ""))
+        delta.append(np.log1p(stim) - np.log1p(base))
+        pert_lin.append(stim)
+        ctrl_lin.append(base)
+        controls[c] = np.tile(np.log1p(base), (5, 1))
+        latent[c] = np.zeros(2)  # equal kernel weights
+    fc = FoldChange(np.vstack(pert_lin), np.vstack(ctrl_lin), controls)
+    transfer = Transfer(
+        keys, np.vstack(delta), latent, tau=np.inf, features=None, ridge=1.0, fold_change=fc
+    )
+    return transfer, fc, half
+
+
+def test_fold_change_transfer_is_exact_for_a_multiplicative_gene() -> None:
+    from celltwin.models._transition._features import FoldChange
+
+    transfer, fc, half = _fold_world()
+    target = ("C0", "IFN", "")
+    additive, multiplicative, _ = transfer.context_parts(target, np.zeros(2))
+    assert multiplicative is not None
+    # A 3-fold change on the target's own baseline: log1p(3 b) - log1p(b), whatever the sources'.
+    base = np.expm1(fc.controls["C0"][0])
+    np.testing.assert_allclose(
+        multiplicative[:half], np.log1p(3 * base[:half]) - np.log1p(base[:half]), atol=1e-3
+    )
+    # ...which the log-space transfer (the sources' mean log change) misses at other baselines.
+    assert np.abs(additive[:half] - transfer.delta[0][:half]).max() > 0.05
+    # Without control cells of the context there is no fold-change half: log-space only.
+    bare = FoldChange(fc.pert_linear, fc.control_linear, {}, share=np.ones(6))
+    transfer.fold_change = bare
+    np.testing.assert_array_equal(transfer.context(target, np.zeros(2)), additive)
+
+
+def test_fold_share_picks_the_law_each_gene_follows() -> None:
+    from celltwin.models._transition._features import FoldChange
+
+    transfer, fc, half = _fold_world(n_contexts=5)
+    share = transfer.fold_share()
+    assert share is not None and share.shape == (6,)
+    assert (share[:half] > 0.9).all()  # multiplicative genes: the fold change is exact
+    assert (share[half:] < 0.5).all()  # log1p shift: the log-space transfer is exact
+    # The blended estimate is the per-gene mix of the two parts.
+    transfer.fold_change = FoldChange(fc.pert_linear, fc.control_linear, fc.controls, share)
+    target = ("C1", "IFN", "")
+    additive, multiplicative, _ = transfer.context_parts(target, np.zeros(2))
+    np.testing.assert_allclose(
+        transfer.context(target, np.zeros(2)),
+        (1 - share) * additive + share * multiplicative,
+    )
+
+
+def test_fold_change_option_is_learned_at_fit_and_validated() -> None:
+    sim = simulate(
+        n_genes=30, n_tfs=5, contexts=("A", "B", "C"), n_perturbations=3, combinations=0,
+        cells_per_condition=20, seed=2,
+    )  # fmt: skip
+    adata = sim.adata
+    adata.obs[SPLIT] = pd.Categorical(np.full(adata.n_obs, TRAIN))
+    on = TransitionModel(**TINY).fit(adata)
+    off = TransitionModel(**TINY, fold_change=False).fit(adata)
+    assert on.fold_share_.shape == (adata.n_vars,)
+    assert ((on.fold_share_ >= 0) & (on.fold_share_ <= 1)).all() and on.fold_share_.any()
+    assert not off.fold_share_.any()
+    assert not hasattr(on, "_fit_controls")  # training cells are not kept in the model
+    with pytest.raises(ValueError, match="'fold_change' must be True or False"):
+        TransitionModel(**TINY, fold_change="yes").fit(adata)
+
+
+def test_fold_detail_keeps_the_mean_and_follows_each_cells_expression() -> None:
+    from celltwin.models._transition._estimator import _fold_detail
+    from celltwin.models._transition._features import Estimate
+
+    rng = np.random.default_rng(3)
+    cells = np.log1p(rng.gamma(0.5, 4.0, size=(200, 5)) * (rng.random((200, 5)) > 0.4))
+    ratio, share = np.full(5, 0.5), np.array([1.0, 1.0, 0.5, 0.0, 1.0])
+    detail = _fold_detail(cells, Estimate(np.zeros(5), "context", fold=(ratio, share)))
+    np.testing.assert_allclose(detail.mean(axis=0), 0.0, atol=1e-12)
+    assert not detail[:, 3].any()  # no share, no spread
+    # Halving: cells that do not express a gene are not lowered; the highest are lowered most.
+    col = cells[:, 0]
+    assert detail[col == 0, 0].max() > detail[col > np.quantile(col, 0.9), 0].max()
+    assert not _fold_detail(cells, Estimate(np.zeros(5), "context")).any()

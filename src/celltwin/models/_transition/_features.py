@@ -10,7 +10,11 @@ controls) is taken from the first source that applies:
     The treatment was measured in other contexts: their effects, weighted by how close each
     context's control population is to this one's (a Gaussian kernel on the distance between
     control means in the latent space, bandwidth chosen by leave-one-context-out on the training
-    effects; an infinite bandwidth is the ``context_shift`` baseline).
+    effects; an infinite bandwidth is the ``context_shift`` baseline). Per gene this log-space
+    (additive) transfer is blended with a multiplicative one (:class:`FoldChange`: the sources'
+    weighted ratio of stimulated to control means, applied to the context's own control cells),
+    each gene weighted by the two estimates' leave-one-context-out errors, so a gene the context
+    expresses more or less than its sources changes in proportion.
 ``combination``
     A combination whose parts can be estimated in this context: the sum of their estimates (the
     ``additive`` baseline) plus a gene-wise interaction term, a ridge regression shared by all
@@ -64,6 +68,46 @@ class Estimate:
     #: measured alone there (sum plus the interaction law). The network leaves such estimates
     #: alone, as it leaves measured conditions (see ``TransitionModel``).
     measured: bool = False
+    #: For a context transfer with a fold-change half: the per-gene ratio and its share. A
+    #: generated cell then changes in proportion to its own expression (the mean is ``delta``).
+    fold: tuple[np.ndarray, np.ndarray] | None = None
+
+
+#: Pseudocount (CP10k) of the fold-change ratio: a gene absent from the sources' controls gets
+#: a finite ratio, and one absent from both sides a ratio of 1.
+_FOLD_PSEUDO: Final = 1e-3
+
+
+@dataclass(frozen=True)
+class FoldChange:
+    """What the multiplicative half of the context transfer needs (see :class:`Transfer`).
+
+    Attributes
+    ----------
+    pert_linear, control_linear
+        Per training condition (rows as the transfer's keys): the mean of ``expm1(x)`` over its
+        cells and over its context's control cells.
+    controls
+        log1p control cells of each context an estimate may be asked for.
+    share
+        Per gene, the weight of the multiplicative estimate (``None``: log-space only).
+    """
+
+    pert_linear: np.ndarray
+    control_linear: np.ndarray
+    controls: Mapping[str, np.ndarray]
+    share: np.ndarray | None = None
+
+    def subset(self, rows: Sequence[int]) -> FoldChange:
+        rows = list(rows)
+        return FoldChange(
+            self.pert_linear[rows], self.control_linear[rows], self.controls, self.share
+        )
+
+
+def fold_change_effect(cells: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Per cell, the log1p change of scaling its linear expression by ``ratio`` (per gene)."""
+    return np.log1p(ratio * np.expm1(cells)) - cells
 
 
 class ComponentFeatures:
@@ -122,6 +166,9 @@ class Transfer:
         Component features for the ``features`` source, or ``None``.
     ridge
         Ridge penalty of the feature regression.
+    fold_change
+        Linear means and control cells for the multiplicative context transfer, with the
+        per-gene share given to it (:meth:`fold_share` estimates one); ``None``: log-space only.
     """
 
     def __init__(
@@ -133,8 +180,10 @@ class Transfer:
         tau: float,
         features: ComponentFeatures | None,
         ridge: float,
+        fold_change: FoldChange | None = None,
     ) -> None:
         self.keys = list(keys)
+        self.fold_change = fold_change
         self.delta = delta
         self.row = {k: i for i, k in enumerate(self.keys)}
         self.context_latent = dict(context_latent)
@@ -159,13 +208,64 @@ class Transfer:
         return None if i is None else self.delta[i]
 
     def context(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
+        found = self._context_estimate(key, latent)
+        return None if found is None else found.delta
+
+    def _context_estimate(self, key: ConditionKey, latent: np.ndarray) -> Estimate | None:
+        parts = self.context_parts(key, latent)
+        if parts is None:
+            return None
+        additive, multiplicative, ratio = parts
+        share = None if self.fold_change is None else self.fold_change.share
+        if multiplicative is None or ratio is None or share is None:
+            return Estimate(additive, "context")
+        delta = additive + share * (multiplicative - additive)
+        return Estimate(delta, "context", fold=(ratio, share))
+
+    def context_parts(
+        self, key: ConditionKey, latent: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+        """The log-space and the fold-change transfer from the other contexts (same weights),
+        and the fold change's per-gene ratio.
+
+        The last two are ``None`` without :class:`FoldChange` data or control cells of
+        ``key``'s context; all are ``None`` when no other context measured the treatment.
+        """
         c, p, d = key
         rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
         if not rows:
             return None
         sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
         w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
-        return w @ self.delta[rows]
+        additive = w @ self.delta[rows]
+        fc = self.fold_change
+        if fc is None or c not in fc.controls:
+            return additive, None, None
+        ratio = (w @ fc.pert_linear[rows] + _FOLD_PSEUDO) / (
+            w @ fc.control_linear[rows] + _FOLD_PSEUDO
+        )
+        return additive, fold_change_effect(fc.controls[c], ratio).mean(axis=0), ratio
+
+    def fold_share(self) -> np.ndarray | None:
+        """Per gene, the weight of the fold-change transfer, from leave-one-context-out errors.
+
+        Each training condition measured in other contexts too is estimated both ways from
+        them; a gene's share is the log-space estimate's summed squared error over both
+        estimates' (inverse-error weighting). ``None`` when no condition can be estimated so.
+        """
+        err_add: np.ndarray | float = 0.0
+        err_mul: np.ndarray | float = 0.0
+        n = 0
+        for i, key in enumerate(self.keys):
+            parts = self.context_parts(key, self.context_latent[key[0]])
+            if parts is None or parts[1] is None:
+                continue
+            err_add = err_add + (parts[0] - self.delta[i]) ** 2
+            err_mul = err_mul + (parts[1] - self.delta[i]) ** 2
+            n += 1
+        if n == 0:
+            return None
+        return np.asarray(err_add / np.maximum(err_add + err_mul, 1e-12))
 
     def single(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
         """A part of a combination: measured, else transferred, else from features."""
@@ -229,8 +329,10 @@ class Transfer:
         own = self.own(key)
         if own is not None:
             return Estimate(own, "own")
+        found = self._context_estimate(key, latent)
+        if found is not None:
+            return found
         for view, fn in (
-            ("context", lambda: self.context(key, latent)),
             ("combination", lambda: self.combination(key, latent)),
             ("features", lambda: self.from_features(key)),
         ):

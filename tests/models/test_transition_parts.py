@@ -328,3 +328,24 @@ def test_fold_detail_keeps_the_mean_and_follows_each_cells_expression() -> None:
     col = cells[:, 0]
     assert detail[col == 0, 0].max() > detail[col > np.quantile(col, 0.9), 0].max()
     assert not _fold_detail(cells, Estimate(np.zeros(5), "context")).any()
+
+
+def test_control_profile_keeps_the_fold_change_mean() -> None:
+    from celltwin.models._transition._features import (
+        FOLD_LEVELS,
+        control_profile,
+        fold_change_effect,
+    )
+
+    rng = np.random.default_rng(4)
+    counts = rng.negative_binomial(1, 0.6, size=(5000, 30)) * (rng.random((5000, 30)) > 0.5)
+    cells = np.log1p(counts * 2.5)
+    profile = control_profile(cells)
+    assert profile.shape == (FOLD_LEVELS, 30)
+    ratio = rng.uniform(0.2, 5.0, size=30)
+    exact = fold_change_effect(cells, ratio).mean(axis=0)
+    # Counts are discrete: the grid misplaces at most 1/(2 levels) of a jump's mass per step.
+    np.testing.assert_allclose(fold_change_effect(profile, ratio).mean(axis=0), exact, atol=0.02)
+    np.testing.assert_allclose(profile.mean(axis=0), cells.mean(axis=0), atol=0.02)
+    few = cells[:50]
+    np.testing.assert_array_equal(control_profile(few), few)  # small sets are kept as they are

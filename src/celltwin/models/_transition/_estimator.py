@@ -43,6 +43,7 @@ from ._features import (
     FoldChange,
     Transfer,
     choose_tau,
+    control_profile,
     fold_change_effect,
     log_dose,
 )
@@ -58,8 +59,8 @@ _PERT_DIM: Final = 16
 _VAL_FRACTION: Final = 0.2
 #: Pseudo-count (in conditions) shrinking each gene's error variance towards the view's mean.
 _SHRINK: Final = 3.0
-#: Control cells per context used for the fold-change transfer (a mean: more adds nothing).
-_FOLD_CELLS: Final = 2_000
+#: Control cells per context from which its quantile profile is taken (fold-change transfer).
+_FOLD_CELLS: Final = 20_000
 
 
 class TransitionModel(Model):
@@ -324,7 +325,7 @@ class TransitionModel(Model):
         is_control: np.ndarray,
         condition_rows: list[np.ndarray],
     ) -> None:
-        """Linear means of the conditions and controls, and capped control cells per context."""
+        """Linear means of the conditions and controls, and each context's control profile."""
         rng = np.random.default_rng(self.seed)
         self.lin_ctrl_: np.ndarray = np.zeros((len(self.contexts_), x.shape[1]))
         self._fit_controls: dict[str, np.ndarray] = {}
@@ -333,7 +334,7 @@ class TransitionModel(Model):
             self.lin_ctrl_[j] = np.expm1(x[rows]).mean(axis=0)
             if len(rows) > _FOLD_CELLS:
                 rows = np.sort(rng.choice(rows, _FOLD_CELLS, replace=False))
-            self._fit_controls[c] = x[rows]
+            self._fit_controls[c] = control_profile(x[rows])
         self.lin_pert_: np.ndarray = np.vstack(
             [np.expm1(x[r]).mean(axis=0) for r in condition_rows]
         )
@@ -1085,14 +1086,14 @@ class _QueryContexts:
         return self._summaries[context][: self.model.n_latent_]
 
     def fold_controls(self) -> dict[str, np.ndarray]:
-        """Each query context's control cells for the fold-change transfer (at most
-        ``_FOLD_CELLS``, an evenly spaced subset: deterministic, no seed needed)."""
+        """Each query context's control profile for the fold-change transfer (from at most
+        ``_FOLD_CELLS`` cells, an evenly spaced subset: deterministic, no seed needed)."""
         out = {}
         for c in self._summaries:
             cells = self.controls(c)
             if len(cells) > _FOLD_CELLS:
                 cells = cells[np.linspace(0, len(cells) - 1, _FOLD_CELLS).astype(np.int64)]
-            out[c] = cells
+            out[c] = control_profile(cells)
         return out
 
     def latents(self) -> dict[str, np.ndarray]:

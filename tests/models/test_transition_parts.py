@@ -349,3 +349,26 @@ def test_control_profile_keeps_the_fold_change_mean() -> None:
     np.testing.assert_allclose(profile.mean(axis=0), cells.mean(axis=0), atol=0.02)
     few = cells[:50]
     np.testing.assert_array_equal(control_profile(few), few)  # small sets are kept as they are
+
+
+def test_sparse_gain_keeps_means_and_gains_genes_in_few_cells() -> None:
+    from celltwin.models._transition._estimator import floor_at_zero, sparse_gain
+
+    rng = np.random.default_rng(5)
+    cells = np.log1p(rng.poisson(0.3, size=(400, 6)) * 3.0)
+    cells[:, 0] = 0.0  # a gene no control cell expresses
+    delta = np.array([0.05, 0.02, 0.5, -0.1, 3.0, 0.0])
+    y = floor_at_zero(cells + delta)
+    level = np.full(6, 1.5)
+    out = sparse_gain(cells, y, level, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(out.mean(axis=0), y.mean(axis=0), atol=1e-12)
+    # Gene 0: the gain 0.05 per cell becomes ~13 cells at 1.5 (plus one with the rest).
+    assert np.count_nonzero(out[:, 0]) == int(0.05 * 400 // 1.5) + 1
+    assert set(np.round(out[out[:, 0] > 0, 0], 9)) <= {1.5, round(0.05 * 400 % 1.5, 9)}
+    # Cells that expressed a gene keep their values; large gains (gene 4) are left as they are.
+    expressed = cells > 0
+    np.testing.assert_array_equal(out[expressed], y[expressed])
+    np.testing.assert_array_equal(out[:, 4], y[:, 4])
+    # Same generator seed, same cells.
+    again = sparse_gain(cells, y, level, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(out, again)

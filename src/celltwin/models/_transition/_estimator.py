@@ -87,7 +87,10 @@ class TransitionModel(Model):
     the control cell's own detail, and the network adds how the response depends on the cell
     and context state. For a context transfer the fold-change share also spreads the change
     over cells in proportion to each cell's own expression (same mean; the multiplicative part
-    leaves a gene alone in a cell that does not express it). The network is trained on training conditions
+    leaves a gene alone in a cell that does not express it), and what cells lacking a gene
+    gained goes to few of them at the gene's usual level (:func:`sparse_gain`: expression is
+    sparse, a gene absent from every control cell must not appear in every generated one). The
+    network is trained on training conditions
     whose estimate is recomputed as if they were held out (other contexts only; parts only;
     features only), with the energy distance between generated and true cell sets plus their
     squared mean gap, on sets of sampled cells.
@@ -338,6 +341,10 @@ class TransitionModel(Model):
         self.lin_pert_: np.ndarray = np.vstack(
             [np.expm1(x[r]).mean(axis=0) for r in condition_rows]
         )
+        rows = np.arange(len(x))
+        if len(rows) > _FOLD_CELLS:
+            rows = np.sort(rng.choice(rows, _FOLD_CELLS, replace=False))
+        self.expressed_level_: np.ndarray = expressed_level(x[rows])
 
     def _fold_share(self) -> np.ndarray:
         """Per gene, the fold-change transfer's weight (0 everywhere when it is off)."""
@@ -893,7 +900,7 @@ class TransitionModel(Model):
             # estimates of a kind the network never learned to correct, and kinds this
             # member's correction made worse on its validation conditions
             # (:func:`._train.view_gate`) are the classical estimate alone.
-            return floor_at_zero(cells + est.delta + _fold_detail(cells, est))
+            return self._finish(cells, cells + est.delta + _fold_detail(cells, est), seed, member)
         module = self._member_module(member)
         ex = self._examples([(0, est.source, est.delta)], [key])
         ex = Examples(*(getattr(ex, f).cpu() for f in Examples.__dataclass_fields__))
@@ -910,7 +917,15 @@ class TransitionModel(Model):
                 noise,
             )[0].numpy()
         correction = (r.astype(np.float64) * self.latent_scale_) @ self.pca_components_
-        return floor_at_zero(cells + est.delta + _fold_detail(cells, est) + correction)
+        y = cells + est.delta + _fold_detail(cells, est) + correction
+        return self._finish(cells, y, seed, member)
+
+    def _finish(self, cells: np.ndarray, y: np.ndarray, seed: int, member: int) -> np.ndarray:
+        """Generated expression ``y`` made a cell population: floored at zero keeping each
+        gene's mean (:func:`floor_at_zero`), and a gene gained where the control cell had none
+        gained by few cells at its usual level (:func:`sparse_gain`)."""
+        rng = np.random.default_rng([int(seed), int(member), 17])
+        return sparse_gain(cells, floor_at_zero(y), self.expressed_level_, rng=rng)
 
     def _member_effect(
         self,
@@ -1017,6 +1032,7 @@ class TransitionModel(Model):
             "lin_pert_",
             "lin_ctrl_",
             "fold_share_",
+            "expressed_level_",
         )
         return names + (("feature_matrix_",) if self.feature_names_ else ())
 
@@ -1046,6 +1062,7 @@ class TransitionModel(Model):
         expect_shape(self, "lin_pert_", (len(self.conditions_), n_genes))
         expect_shape(self, "lin_ctrl_", (len(self.contexts_), n_genes))
         expect_shape(self, "fold_share_", (n_genes,))
+        expect_shape(self, "expressed_level_", (n_genes,))
         if self.feature_names_:
             expect_shape(
                 self,
@@ -1113,6 +1130,50 @@ def _fold_detail(cells: np.ndarray, est: Estimate) -> np.ndarray:
     ratio, share = est.fold
     effect = fold_change_effect(cells, ratio)
     return share * (effect - effect.mean(axis=0))
+
+
+def expressed_level(x: np.ndarray) -> np.ndarray:
+    """Per gene, the median log1p value of the cells that express it (0 if none does)."""
+    out = np.zeros(x.shape[1])
+    for g in range(x.shape[1]):
+        values = x[:, g]
+        values = values[values > 0]
+        if len(values):
+            out[g] = float(np.median(values))
+    return out
+
+
+def sparse_gain(
+    cells: np.ndarray, out: np.ndarray, level: np.ndarray, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Concentrate what cells without a gene gained into few cells at the gene's usual level.
+
+    Adding a small mean gain to every cell that does not express a gene gives all of them a
+    sliver of it: a population in which a gene absent from every control cell is suddenly
+    detected in every cell, as in no measured one (expression is sparse: a cell gains a gene
+    as counts, not as a fraction of one). Per gene, when the cells at zero in ``cells`` gained
+    on average less than ``level`` (the gene's median non-zero log1p value), their total gain
+    goes to as many of them, drawn at random, as it fills at ``level`` (the remainder to one
+    more), and the others stay at zero. Each gene's mean is kept exactly; cells that expressed
+    the gene are left as they are.
+    """
+    zero = cells == 0
+    gained = np.where(zero, out, 0.0).sum(axis=0)
+    n_zero = zero.sum(axis=0)
+    todo = np.flatnonzero((gained > 0) & (level > 0) & (gained < level * n_zero))
+    if len(todo) == 0:
+        return out
+    out = out.copy()
+    for g in todo:
+        rows = np.flatnonzero(zero[:, g])
+        full = int(gained[g] // level[g])
+        rest = float(gained[g] - full * level[g])
+        picked = rng.choice(rows, size=min(full + 1, len(rows)), replace=False)
+        out[rows, g] = 0.0
+        out[picked[:full], g] = level[g]
+        if full < len(picked):
+            out[picked[full], g] = rest
+    return out
 
 
 def floor_at_zero(y: np.ndarray, *, n_iter: int = 50) -> np.ndarray:

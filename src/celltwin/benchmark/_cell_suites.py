@@ -801,7 +801,7 @@ def _drug_identity(fold: FoldData) -> pd.DataFrame:
 def _dose_fit_kwargs(model: str, fold: FoldData, opts: Options) -> dict[str, Any]:
     # Simulated drugs have no structures: every embedding model gets the drug's identity (its
     # doses share it; `transition` adds log-dose to features itself).
-    if model in ("linear", "nearest_perturbation", "transition"):
+    if model in _EMBEDDING_MODELS:
         return {"perturbation_features": _drug_identity(fold)}
     return {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -328,7 +329,8 @@ class TransitionModel(Model):
         is_control: np.ndarray,
         condition_rows: list[np.ndarray],
     ) -> None:
-        """Linear means of the conditions and controls, and each context's control profile."""
+        """Linear means of the conditions and controls, each context's control profile, and
+        each gene's expressed level (for :func:`sparse_gain`), from one seeded generator."""
         rng = np.random.default_rng(self.seed)
         self.lin_ctrl_: np.ndarray = np.zeros((len(self.contexts_), x.shape[1]))
         self._fit_controls: dict[str, np.ndarray] = {}
@@ -458,9 +460,7 @@ class TransitionModel(Model):
         )
         if fold is not None:
             learned = transfer.fold_share() if share == "fit" else self.fold_share_
-            transfer.fold_change = FoldChange(
-                fold.pert_linear, fold.control_linear, controls or {}, learned
-            )
+            transfer.fold_change = dataclasses.replace(fold, share=learned)
         return transfer
 
     def _error_variance(self) -> np.ndarray:
@@ -1126,7 +1126,7 @@ def _fold_detail(cells: np.ndarray, est: Estimate) -> np.ndarray:
     all where it is absent); this adds that spread around the estimate, keeping its mean.
     """
     if est.fold is None:
-        return np.zeros_like(cells)
+        return np.zeros(cells.shape[1])  # broadcasts: no per-cell matrix to add
     ratio, share = est.fold
     effect = fold_change_effect(cells, ratio)
     return share * (effect - effect.mean(axis=0))

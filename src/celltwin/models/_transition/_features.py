@@ -99,12 +99,6 @@ class FoldChange:
     controls: Mapping[str, np.ndarray]
     share: np.ndarray | None = None
 
-    def subset(self, rows: Sequence[int]) -> FoldChange:
-        rows = list(rows)
-        return FoldChange(
-            self.pert_linear[rows], self.control_linear[rows], self.controls, self.share
-        )
-
 
 #: Quantile levels of a context's control profile for the fold-change mean.
 FOLD_LEVELS: Final = 100

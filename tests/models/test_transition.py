@@ -107,6 +107,25 @@ def _grouped_contexts(seed: int = 0) -> tuple[ad.AnnData, np.ndarray, np.ndarray
     return adata, effect_x, effect_y, base_x
 
 
+def test_generated_mean_is_all_controls_mean_plus_the_effect(experiment, fitted) -> None:
+    # A draw of 9 controls has a mean of its own; the generated cells are shifted so that
+    # their mean is every control's mean plus the predicted change (here a measured one, which
+    # the network leaves alone), so the draw adds no noise to the predicted mean.
+    adata = experiment.adata
+    key = ("A", experiment.seen_single)
+    pred = fitted.predict(adata, conditions=[key], n_cells=9, seed=2)
+    effect = _effect_rows(fitted.predict_effects(adata, conditions=[key]))[0]
+    obs = adata.obs
+    x = adata[(obs[CONTEXT] == "A").to_numpy() & (obs[PERTURBATION] == CONTROL).to_numpy()].X
+    controls = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    base = controls.mean(axis=0)
+    got = np.asarray(pred.X, dtype=np.float64).mean(axis=0)
+    np.testing.assert_allclose(got, np.maximum(base + effect, 0.0), atol=1e-5)
+    # Without the shift the draw's own mean would be off by far more than that.
+    draw = np.random.default_rng(2).choice(len(controls), 9, replace=True)
+    assert np.abs(controls[draw].mean(axis=0) - base).max() > 1e-2
+
+
 def test_unseen_context_is_predicted_from_its_controls_alone() -> None:
     adata, effect_x, effect_y, base_x = _grouped_contexts()
     model = tiny(n_members=1, max_steps=20).fit(adata)

@@ -108,12 +108,12 @@ def test_view_gate_drops_views_the_correction_makes_worse() -> None:
     pools, val, settings = _gate_inputs({0: 3, 1: 3})
     module = TransitionModule(**_module_dims())
     # Zero correction is the classical estimate itself: nothing to drop.
-    assert view_gate(module, pools, val, settings, seed=0) == [0, 1, 2]
+    assert view_gate(module, pools, val, settings, seed=0) == list(range(len(VIEWS)))
     last = module.cell[-1]
     assert isinstance(last, torch.nn.Linear)
     # A correction that shifts every cell far away only for examples of view 1 (its one-hot
     # input reaches the output through the condition network): view 1 is dropped, view 0 kept,
-    # view 2 (no validation examples) kept for lack of evidence.
+    # the views without validation examples kept for lack of evidence.
     first, second = module.condition[0], module.condition[-1]
     assert isinstance(first, torch.nn.Linear) and isinstance(second, torch.nn.Linear)
     cell_in = module.cell[0]
@@ -126,8 +126,8 @@ def test_view_gate_drops_views_the_correction_makes_worse() -> None:
         second.weight[0, 0] = 1.0
         cell_in.weight[0, 3] = 1.0  # after the 3 latent inputs: condition unit 0
         last.weight[:, 0] = 5.0
-    assert view_gate(module, pools, val, settings, seed=0) == [0, 2]
-    assert view_gate(module, pools, None, settings, seed=0) == [0, 1, 2]
+    assert view_gate(module, pools, val, settings, seed=0) == [0, *range(2, len(VIEWS))]
+    assert view_gate(module, pools, None, settings, seed=0) == list(range(len(VIEWS)))
 
 
 def _classical_effect(model: TransitionModel, adata, query) -> np.ndarray:
@@ -372,3 +372,79 @@ def test_sparse_gain_keeps_means_and_gains_genes_in_few_cells() -> None:
     # Same generator seed, same cells.
     again = sparse_gain(cells, y, level, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(out, again)
+
+
+def _dose_world(noise: float, seed: int = 0):
+    """One drug at seven doses in one context: a Hill curve in log dose plus per-dose noise."""
+    from celltwin.models._transition._features import Transfer
+
+    rng = np.random.default_rng(seed)
+    doses = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+    direction = rng.normal(size=50)
+    keys, delta = [], []
+    for d in doses:
+        hill = d / (d + 0.3)
+        keys.append(("A", "drugX", str(d)))
+        delta.append(hill * direction + noise * rng.normal(size=50))
+    return (
+        keys,
+        np.vstack(delta),
+        Transfer(keys, np.vstack(delta), {"A": np.zeros(2)}, tau=np.inf, features=None, ridge=1.0),
+    )
+
+
+def test_dose_view_weighs_the_other_doses_by_closeness_in_log_dose() -> None:
+    from celltwin.models._transition._features import dose_weights
+
+    distance = np.array([0.0, 0.5, 1.0, 2.0])
+    np.testing.assert_allclose(dose_weights(distance, np.inf), 0.25)
+    np.testing.assert_array_equal(dose_weights(distance, 0.0), [1.0, 0.0, 0.0, 0.0])
+    w = dose_weights(distance, 0.5)
+    assert np.isclose(w.sum(), 1.0) and (np.diff(w) < 0).all()
+    # Far doses cannot underflow every weight: the nearest keeps its weight.
+    assert np.isclose(dose_weights(np.array([400.0, 401.0]), 0.25)[0], 1.0)
+
+    _, delta, transfer = _dose_world(noise=0.0)
+    held = ("A", "drugX", "0.3")
+    # The measured dose itself never takes part: the nearest other is 0.1 (0.48 decades; 1.0 is
+    # 0.52), and bandwidth 0 takes it alone.
+    np.testing.assert_allclose(transfer.dose(held, bandwidth=0.0), delta[2])
+    np.testing.assert_allclose(
+        transfer.dose(held, bandwidth=np.inf), np.delete(delta, 3, 0).mean(0)
+    )
+    # Another context or another drug has no doses to borrow from.
+    assert transfer.dose(("B", "drugX", "0.3")) is None
+    assert transfer.dose(("A", "drugY", "0.3")) is None
+
+
+def test_dose_bandwidth_follows_the_curve_when_it_is_smooth_and_pools_when_it_is_noise() -> None:
+    from celltwin.models._transition._features import choose_dose_bandwidth
+
+    keys, delta, _ = _dose_world(noise=0.0)
+    smooth, losses = choose_dose_bandwidth(keys, delta, {"A": np.zeros(2)})
+    assert np.isfinite(smooth) and set(losses) == {"inf", "1.0", "0.5", "0.25", "0.0"}
+    assert losses[str(smooth)] < losses["inf"]
+    # Effects that do not depend on dose (pure noise around one profile): the mean of all doses.
+    rng = np.random.default_rng(3)
+    flat = rng.normal(size=50) + 2.0 * rng.normal(size=(7, 50))
+    pooled, _ = choose_dose_bandwidth(keys, flat, {"A": np.zeros(2)})
+    assert np.isinf(pooled)
+
+
+def test_transition_predicts_an_unseen_dose_from_the_drugs_other_doses() -> None:
+    from celltwin.models._transition._features import Transfer
+
+    keys, delta, _ = _dose_world(noise=0.0)
+    train_keys = [k for k in keys if k[2] != "0.3"]
+    train_delta = np.vstack([d for k, d in zip(keys, delta, strict=True) if k[2] != "0.3"])
+    transfer = Transfer(
+        train_keys, train_delta, {"A": np.zeros(2)}, tau=np.inf, features=None, ridge=1.0,
+        dose_bandwidth=0.5,
+    )  # fmt: skip
+    found = transfer.estimate(("A", "drugX", "0.3"), np.zeros(2))
+    assert found is not None and found.source == "dose"
+    # Closer to the truth than the drug's mean over doses (what a dose-blind model predicts).
+    err = np.abs(found.delta - delta[3]).mean()
+    assert err < np.abs(train_delta.mean(0) - delta[3]).mean()
+    # Views for training: every condition with other doses gets a "dose" example.
+    assert sum(v == "dose" for _, v, _ in transfer.views(0)) == len(train_keys)

@@ -43,6 +43,7 @@ from ._features import (
     Estimate,
     FoldChange,
     Transfer,
+    choose_dose_bandwidth,
     choose_tau,
     control_profile,
     fold_change_effect,
@@ -73,7 +74,9 @@ class TransitionModel(Model):
     weighted by how similar each context's controls are (kernel bandwidth chosen by
     leave-one-context-out on the training effects; equal weights = ``context_shift``), per gene
     blended with the same transfer as a fold change of the context's own expression (weights
-    from the two estimates' leave-one-context-out errors; ``fold_change``); else, for
+    from the two estimates' leave-one-context-out errors; ``fold_change``); else the
+    treatment's effects at its other measured doses in the same context, weighted by closeness
+    in log dose (bandwidth by leave-one-dose-out; infinite = the mean over its doses); else, for
     a combination, the sum of its parts plus an interaction law learned from the measured
     combinations (``additive`` when there are none); else a ridge regression from
     perturbation features (``linear`` with prior features).
@@ -294,6 +297,10 @@ class TransitionModel(Model):
         tau, losses = choose_tau(keys, self.delta_, self._context_latent())
         self.tau_: float = float(tau) if np.isfinite(tau) else -1.0  # -1: equal weights
         self.tau_losses_: dict[str, float] = losses
+        bandwidth, dose_losses = choose_dose_bandwidth(keys, self.delta_, self._context_latent())
+        # -1: infinite (every measured dose weighs the same); JSON has no inf.
+        self.dose_bandwidth_: float = float(bandwidth) if np.isfinite(bandwidth) else -1.0
+        self.dose_losses_: dict[str, float] = dose_losses
         self._fit_features(effects, external)
         self.components_: list[str] = sorted(
             {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
@@ -428,6 +435,9 @@ class TransitionModel(Model):
     def _tau(self) -> float:
         return np.inf if self.tau_ < 0 else self.tau_
 
+    def _dose_bandwidth(self) -> float:
+        return np.inf if self.dose_bandwidth_ < 0 else self.dose_bandwidth_
+
     def _transfer(
         self,
         rows: Sequence[int] | None = None,
@@ -457,6 +467,7 @@ class TransitionModel(Model):
             features=self._features(),
             ridge=float(self.ridge),
             fold_change=fold,
+            dose_bandwidth=self._dose_bandwidth(),
         )
         if fold is not None:
             learned = transfer.fold_share() if share == "fit" else self.fold_share_
@@ -595,6 +606,7 @@ class TransitionModel(Model):
         settings = self._settings()
         contexts = obs[CONTEXT].astype(str).to_numpy()
         is_control = obs[PERTURBATION].astype(str).to_numpy() == CONTROL
+        every_row = self._transfer()
         for member in range(n_members):
             module = self._new_module().to(device)
             val_rows = self._validation_rows(member)
@@ -613,6 +625,11 @@ class TransitionModel(Model):
                     est = fn(keys[row], latent)
                     if est is not None:
                         val_items.append((row, v, est))
+                # From the other doses of the same treatment, held out with it (the network
+                # never sees their cells; a held-out drug's doses stay out of ``transfer``).
+                est = every_row.dose(keys[row])
+                if est is not None:
+                    val_items.append((row, "dose", est))
                 est = transfer.from_features(keys[row])
                 if est is not None:
                     val_items.append((row, "features", est))
@@ -726,7 +743,11 @@ class TransitionModel(Model):
 
         As :meth:`Model.predict`. Each context is summarised from *all* its control cells in
         ``adata`` (so an unseen context is predicted from its controls alone); the drawn
-        control cells are the ones transformed. ``seed`` also seeds the noise inputs.
+        control cells are the ones transformed, shifted so that the generated population's
+        mean is all the controls' mean plus the predicted change: a draw of ``n_cells``
+        controls (with replacement when there are fewer) has a mean of its own, and that
+        sampling noise is not part of the prediction (it would enter every mean-based metric;
+        :meth:`predict_effects` uses every control cell). ``seed`` also seeds the noise inputs.
         """
         self._check_fitted()
         table = as_conditions(conditions)
@@ -747,9 +768,12 @@ class TransitionModel(Model):
                 out = np.empty_like(cells)
                 for m in np.unique(members):
                     sel = members == m
+                    # Each member's share of the draw is centred on all the controls' mean.
+                    offset = query.control_mean(key[0]) - cells[sel].mean(axis=0)
                     out[sel] = self._generate(
-                        int(m), cells[sel], query.summary(key[0]), key, est, seed=seed + i
-                    )
+                        int(m), cells[sel], query.summary(key[0]), key, est, seed=seed + i,
+                        offset=offset,
+                    )  # fmt: skip
                 outputs.append(out)
         return self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
 
@@ -889,8 +913,12 @@ class TransitionModel(Model):
         est: Estimate,
         *,
         seed: int,
+        offset: np.ndarray | float = 0.0,
     ) -> np.ndarray:
-        """Generated cells (gene space) of member ``member`` from control cells ``cells``."""
+        """Generated cells (gene space) of member ``member`` from control cells ``cells``.
+
+        ``offset`` is added to every generated cell before the floor at zero (:meth:`predict`:
+        the gap between all the context's controls' mean and these drawn cells')."""
         if (
             est.measured
             or est.source not in self.trained_views_
@@ -900,7 +928,8 @@ class TransitionModel(Model):
             # estimates of a kind the network never learned to correct, and kinds this
             # member's correction made worse on its validation conditions
             # (:func:`._train.view_gate`) are the classical estimate alone.
-            return self._finish(cells, cells + est.delta + _fold_detail(cells, est), seed, member)
+            y = cells + est.delta + _fold_detail(cells, est) + offset
+            return self._finish(cells, y, seed, member)
         module = self._member_module(member)
         ex = self._examples([(0, est.source, est.delta)], [key])
         ex = Examples(*(getattr(ex, f).cpu() for f in Examples.__dataclass_fields__))
@@ -917,7 +946,7 @@ class TransitionModel(Model):
                 noise,
             )[0].numpy()
         correction = (r.astype(np.float64) * self.latent_scale_) @ self.pca_components_
-        y = cells + est.delta + _fold_detail(cells, est) + correction
+        y = cells + est.delta + _fold_detail(cells, est) + correction + offset
         return self._finish(cells, y, seed, member)
 
     def _finish(self, cells: np.ndarray, y: np.ndarray, seed: int, member: int) -> np.ndarray:
@@ -1042,6 +1071,8 @@ class TransitionModel(Model):
             "latent_scale_",
             "tau_",
             "tau_losses_",
+            "dose_bandwidth_",
+            "dose_losses_",
             "components_",
             "feature_source_",
             "feature_names_",
@@ -1090,14 +1121,21 @@ class _QueryContexts:
         self._controls = controls
         self._contexts = contexts
         self._summaries: dict[str, np.ndarray] = {}
+        self._means: dict[str, np.ndarray] = {}
         for c in pd.unique(contexts):
-            self._summaries[str(c)] = _summary(model._encode(controls[contexts == c]))
+            cells = controls[contexts == c]
+            self._summaries[str(c)] = _summary(model._encode(cells))
+            self._means[str(c)] = cells.mean(axis=0)
 
     def controls(self, context: str) -> np.ndarray:
         return self._controls[self._contexts == context]
 
     def summary(self, context: str) -> np.ndarray:
         return self._summaries[context]
+
+    def control_mean(self, context: str) -> np.ndarray:
+        """Mean expression of all the context's control cells in the query."""
+        return self._means[context]
 
     def latent(self, context: str) -> np.ndarray:
         return self._summaries[context][: self.model.n_latent_]

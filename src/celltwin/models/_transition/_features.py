@@ -15,6 +15,11 @@ controls) is taken from the first source that applies:
     weighted ratio of stimulated to control means, applied to the context's own control cells),
     each gene weighted by the two estimates' leave-one-context-out errors, so a gene the context
     expresses more or less than its sources changes in proportion.
+``dose``
+    The treatment was measured at other doses in this context: their effects, weighted by a
+    Gaussian kernel in ``log10`` dose (summed over a combination's components), bandwidth
+    chosen by leave-one-dose-out on the training effects (:func:`choose_dose_bandwidth`); an
+    infinite bandwidth is the drug's mean over its measured doses, a zero one the nearest dose.
 ``combination``
     A combination whose parts can be estimated in this context: the sum of their estimates (the
     ``additive`` baseline) plus a gene-wise interaction term, a ridge regression shared by all
@@ -26,8 +31,8 @@ controls) is taken from the first source that applies:
     knowledge or data-derived gene embeddings; fingerprints for drugs) to effects, on top of the
     context's mean effect (the ``linear`` baseline with an external embedding).
 
-The learned half (:mod:`._module`) corrects the ``context``, ``combination`` and ``features``
-estimates; it is trained on training conditions whose estimate is recomputed as if they were
+The learned half (:mod:`._module`) corrects the ``context``, ``dose``, ``combination`` and
+``features`` estimates; it is trained on training conditions whose estimate is recomputed as if they were
 held out in the same way (the :data:`VIEWS` of a condition), so it learns the same task it faces.
 """
 
@@ -43,10 +48,13 @@ from ..._keys import split_combination
 from .._base import ConditionKey, dose_components
 
 #: Kinds of classical estimate the network learns to correct, in the order of its one-hot input.
-VIEWS: tuple[str, ...] = ("context", "combination", "features")
+VIEWS: tuple[str, ...] = ("context", "dose", "combination", "features")
 #: Candidate kernel bandwidths, as multiples of the median squared distance between contexts
 #: (``inf`` = equal weights).
 TAU_GRID: tuple[float, ...] = (np.inf, 4.0, 1.0, 0.25, 0.0625, 0.015625)
+#: Candidate bandwidths of the dose kernel, in decades of dose (``inf``: the mean over the
+#: measured doses; 0: the nearest dose).
+DOSE_BANDWIDTHS: tuple[float, ...] = (np.inf, 1.0, 0.5, 0.25, 0.0)
 _FEATURE_FOLDS = 5
 
 
@@ -56,6 +64,22 @@ def log_dose(dose: str) -> float:
         return 0.0
     value = float(dose)
     return float(np.log10(value)) if value > 0 else -3.0
+
+
+def dose_weights(distance: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Normalised weights of measured doses at ``distance`` decades from the asked one.
+
+    A Gaussian kernel of ``bandwidth`` decades; ``inf`` weighs all equally and ``0`` keeps the
+    nearest (ties shared).
+    """
+    if np.isinf(bandwidth):
+        w = np.ones_like(distance, dtype=np.float64)
+    elif bandwidth <= 0:
+        w = (distance <= distance.min() + 1e-12).astype(np.float64)
+    else:
+        # Relative to the nearest dose, so far doses cannot underflow every weight to zero.
+        w = np.exp(-0.5 * (np.square(distance) - distance.min() ** 2) / bandwidth**2)
+    return w / w.sum()
 
 
 @dataclass(frozen=True)
@@ -183,6 +207,8 @@ class Transfer:
     fold_change
         Linear means and control cells for the multiplicative context transfer, with the
         per-gene share given to it (:meth:`fold_share` estimates one); ``None``: log-space only.
+    dose_bandwidth
+        Bandwidth of the ``dose`` estimate in decades (:func:`dose_weights`).
     """
 
     def __init__(
@@ -195,16 +221,20 @@ class Transfer:
         features: ComponentFeatures | None,
         ridge: float,
         fold_change: FoldChange | None = None,
+        dose_bandwidth: float = np.inf,
     ) -> None:
         self.keys = list(keys)
         self.fold_change = fold_change
+        self.dose_bandwidth = dose_bandwidth
         self.delta = delta
         self.row = {k: i for i, k in enumerate(self.keys)}
         self.context_latent = dict(context_latent)
         self.tau = tau
         self.by_treatment: dict[tuple[str, str], list[int]] = {}
-        for i, (_, p, d) in enumerate(self.keys):
+        self.by_drug: dict[tuple[str, str], list[int]] = {}
+        for i, (c, p, d) in enumerate(self.keys):
             self.by_treatment.setdefault((p, d), []).append(i)
+            self.by_drug.setdefault((c, p), []).append(i)
         self.scale = median_scale([self.context_latent[k[0]] for k in self.keys])
         self.features = features
         self.ridge = ridge
@@ -281,6 +311,18 @@ class Transfer:
             return None
         return np.asarray(err_add / np.maximum(err_add + err_mul, 1e-12))
 
+    def dose(self, key: ConditionKey, *, bandwidth: float | None = None) -> np.ndarray | None:
+        """The treatment's effects at its other measured doses in the same context, weighted
+        by closeness in ``log10`` dose (``None`` when it has no other dose there)."""
+        c, p, d = key
+        rows = [i for i in self.by_drug.get((c, p), []) if self.keys[i][2] != d]
+        if not rows:
+            return None
+        target = _log_doses(p, d)
+        distance = np.array([np.abs(_log_doses(p, self.keys[i][2]) - target).sum() for i in rows])
+        h = self.dose_bandwidth if bandwidth is None else bandwidth
+        return dose_weights(distance, h) @ self.delta[rows]
+
     def single(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
         """A part of a combination: measured, else transferred, else from features."""
         for estimate in (self.own(key), self.context(key, latent)):
@@ -347,6 +389,7 @@ class Transfer:
         if found is not None:
             return found
         for view, fn in (
+            ("dose", lambda: self.dose(key)),
             ("combination", lambda: self.combination(key, latent)),
             ("features", lambda: self.from_features(key)),
         ):
@@ -433,6 +476,9 @@ class Transfer:
             ctx = self.context(key, latent)
             if ctx is not None:
                 out.append((i, "context", ctx))
+            other_doses = self.dose(key)
+            if other_doses is not None:
+                out.append((i, "dose", other_doses))
             combo = self.combination(key, latent, leave_out=True)
             if combo is not None:
                 out.append((i, "combination", combo))
@@ -517,4 +563,36 @@ def choose_tau(
         losses[str(tau)] = loss
         if loss < best_loss - 1e-12:
             best, best_loss = tau, loss
+    return best, losses
+
+
+def _log_doses(perturbation: str, dose: str) -> np.ndarray:
+    """Per component of ``perturbation``, ``log10`` of its dose (:func:`log_dose`)."""
+    return np.array([log_dose(d) for d in dose_components(perturbation, dose)])
+
+
+def choose_dose_bandwidth(
+    keys: Sequence[ConditionKey], delta: np.ndarray, context_latent: Mapping[str, np.ndarray]
+) -> tuple[float, dict[str, float]]:
+    """Dose-kernel bandwidth with the lowest leave-one-dose-out error on the training effects.
+
+    Each training condition whose treatment was measured at other doses in its context is
+    predicted from them; the mean squared error over genes and conditions is compared across
+    :data:`DOSE_BANDWIDTHS`. Ties and the case with nothing to compare keep ``inf`` (the mean
+    over the measured doses).
+    """
+    transfer = Transfer(keys, delta, context_latent, tau=np.inf, features=None, ridge=1.0)
+    losses: dict[str, float] = {}
+    best, best_loss = np.inf, np.inf
+    for h in DOSE_BANDWIDTHS:
+        errors = []
+        for i, key in enumerate(transfer.keys):
+            est = transfer.dose(key, bandwidth=h)
+            if est is not None:
+                errors.append(float(np.mean((est - delta[i]) ** 2)))
+        if not errors:
+            return np.inf, {}
+        losses[str(h)] = float(np.mean(errors))
+        if losses[str(h)] < best_loss - 1e-12:
+            best, best_loss = h, losses[str(h)]
     return best, losses

@@ -50,6 +50,7 @@ from ._features import (
     log_dose,
 )
 from ._module import TransitionModule
+from ._states import POOL_CELLS, CellStates, fit_states
 from ._train import Examples, MemberResult, Pools, Settings, as_tensor, train_member
 
 _CHECKPOINT_FILE: Final = "checkpoint.json"
@@ -71,6 +72,8 @@ class TransitionModel(Model):
     **Classical half.** A condition's effect (mean change of log1p expression from its
     context's controls) is first estimated in closed form (:mod:`._features`): the measured
     effect when the condition was trained; else the treatment's effect in the other contexts,
+    resolved to cell states (``cell_states``: each control cell of the context borrows the
+    effect of the sub-states of its nearest training control cells in those contexts) or
     weighted by how similar each context's controls are (kernel bandwidth chosen by
     leave-one-context-out on the training effects; equal weights = ``context_shift``), per gene
     blended with the same transfer as a fold change of the context's own expression (weights
@@ -154,6 +157,13 @@ class TransitionModel(Model):
         training conditions. It helps genes a context expresses at a different level than its
         sources (Kang 2018: PearsonΔ on all genes of the classical half 0.906 -> 0.924).
         ``False``: log-space transfer only.
+    cell_states
+        Resolve the context transfer to cell states (:mod:`._states`): each training
+        context's control cells form sub-states (k-means in the latent space) with an effect
+        each, and a target context borrows, cell by cell, the effects of its cells' nearest
+        training control cells' sub-states, instead of one kernel weight per context (Kang
+        2018, top-20 DE PearsonΔ of the log-space transfer, leave-one-context-out on the
+        training types: 0.935 -> 0.948). ``False``: context-wide effects, kernel weights.
     seed
         Seed of everything random in :meth:`fit` (same seed and data: identical model).
     time_budget
@@ -196,6 +206,7 @@ class TransitionModel(Model):
         gene_prior: str = "data",
         ridge: float = 1.0,
         fold_change: bool = True,
+        cell_states: bool = True,
         seed: int = 0,
         time_budget: float | None = None,
         device: str = "auto",
@@ -216,6 +227,7 @@ class TransitionModel(Model):
         self.gene_prior = gene_prior
         self.ridge = ridge
         self.fold_change = fold_change
+        self.cell_states = cell_states
         self.seed = seed
         self.time_budget = time_budget
         self.device = device
@@ -293,6 +305,7 @@ class TransitionModel(Model):
         )
         keys = condition_keys(self.conditions_)
         condition_rows = _condition_rows(obs, keys)
+        self._fit_states(z, x, contexts, is_control, condition_rows, keys)
         self._fit_fold_change(x, contexts, is_control, condition_rows)
         tau, losses = choose_tau(keys, self.delta_, self._context_latent())
         self.tau_: float = float(tau) if np.isfinite(tau) else -1.0  # -1: equal weights
@@ -328,6 +341,44 @@ class TransitionModel(Model):
             self._train_ensemble(pools, keys, x, obs, checkpoint_dir, start, device)
         finally:
             del self._fit_controls  # training cells are not part of the fitted state
+
+    def _fit_states(
+        self,
+        z: np.ndarray,
+        x: np.ndarray,
+        contexts: np.ndarray,
+        is_control: np.ndarray,
+        condition_rows: list[np.ndarray],
+        keys: list[ConditionKey],
+    ) -> None:
+        """Cell states of the training contexts (none with one context: nothing to transfer)."""
+        states = None
+        if self.cell_states and len(self.contexts_) >= 2:
+            states = fit_states(
+                z, x, contexts, is_control, self.contexts_, condition_rows,
+                [k[0] for k in keys], self.delta_, seed=self.seed,
+            )  # fmt: skip
+        self.n_state_cells_: int = 0 if states is None else len(states.latent)
+        if states is not None:
+            self.states_latent_: np.ndarray = states.latent
+            self.states_context_: np.ndarray = states.context
+            self.states_label_: np.ndarray = states.label
+            self.states_n_: np.ndarray = states.n_states
+            self.states_index_: np.ndarray = states.index
+            self.states_effects_: np.ndarray = states.effects
+
+    def _states(self) -> CellStates | None:
+        if self.n_state_cells_ == 0:
+            return None
+        return CellStates(
+            names=tuple(self.contexts_),
+            latent=self.states_latent_,
+            context=self.states_context_.astype(np.int64),
+            label=self.states_label_.astype(np.int64),
+            n_states=self.states_n_.astype(np.int64),
+            index=self.states_index_.astype(np.int64).reshape(-1, 2),
+            effects=self.states_effects_,
+        )
 
     def _fit_fold_change(
         self,
@@ -444,6 +495,7 @@ class TransitionModel(Model):
         extra: dict[str, np.ndarray] | None = None,
         *,
         controls: dict[str, np.ndarray] | None = None,
+        targets: dict[str, np.ndarray] | None = None,
         share: str = "fitted",
     ) -> Transfer:
         """The classical estimates from training conditions ``rows`` (default: all).
@@ -468,6 +520,9 @@ class TransitionModel(Model):
             ridge=float(self.ridge),
             fold_change=fold,
             dose_bandwidth=self._dose_bandwidth(),
+            states=self._states(),
+            targets=targets,
+            model_rows=rows,
         )
         if fold is not None:
             learned = transfer.fold_share() if share == "fit" else self.fold_share_
@@ -865,7 +920,9 @@ class TransitionModel(Model):
         )
 
     def _estimates(self, table: pd.DataFrame, query: _QueryContexts) -> list[Estimate | None]:
-        transfer = self._transfer(extra=query.latents(), controls=query.fold_controls())
+        transfer = self._transfer(
+            extra=query.latents(), controls=query.fold_controls(), targets=query.cell_latents()
+        )
         out: list[Estimate | None] = []
         problems = []
         for key in condition_keys(table):
@@ -1063,6 +1120,15 @@ class TransitionModel(Model):
             "fold_share_",
             "expressed_level_",
         )
+        states = (
+            "states_latent_",
+            "states_context_",
+            "states_label_",
+            "states_n_",
+            "states_index_",
+            "states_effects_",
+        )
+        names += states if self.n_state_cells_ else ()
         return names + (("feature_matrix_",) if self.feature_names_ else ())
 
     def _json_names(self) -> tuple[str, ...]:
@@ -1080,6 +1146,7 @@ class TransitionModel(Model):
             "training_",
             "calibration_",
             "trained_views_",
+            "n_state_cells_",
         )
 
     def _check_state(self) -> None:
@@ -1094,6 +1161,14 @@ class TransitionModel(Model):
         expect_shape(self, "lin_ctrl_", (len(self.contexts_), n_genes))
         expect_shape(self, "fold_share_", (n_genes,))
         expect_shape(self, "expressed_level_", (n_genes,))
+        if self.n_state_cells_:
+            n = self.n_state_cells_
+            expect_shape(self, "states_latent_", (n, k))
+            expect_shape(self, "states_context_", (n,))
+            expect_shape(self, "states_label_", (n,))
+            expect_shape(self, "states_n_", (len(self.contexts_),))
+            expect_shape(self, "states_index_", (len(self.states_effects_), 2))
+            expect_shape(self, "states_effects_", (len(self.states_index_), n_genes))
         if self.feature_names_:
             expect_shape(
                 self,
@@ -1149,6 +1224,20 @@ class _QueryContexts:
             if len(cells) > _FOLD_CELLS:
                 cells = cells[np.linspace(0, len(cells) - 1, _FOLD_CELLS).astype(np.int64)]
             out[c] = control_profile(cells)
+        return out
+
+    def cell_latents(self) -> dict[str, np.ndarray]:
+        """Latent control cells of each query context that is not a training context (an
+        evenly spaced subset beyond the cell-state pool's size), for the cell-state transfer."""
+        known = set(self.model.contexts_)
+        out = {}
+        for c in self._summaries:
+            if c in known:
+                continue
+            cells = self.controls(c)
+            if len(cells) > POOL_CELLS:
+                cells = cells[np.linspace(0, len(cells) - 1, POOL_CELLS).astype(np.int64)]
+            out[c] = self.model._encode(cells)
         return out
 
     def latents(self) -> dict[str, np.ndarray]:

@@ -7,12 +7,16 @@ controls) is taken from the first source that applies:
 ``own``
     The condition was measured in training: its measured effect.
 ``context``
-    The treatment was measured in other contexts: their effects, weighted by how close each
-    context's control population is to this one's (a Gaussian kernel on the distance between
-    control means in the latent space, bandwidth chosen by leave-one-context-out on the training
-    effects; an infinite bandwidth is the ``context_shift`` baseline). Per gene this log-space
+    The treatment was measured in other contexts: their effects, resolved to cell states when
+    the model has them (:mod:`._states`: each of this context's control cells borrows the
+    effects of the sub-states of its nearest control cells in the source contexts), else
+    weighted by how close each context's control population is to this one's (a Gaussian kernel
+    on the distance between control means in the latent space, bandwidth chosen by
+    leave-one-context-out on the training effects; an infinite bandwidth is the
+    ``context_shift`` baseline). Per gene this log-space
     (additive) transfer is blended with a multiplicative one (:class:`FoldChange`: the sources'
-    weighted ratio of stimulated to control means, applied to the context's own control cells),
+    ratio of stimulated to control means, weighted as the sources' share of the transfer,
+    applied to the context's own control cells),
     each gene weighted by the two estimates' leave-one-context-out errors, so a gene the context
     expresses more or less than its sources changes in proportion.
 ``dose``
@@ -46,6 +50,7 @@ import numpy as np
 
 from ..._keys import split_combination
 from .._base import ConditionKey, dose_components
+from ._states import CellStates
 
 #: Kinds of classical estimate the network learns to correct, in the order of its one-hot input.
 VIEWS: tuple[str, ...] = ("context", "dose", "combination", "features")
@@ -209,6 +214,11 @@ class Transfer:
         per-gene share given to it (:meth:`fold_share` estimates one); ``None``: log-space only.
     dose_bandwidth
         Bandwidth of the ``dose`` estimate in decades (:func:`dose_weights`).
+    states, targets, model_rows
+        Cell states for the context transfer (:mod:`._states`; ``None``: context-wide
+        effects and the kernel only), the latent control cells of contexts that are not
+        training contexts (a training context's come from ``states``), and the model's row of
+        each of ``keys`` (default: the same order), which ``states`` refers to.
     """
 
     def __init__(
@@ -222,10 +232,17 @@ class Transfer:
         ridge: float,
         fold_change: FoldChange | None = None,
         dose_bandwidth: float = np.inf,
+        states: CellStates | None = None,
+        targets: Mapping[str, np.ndarray] | None = None,
+        model_rows: Sequence[int] | None = None,
     ) -> None:
         self.keys = list(keys)
         self.fold_change = fold_change
         self.dose_bandwidth = dose_bandwidth
+        self.states = states
+        self.targets = dict(targets or {})
+        self.model_rows = list(range(len(self.keys))) if model_rows is None else list(model_rows)
+        self._counts: dict[tuple[str, tuple[int, ...]], dict[int, np.ndarray]] = {}
         self.delta = delta
         self.row = {k: i for i, k in enumerate(self.keys)}
         self.context_latent = dict(context_latent)
@@ -279,9 +296,13 @@ class Transfer:
         rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
         if not rows:
             return None
-        sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
-        w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
-        additive = w @ self.delta[rows]
+        found = self._state_transfer(c, rows)
+        if found is None:
+            sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
+            w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
+            additive = w @ self.delta[rows]
+        else:
+            additive, w = found
         fc = self.fold_change
         if fc is None or c not in fc.controls:
             return additive, None, None
@@ -289,6 +310,34 @@ class Transfer:
             w @ fc.control_linear[rows] + _FOLD_PSEUDO
         )
         return additive, fold_change_effect(fc.controls[c], ratio).mean(axis=0), ratio
+
+    def _state_transfer(
+        self, context: str, rows: list[int]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The transfer resolved to cell states (:mod:`._states`), and each source row's share
+        of the target cells' neighbours; ``None`` without states or target cells."""
+        states = self.states
+        if states is None:
+            return None
+        index = {name: j for j, name in enumerate(states.names)}
+        cells = self.targets.get(context)
+        if cells is None and context in index:
+            cells = states.cells_of(index[context])
+        source = {index[self.keys[i][0]]: i for i in rows if self.keys[i][0] in index}
+        if cells is None or len(cells) == 0 or not source:
+            return None
+        cache = (context, tuple(sorted(source)))
+        if cache not in self._counts:
+            self._counts[cache] = states.counts(cells, list(source), exclude=index.get(context))
+        found = states.effect(
+            self._counts[cache],
+            {j: (self.model_rows[i], self.delta[i]) for j, i in source.items()},
+        )
+        if found is None:
+            return None
+        effect, shares = found
+        by_row = {i: shares.get(j, 0.0) for j, i in source.items()}
+        return effect, np.array([by_row.get(i, 0.0) for i in rows])
 
     def fold_share(self) -> np.ndarray | None:
         """Per gene, the weight of the fold-change transfer, from leave-one-context-out errors.

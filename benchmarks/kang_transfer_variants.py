@@ -74,6 +74,7 @@ class Fold:
         self.name = fold
         model = get_model("transition", seed=0, progress=False, n_members=1, max_steps=1)
         model.fit(data.train)
+        self.model = model
         truth = dense(data.truth.X)
         pert = data.truth.obs[PERTURBATION].astype(str).to_numpy()
         self.true = truth[pert != CONTROL].mean(0) - truth[pert == CONTROL].mean(0)

@@ -57,6 +57,7 @@ def test_states_resolve_a_context_into_sub_populations_with_their_own_effects() 
     # sub-state with enough control and treated cells for an effect of its own.
     np.testing.assert_array_equal(states.n_states, [2, 2])
     assert len(states.index) == 4
+    np.testing.assert_array_equal(states.cells, np.full((4, 2), 200))
     for (row, _), effect in zip(states.index, states.effects, strict=True):
         # Each sub-state answers on one gene only; the context-wide effect is half of each.
         answers = np.sort(effect[[5, 6]])

@@ -366,6 +366,7 @@ class TransitionModel(Model):
             self.states_n_: np.ndarray = states.n_states
             self.states_index_: np.ndarray = states.index
             self.states_effects_: np.ndarray = states.effects
+            self.states_cells_: np.ndarray = states.cells
 
     def _states(self) -> CellStates | None:
         if self.n_state_cells_ == 0:
@@ -378,6 +379,7 @@ class TransitionModel(Model):
             n_states=self.states_n_.astype(np.int64),
             index=self.states_index_.astype(np.int64).reshape(-1, 2),
             effects=self.states_effects_,
+            cells=self.states_cells_.astype(np.int64).reshape(-1, 2),
         )
 
     def _fit_fold_change(
@@ -1127,6 +1129,7 @@ class TransitionModel(Model):
             "states_n_",
             "states_index_",
             "states_effects_",
+            "states_cells_",
         )
         names += states if self.n_state_cells_ else ()
         return names + (("feature_matrix_",) if self.feature_names_ else ())
@@ -1169,6 +1172,7 @@ class TransitionModel(Model):
             expect_shape(self, "states_n_", (len(self.contexts_),))
             expect_shape(self, "states_index_", (len(self.states_effects_), 2))
             expect_shape(self, "states_effects_", (len(self.states_index_), n_genes))
+            expect_shape(self, "states_cells_", (len(self.states_index_), 2))
         if self.feature_names_:
             expect_shape(
                 self,

@@ -64,6 +64,8 @@ class CellStates:
     effects
         (M, genes) those effects; every other sub-state of a condition has its context-wide
         effect.
+    cells
+        (M, 2) the control and treated cells behind each of those effects.
     """
 
     names: tuple[str, ...]
@@ -73,6 +75,7 @@ class CellStates:
     n_states: np.ndarray
     index: np.ndarray
     effects: np.ndarray
+    cells: np.ndarray
 
     def counts(
         self, cells: np.ndarray, sources: Sequence[int], *, exclude: int | None = None
@@ -178,6 +181,7 @@ def fit_states(
         pool_label.append(labels[keep])
     index: list[tuple[int, int]] = []
     effects: list[np.ndarray] = []
+    sizes: list[tuple[int, int]] = []
     for i, (c, cells) in enumerate(zip(condition_contexts, condition_rows, strict=True)):
         if c not in centres or len(centres[c]) < 2:
             continue
@@ -199,6 +203,7 @@ def fit_states(
             n_ctrl, n_treated = int((ctrl_labels == s).sum()), int((labels == s).sum())
             if n_ctrl >= MIN_CELLS and n_treated >= MIN_CELLS:
                 index.append((i, s))
+                sizes.append((n_ctrl, n_treated))
                 effects.append(
                     x[cells[labels == s]].mean(axis=0) - x[ctrl_rows[ctrl_labels == s]].mean(axis=0)
                 )
@@ -211,4 +216,5 @@ def fit_states(
         n_states=n_states,
         index=np.asarray(index, dtype=np.int64).reshape(-1, 2),
         effects=np.vstack(effects) if effects else np.zeros((0, n_genes)),
+        cells=np.asarray(sizes, dtype=np.int64).reshape(-1, 2),
     )

@@ -309,6 +309,8 @@ def test_time_budget_stops_training(experiment) -> None:
         ({"device": "tpu"}, "'device' must be"),
         ({"gene_prior": "kegg"}, "'gene_prior' must be"),
         ({"time_budget": -1}, "'time_budget' must be > 0"),
+        ({"fold_change": "yes"}, "'fold_change' must be True or False"),
+        ({"cell_states": 1}, "'cell_states' must be True or False"),
     ],
 )
 def test_invalid_parameters_are_refused(experiment, params, message) -> None:

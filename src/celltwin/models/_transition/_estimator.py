@@ -1065,10 +1065,10 @@ class TransitionModel(Model):
             raise ValueError(
                 f"transition: 'time_budget' must be > 0 seconds or None (got {self.time_budget!r})."
             )
-        if not isinstance(self.fold_change, bool | np.bool_):
-            raise ValueError(
-                f"transition: 'fold_change' must be True or False (got {self.fold_change!r})."
-            )
+        for switch in ("fold_change", "cell_states"):
+            value = getattr(self, switch)
+            if not isinstance(value, bool | np.bool_):
+                raise ValueError(f"transition: {switch!r} must be True or False (got {value!r}).")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(
                 f"transition: 'device' must be 'auto', 'cpu' or 'cuda' (got {self.device!r})."

@@ -371,15 +371,16 @@ class TransitionModel(Model):
     def _states(self) -> CellStates | None:
         if self.n_state_cells_ == 0:
             return None
+        # Loaded arrays come back as written; asarray avoids copies on every transfer.
         return CellStates(
             names=tuple(self.contexts_),
             latent=self.states_latent_,
-            context=self.states_context_.astype(np.int64),
-            label=self.states_label_.astype(np.int64),
-            n_states=self.states_n_.astype(np.int64),
-            index=self.states_index_.astype(np.int64).reshape(-1, 2),
+            context=np.asarray(self.states_context_, dtype=np.int64),
+            label=np.asarray(self.states_label_, dtype=np.int64),
+            n_states=np.asarray(self.states_n_, dtype=np.int64),
+            index=np.asarray(self.states_index_, dtype=np.int64).reshape(-1, 2),
             effects=self.states_effects_,
-            cells=self.states_cells_.astype(np.int64).reshape(-1, 2),
+            cells=np.asarray(self.states_cells_, dtype=np.int64).reshape(-1, 2),
         )
 
     def _fit_fold_change(
@@ -503,7 +504,9 @@ class TransitionModel(Model):
         """The classical estimates from training conditions ``rows`` (default: all).
 
         ``controls``: log1p control cells by context, for the fold-change half of the context
-        transfer (without them it is log-space only). ``share``: ``"fitted"`` uses the per-gene
+        transfer (without them it is log-space only). ``targets``: latent control cells of
+        query contexts that are not training contexts, for the cell-state transfer (a training
+        context's come from the fitted states). ``share``: ``"fitted"`` uses the per-gene
         weights learned at fit; ``"fit"`` learns them from ``rows`` (leave-one-context-out), as
         each ensemble member does without its validation conditions.
         """

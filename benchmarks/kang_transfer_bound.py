@@ -27,7 +27,12 @@ the training types only, each predicted from the others (leave-one-context-out, 
 chooses its kernel bandwidth and fold-change shares), against each type's own top-20 DE genes;
 the held-out type takes no part.
 
-    .venv/bin/python benchmarks/kang_transfer_bound.py [--results DIR] > bound.md
+With ``--genes FOLD`` it also prints, for that fold's top-20 DE genes, the two halves of
+``transition``'s context transfer (``states``, the log-space part; ``fold``, the fold change of
+the held-out type's own expression), each gene's fold-change share and their blend: the classical
+estimate the network then corrects.
+
+    .venv/bin/python benchmarks/kang_transfer_bound.py [--results DIR] [--genes FOLD] > bound.md
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from celltwin.benchmark import get_suite
 from celltwin.models._transition._estimator import _QueryContexts
+from celltwin.models._transition._features import control_profile
 from kang_transfer_variants import SUITE, TREATMENT, Fold
 
 RIDGES = (0.03, 0.05, 0.1, 0.2, 0.3, 1.0)
@@ -107,6 +113,36 @@ def loco_row(f: Fold) -> dict[str, float]:
     return {"kernel": float(np.mean(kernel)), "states": float(np.mean(states))}
 
 
+def gene_table(name: str) -> str:
+    """The classical halves of ``transition``'s transfer on the fold's top-20 DE genes."""
+    f = Fold(name)
+    model = f.model
+    query = _QueryContexts(model, f.query, np.full(len(f.query), name))
+    controls = {c: control_profile(f.controls[c]) for c in f.sources}
+    controls[name] = control_profile(f.query)
+    transfer = model._transfer(
+        extra=query.latents(), controls=controls, targets=query.cell_latents()
+    )
+    parts = transfer.context_parts((name, *TREATMENT), f.latent)
+    assert parts is not None and parts[1] is not None
+    states, fold = parts[0], parts[1]
+    share = model.fold_share_
+    blend = states + share * (fold - states)
+    genes = np.asarray(get_suite(SUITE).task.fold_data(name).genes)
+    top = f.top
+    table = pd.DataFrame(
+        {"true": f.true, "states": states, "fold": fold, "share": share, "blend": blend},
+        index=genes,
+    ).iloc[top]
+    lines = [f"\n### {name}: the classical transfer on the truth's top-20 DE genes\n"]
+    lines.append(table.round(2).to_markdown())
+    for col in ("states", "fold", "blend"):
+        lines.append(
+            f"\n{col}: top-20 r {pearson(table[col].to_numpy(), table['true'].to_numpy()):.3f}"
+        )
+    return "\n".join(lines)
+
+
 def fold_row(name: str) -> tuple[dict[str, float | str], dict[str, float]]:
     f = Fold(name)
     src = f.sources
@@ -143,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", nargs="*", default=None, help="default: all cell types")
     parser.add_argument("--results", default=None, help="merged benchmark folder (results.csv)")
+    parser.add_argument("--genes", default=None, help="print the transfer's top-20 genes of a fold")
     args = parser.parse_args()
     folds = args.folds or get_suite(SUITE).folds()
     rows, loco = {}, {}
@@ -167,6 +204,8 @@ def main() -> None:
     within.loc["mean"] = within.mean()
     print("\n### Leave-one-context-out on the training types (the held-out type takes no part)\n")
     print(within.round(3).to_markdown())
+    if args.genes:
+        print(gene_table(args.genes))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ metric only; this pairs any two models on any metric the run recorded, optionall
 category (e.g. ``combo_seen2`` of ``sim-combinations``, the combinations ``additive`` can
 predict). Units are (fold, context, perturbation) where the metric is per perturbation, else
 folds; the CI resamples units (:func:`celltwin.eval.paired_comparison`, 95%, seed 0).
+Several runs (e.g. the same suite at several ``--seed``) are pooled as separate units, or with
+``--average-runs`` each unit is first averaged over the runs (repeats of one fold are not
+independent units).
 
     .venv/bin/python benchmarks/paired.py RUN_DIR [RUN_DIR ...] --a transition --b additive \\
         --metric interaction_pearson --category combo_seen2
@@ -22,13 +25,22 @@ from celltwin.benchmark._leaderboard import higher_is_better
 from celltwin.eval import paired_comparison
 
 
-def compare(runs: list[Path], *, a: str, b: str, metric: str, category: str | None) -> str:
+def compare(
+    runs: list[Path],
+    *,
+    a: str,
+    b: str,
+    metric: str,
+    category: str | None,
+    average_runs: bool = False,
+) -> str:
     frames = []
     for i, run in enumerate(runs):
         if not (run / "results.csv").is_file():
             raise SystemExit(f"{run} has no results.csv: pass the --out folder of a benchmark run")
         frame = pd.read_csv(run / "results.csv", keep_default_na=False, na_values=[""])
-        frame["fold"] = f"run{i}/" + frame["fold"].astype(str)
+        if not average_runs:
+            frame["fold"] = f"run{i}/" + frame["fold"].astype(str)
         frames.append(frame)
     res = pd.concat(frames, ignore_index=True)
     res = res[res["metric"] == metric]
@@ -41,6 +53,7 @@ def compare(runs: list[Path], *, a: str, b: str, metric: str, category: str | No
     for m in (a, b):
         if m not in wide.columns:
             raise SystemExit(f"model {m!r} has no {metric!r} values (has: {list(wide.columns)})")
+    wide = wide[[a, b]].dropna()
     pc = paired_comparison(
         wide[a].to_numpy(), wide[b].to_numpy(), higher_is_better=higher_is_better(metric), seed=0
     )
@@ -49,7 +62,11 @@ def compare(runs: list[Path], *, a: str, b: str, metric: str, category: str | No
         f"{metric}{where}: {a} − {b} = {pc.mean_diff:.3f} [95% CI {pc.ci_low:.3f}, "
         f"{pc.ci_high:.3f}] over {pc.n} paired units; {a} better on {pc.share_a_better:.0%}, "
         f"{b} on {pc.share_b_better:.0%}"
-        + (f" (pooled over {len(runs)} runs)" if len(runs) > 1 else "")
+        + (
+            f" ({'averaged' if average_runs else 'pooled'} over {len(runs)} runs)"
+            if len(runs) > 1
+            else ""
+        )
     )
 
 
@@ -62,8 +79,20 @@ def main() -> None:
     parser.add_argument("--b", required=True)
     parser.add_argument("--metric", required=True)
     parser.add_argument("--category", default=None)
+    parser.add_argument(
+        "--average-runs", action="store_true", help="average each unit over the runs first"
+    )
     args = parser.parse_args()
-    print(compare(args.runs, a=args.a, b=args.b, metric=args.metric, category=args.category))
+    print(
+        compare(
+            args.runs,
+            a=args.a,
+            b=args.b,
+            metric=args.metric,
+            category=args.category,
+            average_runs=args.average_runs,
+        )
+    )
 
 
 if __name__ == "__main__":

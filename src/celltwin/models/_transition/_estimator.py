@@ -1225,32 +1225,29 @@ class _QueryContexts:
     def fold_controls(self) -> dict[str, np.ndarray]:
         """Each query context's control profile for the fold-change transfer (from at most
         ``_FOLD_CELLS`` cells, an evenly spaced subset: deterministic, no seed needed)."""
-        out = {}
-        for c in self._summaries:
-            cells = self.controls(c)
-            if len(cells) > _FOLD_CELLS:
-                cells = cells[np.linspace(0, len(cells) - 1, _FOLD_CELLS).astype(np.int64)]
-            out[c] = control_profile(cells)
-        return out
+        return {c: control_profile(_evenly(self.controls(c), _FOLD_CELLS)) for c in self._summaries}
 
     def cell_latents(self) -> dict[str, np.ndarray]:
         """Latent control cells of each query context that is not a training context (an
         evenly spaced subset beyond the cell-state pool's size), for the cell-state transfer."""
         known = set(self.model.contexts_)
-        out = {}
-        for c in self._summaries:
-            if c in known:
-                continue
-            cells = self.controls(c)
-            if len(cells) > POOL_CELLS:
-                cells = cells[np.linspace(0, len(cells) - 1, POOL_CELLS).astype(np.int64)]
-            out[c] = self.model._encode(cells)
-        return out
+        return {
+            c: self.model._encode(_evenly(self.controls(c), POOL_CELLS))
+            for c in self._summaries
+            if c not in known
+        }
 
     def latents(self) -> dict[str, np.ndarray]:
         """Query contexts' latent means; training contexts keep their training summary."""
         known = set(self.model.contexts_)
         return {c: s[: self.model.n_latent_] for c, s in self._summaries.items() if c not in known}
+
+
+def _evenly(cells: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of ``cells``, evenly spaced (deterministic, no seed needed)."""
+    if len(cells) <= n:
+        return cells
+    return cells[np.linspace(0, len(cells) - 1, n).astype(np.int64)]
 
 
 def _fold_detail(cells: np.ndarray, est: Estimate) -> np.ndarray:

@@ -240,6 +240,7 @@ class Transfer:
         self.fold_change = fold_change
         self.dose_bandwidth = dose_bandwidth
         self.states = states
+        self._state_index = {} if states is None else {n: j for j, n in enumerate(states.names)}
         self.targets = dict(targets or {})
         self.model_rows = list(range(len(self.keys))) if model_rows is None else list(model_rows)
         self._counts: dict[tuple[str, tuple[int, ...]], dict[int, np.ndarray]] = {}
@@ -319,7 +320,7 @@ class Transfer:
         states = self.states
         if states is None:
             return None
-        index = {name: j for j, name in enumerate(states.names)}
+        index = self._state_index
         cells = self.targets.get(context)
         if cells is None and context in index:
             cells = states.cells_of(index[context])

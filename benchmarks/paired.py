@@ -7,7 +7,9 @@ predict). Units are (fold, context, perturbation) where the metric is per pertur
 folds; the CI resamples units (:func:`celltwin.eval.paired_comparison`, 95%, seed 0).
 Several runs (e.g. the same suite at several ``--seed``) are pooled as separate units, or with
 ``--average-runs`` each unit is first averaged over the runs (repeats of one fold are not
-independent units).
+independent units). With ``--small-n`` it adds two checks that do not lean on the bootstrap,
+whose percentile interval is too narrow when there are few units (e.g. 7 folds): Student's t
+interval of the mean difference and the Wilcoxon signed-rank test (scipy).
 
     .venv/bin/python benchmarks/paired.py RUN_DIR [RUN_DIR ...] --a transition --b additive \\
         --metric interaction_pearson --category combo_seen2
@@ -18,7 +20,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from celltwin._keys import CONTEXT, PERTURBATION
 from celltwin.benchmark._leaderboard import higher_is_better
@@ -33,6 +37,7 @@ def compare(
     metric: str,
     category: str | None,
     average_runs: bool = False,
+    small_n: bool = False,
 ) -> str:
     frames = []
     for i, run in enumerate(runs):
@@ -58,7 +63,7 @@ def compare(
         wide[a].to_numpy(), wide[b].to_numpy(), higher_is_better=higher_is_better(metric), seed=0
     )
     where = f" [{category}]" if category else ""
-    return (
+    line = (
         f"{metric}{where}: {a} − {b} = {pc.mean_diff:.3f} [95% CI {pc.ci_low:.3f}, "
         f"{pc.ci_high:.3f}] over {pc.n} paired units; {a} better on {pc.share_a_better:.0%}, "
         f"{b} on {pc.share_b_better:.0%}"
@@ -67,6 +72,24 @@ def compare(
             if len(runs) > 1
             else ""
         )
+    )
+    if small_n:
+        line += "\n" + small_sample_checks(wide[a].to_numpy() - wide[b].to_numpy())
+    return line
+
+
+def small_sample_checks(diff: np.ndarray) -> str:
+    """Student's t 95% interval of the mean of ``diff`` and the Wilcoxon signed-rank p."""
+    n = len(diff)
+    if n < 2:
+        return "small-n checks: need at least 2 paired units"
+    low, high = stats.t.interval(
+        0.95, n - 1, loc=float(diff.mean()), scale=float(diff.std(ddof=1)) / np.sqrt(n)
+    )
+    p = stats.wilcoxon(diff).pvalue
+    return (
+        f"small-n checks: t 95% CI [{low:.3f}, {high:.3f}] (df {n - 1}); "
+        f"Wilcoxon signed-rank p = {p:.3f}"
     )
 
 
@@ -82,6 +105,9 @@ def main() -> None:
     parser.add_argument(
         "--average-runs", action="store_true", help="average each unit over the runs first"
     )
+    parser.add_argument(
+        "--small-n", action="store_true", help="add a t interval and a Wilcoxon signed-rank test"
+    )
     args = parser.parse_args()
     print(
         compare(
@@ -91,6 +117,7 @@ def main() -> None:
             metric=args.metric,
             category=args.category,
             average_runs=args.average_runs,
+            small_n=args.small_n,
         )
     )
 

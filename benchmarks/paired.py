@@ -7,9 +7,10 @@ predict). Units are (fold, context, perturbation) where the metric is per pertur
 folds; the CI resamples units (:func:`celltwin.eval.paired_comparison`, 95%, seed 0).
 Several runs (e.g. the same suite at several ``--seed``) are pooled as separate units, or with
 ``--average-runs`` each unit is first averaged over the runs (repeats of one fold are not
-independent units). With ``--small-n`` it adds two checks that do not lean on the bootstrap,
-whose percentile interval is too narrow when there are few units (e.g. 7 folds): Student's t
-interval of the mean difference and the Wilcoxon signed-rank test (scipy).
+independent units). With ``--small-n`` it adds the comparison's two checks that do not lean on
+the bootstrap, whose percentile interval is too narrow when there are few units (e.g. 7 folds):
+Student's t interval of the mean difference and the Wilcoxon signed-rank test
+(:class:`celltwin.eval.PairedComparison`).
 
     .venv/bin/python benchmarks/paired.py RUN_DIR [RUN_DIR ...] --a transition --b additive \\
         --metric interaction_pearson --category combo_seen2
@@ -20,9 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from celltwin._keys import CONTEXT, PERTURBATION
 from celltwin.benchmark._leaderboard import higher_is_better
@@ -74,23 +73,11 @@ def compare(
         )
     )
     if small_n:
-        line += "\n" + small_sample_checks(wide[a].to_numpy() - wide[b].to_numpy())
+        line += (
+            f"\nsmall-n checks: t 95% CI [{pc.t_low:.3f}, {pc.t_high:.3f}] (df {pc.n - 1}); "
+            f"Wilcoxon signed-rank p = {pc.wilcoxon_p:.3f}"
+        )
     return line
-
-
-def small_sample_checks(diff: np.ndarray) -> str:
-    """Student's t 95% interval of the mean of ``diff`` and the Wilcoxon signed-rank p."""
-    n = len(diff)
-    if n < 2:
-        return "small-n checks: need at least 2 paired units"
-    low, high = stats.t.interval(
-        0.95, n - 1, loc=float(diff.mean()), scale=float(diff.std(ddof=1)) / np.sqrt(n)
-    )
-    p = stats.wilcoxon(diff).pvalue
-    return (
-        f"small-n checks: t 95% CI [{low:.3f}, {high:.3f}] (df {n - 1}); "
-        f"Wilcoxon signed-rank p = {p:.3f}"
-    )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from celltwin.benchmark import get_suite
 from celltwin.benchmark._leaderboard import PEER_MODELS, Leaderboard, role
@@ -74,6 +75,11 @@ def test_learned_model_is_compared_with_each_peer_on_primary_and_energy() -> Non
         # Lower is better for energy distance: "better" counts follow the metric's direction.
         gain = a - b if c["metric"] == PRIMARY else b - a
         assert c["share_a_better"] == pytest.approx(float(np.mean(gain > 0)))
+        # The checks that do not lean on the bootstrap, as scipy computes them.
+        d = a - b
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        assert (c["t_low"], c["t_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+        assert c["wilcoxon_p"] == pytest.approx(stats.wilcoxon(d).pvalue)
     state_energy = found[1]
     assert state_energy["share_b_better"] == 1.0  # State has the lower energy distance everywhere
 
@@ -87,6 +93,9 @@ def test_markdown_and_run_json_report_the_peer_comparisons(tmp_path: Path) -> No
     assert "| transition − state | energy_distance ↓ |" in md
     assert "| transition − scgen | pearson_delta_top20_de ↑ |" in md
     assert "over 6 paired units;" in md and "| 6 units | 0% | 100% |" in md
+    assert "| t 95% CI | Wilcoxon p |" in md and "Wilcoxon signed-rank p = " in md
+    # State beats transition on all 6 folds: the smallest two-sided signed-rank p for 6 units.
+    assert "| 6 units | 0% | 100% | [" in md and f"| {2 / 2**6:.3f} |" in md
     board.write(tmp_path, report=False)
     record = json.loads((tmp_path / "run.json").read_text())
     assert [c["b"] for c in record["peer_comparisons"]] == ["state", "state", "scgen", "scgen"]

@@ -72,3 +72,21 @@ def test_merge_refuses_overlapping_or_foreign_runs(runs: Path, tmp_path: Path) -
     (other / "run.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="differ in seed"):
         merge_runs([runs / "a", other], out=tmp_path / "z")
+
+
+def test_a_merge_can_be_merged_again(runs: Path) -> None:
+    # Folds merged in two steps (here: one run, then the merge of it with the other) give the
+    # one-run leaderboard, and the record lists the original runs, not the intermediate merge.
+    merge_runs([runs / "a"], out=runs / "step")
+    merge_runs([runs / "step", runs / "b"], out=runs / "twice")
+    one = pd.read_csv(runs / "all" / "leaderboard.csv")
+    twice = pd.read_csv(runs / "twice" / "leaderboard.csv")
+    key = ["fold", "model", "metric"]
+    pd.testing.assert_frame_equal(
+        one.sort_values(key).reset_index(drop=True), twice.sort_values(key).reset_index(drop=True)
+    )
+    record = json.loads((runs / "twice" / "run.json").read_text())
+    assert [r["call"]["folds"] for r in record["merged_from"]] == [FOLDS[:1], FOLDS[1:]]
+    assert record["call"]["seed"] == 3
+    with pytest.raises(ValueError, match=r"more than one run: .*highest/mean"):
+        merge_runs([runs / "step", runs / "a"], out=runs / "overlap")

@@ -404,8 +404,12 @@ def test_compare_is_paired_and_directional(data) -> None:
     assert table.loc["mae", "mean_diff"] < 0 and table.loc["mae", "ci_high"] < 0
     assert table.loc["mae", "share_self_better"] == 1.0
     assert table.loc["pds", "mean_diff"] > 0
+    # The t interval holds the mean difference; every perturbation better: a small p.
+    assert table.loc["mae", "t_low"] < table.loc["mae", "mean_diff"] < table.loc["mae", "t_high"]
+    assert table.loc["mae", "wilcoxon_p"] < 0.05
     same = good.compare(good)
     assert (same["mean_diff"] == 0).all() and (same["share_tied"] == 1).all()
+    assert (same["wilcoxon_p"] == 1).all()
 
 
 def test_evaluate_files_reads_any_convention(data, tmp_path: Path) -> None:

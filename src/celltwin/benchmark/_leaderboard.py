@@ -394,6 +394,14 @@ def _cell(summary: pd.DataFrame, model: str, metric: str, *, ci: bool = True) ->
     return f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
 
 
+def _small_n(c: dict[str, Any]) -> str:
+    """The comparison's checks that do not lean on the bootstrap (narrow with few units)."""
+    return (
+        f"Student's t 95% CI [{_fmt(c['t_low'])}, {_fmt(c['t_high'])}]; Wilcoxon signed-rank "
+        f"p = {_fmt(c['wilcoxon_p'])}."
+    )
+
+
 def _count(n: int, noun: str) -> str:
     """``"1 unit"``, ``"8 units"``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -512,25 +520,27 @@ def markdown_section(board: Leaderboard) -> str:
             f"{_fmt(c['mean_diff'])} [95% CI {_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}] over "
             f"{_count(c['n'], 'paired ' + c['unit'])}; {c['a']} better on "
             f"{c['share_a_better']:.0%}, "
-            f"{c['b']} on {c['share_b_better']:.0%}.",
+            f"{c['b']} on {c['share_b_better']:.0%}. {_small_n(c)}",
         ]
     peer_rows = [c for c in board.peer_comparisons() if c["n"] > 0]
     if peer_rows:
         lines += [
             "",
             "Paired comparisons (celltwin's best learned model vs each peer; difference = learned "
-            "− peer, 95% bootstrap CI):",
+            "− peer, 95% bootstrap CI; with few units, also Student's t 95% CI and the Wilcoxon "
+            "signed-rank p):",
             "",
             "| learned − peer | metric | difference [95% CI] | paired | learned better | "
-            "peer better |",
-            "|---|---|---|---|---|---|",
+            "peer better | t 95% CI | Wilcoxon p |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for c in peer_rows:
             arrow = "↑" if higher_is_better(c["metric"]) else "↓"
             lines.append(
                 f"| {c['a']} − {c['b']} | {c['metric']} {arrow} | {_fmt(c['mean_diff'])} "
                 f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}] | {_count(c['n'], c['unit'])} | "
-                f"{c['share_a_better']:.0%} | {c['share_b_better']:.0%} |"
+                f"{c['share_a_better']:.0%} | {c['share_b_better']:.0%} | "
+                f"[{_fmt(c['t_low'])}, {_fmt(c['t_high'])}] | {_fmt(c['wilcoxon_p'])} |"
             )
 
     timing = board.timings

@@ -33,8 +33,8 @@ def merge_runs(
     Parameters
     ----------
     runs
-        Folders written by :func:`celltwin.benchmark.run_benchmark`, same suite, suite version
-        and seed, and no (fold, model) pair in two of them.
+        Folders written by :func:`celltwin.benchmark.run_benchmark` or by an earlier merge, same
+        suite, suite version and seed, and no (fold, model) pair in two of them.
     out
         Folder for the merged ``leaderboard.csv``, ``results.csv``, ``timings.csv``,
         ``leaderboard.md`` and ``run.json`` (which keeps every source run's record under
@@ -57,7 +57,9 @@ def merge_runs(
                 f"{run} is not a finished benchmark run (missing {', '.join(missing)}); "
                 "pass folders written by `celltwin benchmark --out`"
             )
-        records.append(json.loads((run / "run.json").read_text()))
+        source = json.loads((run / "run.json").read_text())
+        # A merged folder contributes the runs it was merged from, so merges can be merged.
+        records.extend(source.get("merged_from", [source]))
         # round_trip: the merged values are bit-identical to the source runs'.
         frame = pd.read_csv(
             run / "results.csv", keep_default_na=False, na_values=[""], float_precision="round_trip"
@@ -72,6 +74,7 @@ def merge_runs(
     seeds = {int(r["call"]["seed"]) for r in records}
     if len(seeds) > 1:
         raise ValueError(f"runs differ in seed: {sorted(seeds)}; rerun with one --seed")
+    seed = seeds.pop()
     timing = pd.concat(timings, ignore_index=True)
     twice = timing[timing.duplicated(["fold", "model"], keep=False)]
     if not twice.empty:
@@ -85,6 +88,7 @@ def merge_runs(
         "suite": first["suite"],
         "versions": first.get("versions"),
         "machine": first.get("machine"),
+        "call": {"seed": seed},
         "merged_from": records,
         # Runs may have run side by side: the merged wall time is the longest run's, the CPU
         # time is the sum.
@@ -99,7 +103,7 @@ def merge_runs(
         suite=suite,
         timings=timing,
         record=record,
-        seed=seeds.pop(),
+        seed=seed,
     )
     board.write(out, report=report)
     return board

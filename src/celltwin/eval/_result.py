@@ -269,8 +269,8 @@ class Evaluation:
         -------
         DataFrame
             One row per perturbation-level metric both computed: ``n, mean_self, mean_other,
-            mean_diff, ci_low, ci_high, share_self_better, share_other_better, share_tied,
-            higher_is_better``.
+            mean_diff, ci_low, ci_high, t_low, t_high, wilcoxon_p, share_self_better,
+            share_other_better, share_tied, higher_is_better``.
         """
         if not isinstance(other, Evaluation):
             raise TypeError(f"'other' must be an Evaluation (got {type(other).__name__})")
@@ -301,6 +301,9 @@ class Evaluation:
                     "mean_diff": c.mean_diff,
                     "ci_low": c.ci_low,
                     "ci_high": c.ci_high,
+                    "t_low": c.t_low,
+                    "t_high": c.t_high,
+                    "wilcoxon_p": c.wilcoxon_p,
                     "share_self_better": c.share_a_better,
                     "share_other_better": c.share_b_better,
                     "share_tied": c.share_tied,

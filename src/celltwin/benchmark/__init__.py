@@ -19,7 +19,7 @@ from . import _cell_suites, _signature_suites  # noqa: F401
 from ._cell_suites import CellTask
 from ._features import FoldData, make_fold, poison_held_out, select_genes
 from ._leaderboard import Leaderboard
-from ._merge import merge_runs
+from ._merge import average_seeds, merge_runs
 from ._runner import list_models, parse_options, run_benchmark
 from ._suite import RESULT_COLUMNS, Suite, get_suite, register_suite, suites
 
@@ -29,6 +29,7 @@ __all__ = [
     "FoldData",
     "Leaderboard",
     "Suite",
+    "average_seeds",
     "get_suite",
     "list_models",
     "make_fold",

@@ -394,6 +394,14 @@ def _cell(summary: pd.DataFrame, model: str, metric: str, *, ci: bool = True) ->
     return f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
 
 
+def _seeds(board: Leaderboard) -> str:
+    """``"seed 0"``, or for :func:`~celltwin.benchmark.average_seeds` the seeds averaged."""
+    seeds = board.record.get("seeds")
+    if not seeds:
+        return f"seed {board.seed}"
+    return f"seeds {', '.join(map(str, seeds))} (each unit's values averaged over them)"
+
+
 def _small_n(c: dict[str, Any]) -> str:
     """The comparison's checks that do not lean on the bootstrap (narrow with few units)."""
     return (
@@ -435,10 +443,14 @@ def markdown_section(board: Leaderboard) -> str:
         "",
         board.description,
         "",
-        f"{n_folds} folds, seed {board.seed}. Mean over folds [bootstrap 95% CI over folds]; "
+        f"{n_folds} folds, {_seeds(board)}. Mean over folds [bootstrap 95% CI over folds]; "
         f"ranked by **{board.primary_metric}** {arrows.get(board.primary_metric, '')}.",
         "",
     ]
+    left_out = board.record.get("left_out") or {}
+    if left_out:
+        names = [f"{model} ({', '.join(folds)})" for model, folds in left_out.items()]
+        lines += ["Left out, not run at every seed: " + "; ".join(names) + ".", ""]
     header = ["model", *[f"{m} {arrows[m]}" for m in metrics], "coverage"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))

@@ -1,4 +1,5 @@
-"""Merge benchmark runs of the same suite made on disjoint folds (e.g. in parallel processes)."""
+"""Combine benchmark runs of one suite: disjoint folds of one seed (:func:`merge_runs`, e.g. run
+in parallel processes) or the same folds at several seeds (:func:`average_seeds`)."""
 
 from __future__ import annotations
 
@@ -51,26 +52,12 @@ def merge_runs(
         raise ValueError("merge_runs needs at least one run folder")
     records, results, timings = [], [], []
     for run in map(Path, runs):
-        missing = [f for f in _RUN_FILES if not (run / f).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{run} is not a finished benchmark run (missing {', '.join(missing)}); "
-                "pass folders written by `celltwin benchmark --out`"
-            )
-        source = json.loads((run / "run.json").read_text())
-        # A merged folder contributes the runs it was merged from, so merges can be merged.
-        records.extend(source.get("merged_from", [source]))
-        # round_trip: the merged values are bit-identical to the source runs'.
-        frame = pd.read_csv(
-            run / "results.csv", keep_default_na=False, na_values=[""], float_precision="round_trip"
-        )
-        results.append(frame.drop(columns=["suite"], errors="ignore"))
-        timings.append(pd.read_csv(run / "timings.csv"))
+        found = _read_run(run)
+        records.extend(found[0])
+        results.append(found[1])
+        timings.append(found[2])
     first = records[0]
-    for key, what in ((("suite", "name"), "suite"), (("suite", "version"), "suite version")):
-        values = {str(r[key[0]][key[1]]) for r in records}
-        if len(values) > 1:
-            raise ValueError(f"runs differ in {what}: {sorted(values)}; merge runs of one suite")
+    _check_one_suite(records)
     seeds = {int(r["call"]["seed"]) for r in records}
     if len(seeds) > 1:
         raise ValueError(f"runs differ in seed: {sorted(seeds)}; rerun with one --seed")
@@ -83,21 +70,10 @@ def merge_runs(
             f"(fold, model) pairs appear in more than one run: {pairs}; merge runs of disjoint folds"
         )
     suite = get_suite(first["suite"]["name"])
-    record: dict[str, Any] = {
-        "command": ["celltwin.benchmark.merge_runs", *map(str, runs)],
-        "suite": first["suite"],
-        "versions": first.get("versions"),
-        "machine": first.get("machine"),
-        "call": {"seed": seed},
-        "merged_from": records,
-        # Runs may have run side by side: the merged wall time is the longest run's, the CPU
-        # time is the sum.
-        "timings": {
-            "total_s": max(float(r["timings"]["total_s"]) for r in records),
-            "cpu_s": sum(float(r["timings"]["cpu_s"]) for r in records),
-            "load_average_start": first["timings"].get("load_average_start"),
-        },
-    }
+    # Runs may have run side by side: the merged wall time is the longest run's, the CPU time
+    # is the sum.
+    wall = max(float(r["timings"]["total_s"]) for r in records)
+    record = _record("merge_runs", runs, records, wall, call={"seed": seed}, merged_from=records)
     board = Leaderboard.from_results(
         pd.concat(results, ignore_index=True),
         suite=suite,
@@ -107,3 +83,149 @@ def merge_runs(
     )
     board.write(out, report=report)
     return board
+
+
+def average_seeds(
+    runs: Sequence[str | os.PathLike[str]],
+    *,
+    out: str | os.PathLike[str],
+    report: bool = False,
+) -> Leaderboard:
+    """One leaderboard from a suite run at several seeds, each fold's values averaged over them.
+
+    A model whose training is noisy (a peer such as State moves by several hundredths between
+    seeds on one fold) is a noisy opponent at any one seed. Here every unit's value (fold,
+    model, context, perturbation, metric) is the mean over the seeds, and the CIs and paired
+    comparisons are computed over folds (or units) as for one run: repeats of a fold are not
+    independent units, so they are averaged, not pooled.
+
+    Parameters
+    ----------
+    runs
+        One folder per seed, written by :func:`celltwin.benchmark.run_benchmark` or by
+        :func:`merge_runs` (merge a seed's fold-by-fold runs first), same suite and version.
+    out
+        Folder for the averaged ``leaderboard.csv``, ``results.csv``, ``timings.csv`` (each
+        fold and model's mean over the seeds), ``leaderboard.md`` and ``run.json`` (which keeps
+        every seed's records under ``averaged_from``).
+    report
+        Also write ``report.html`` (without the per-fold figures).
+
+    Returns
+    -------
+    Leaderboard
+        The averaged leaderboard. A (fold, model) pair missing at some seed is left out at
+        all of them, and the leaderboard says so (``record["left_out"]``).
+    """
+    if len(runs) < 2:
+        raise ValueError("average_seeds needs run folders of at least 2 seeds")
+    by_seed: dict[int, tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame]] = {}
+    for run in map(Path, runs):
+        records, results, timing = _read_run(run)
+        seeds = {int(r["call"]["seed"]) for r in records}
+        if len(seeds) != 1:
+            raise ValueError(f"{run} holds runs of seeds {sorted(seeds)}; pass one folder per seed")
+        seed = seeds.pop()
+        if seed in by_seed:
+            raise ValueError(
+                f"two folders of seed {seed}; merge the runs of one seed first with merge_runs"
+            )
+        by_seed[seed] = (records, results, timing)
+    all_records = [r for records, _, _ in by_seed.values() for r in records]
+    _check_one_suite(all_records)
+    pairs = {
+        seed: set(zip(results["fold"], results["model"], strict=True))
+        for seed, (_, results, _) in by_seed.items()
+    }
+    common = set.intersection(*pairs.values())
+    left_out = sorted(set.union(*pairs.values()) - common)
+    results = pd.concat([r for _, r, _ in by_seed.values()], ignore_index=True)
+    results = results[[p in common for p in zip(results["fold"], results["model"], strict=True)]]
+    keys = [c for c in results.columns if c != "value"]
+    # dropna=False: empty context/perturbation/category cells are keys too.
+    results = results.groupby(keys, dropna=False, sort=False)["value"].mean().reset_index()
+    timing = pd.concat([t for _, _, t in by_seed.values()], ignore_index=True)
+    timing = timing[[p in common for p in zip(timing["fold"], timing["model"], strict=True)]]
+    numeric = [c for c in timing.columns if pd.api.types.is_numeric_dtype(timing[c])]
+    numeric = [c for c in numeric if c not in ("fold", "model")]
+    agg: dict[str, Any] = {c: "mean" for c in numeric}
+    agg.update({c: _joined for c in timing.columns if c not in (*numeric, "fold", "model")})
+    timing = timing.groupby(["fold", "model"], sort=False).agg(agg).reset_index()
+    first = all_records[0]
+    seeds_sorted = sorted(by_seed)
+    left = {
+        model: [fold for fold, m in left_out if m == model]
+        for model in sorted({m for _, m in left_out})
+    }
+    wall = sum(float(r["timings"]["total_s"]) for r in all_records)
+    record = _record(
+        "average_seeds", runs, all_records, wall,
+        seeds=seeds_sorted, left_out=left, averaged_from=all_records,
+    )  # fmt: skip
+    board = Leaderboard.from_results(
+        results,
+        suite=get_suite(first["suite"]["name"]),
+        timings=timing,
+        record=record,
+        seed=seeds_sorted[0],
+    )
+    board.write(out, report=report)
+    return board
+
+
+def _record(
+    name: str,
+    runs: Sequence[str | os.PathLike[str]],
+    records: Sequence[dict[str, Any]],
+    wall: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``run.json`` of a combined run: the call, the first run's suite and machine, ``extra``,
+    and the timings (``wall`` seconds; CPU summed over ``records``)."""
+    first = records[0]
+    return {
+        "command": [f"celltwin.benchmark.{name}", *map(str, runs)],
+        "suite": first["suite"],
+        "versions": first.get("versions"),
+        "machine": first.get("machine"),
+        **extra,
+        "timings": {
+            "total_s": wall,
+            "cpu_s": sum(float(r["timings"]["cpu_s"]) for r in records),
+            "load_average_start": first["timings"].get("load_average_start"),
+        },
+    }
+
+
+def _read_run(run: Path) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame]:
+    """A run folder's records (a merged folder's: the runs it was merged from), results and
+    timings."""
+    missing = [f for f in _RUN_FILES if not (run / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{run} is not a finished benchmark run (missing {', '.join(missing)}); "
+            "pass folders written by `celltwin benchmark --out`"
+        )
+    source = json.loads((run / "run.json").read_text())
+    if "averaged_from" in source:
+        raise ValueError(f"{run} holds values averaged over seeds; pass the per-seed folders")
+    # A merged folder contributes the runs it was merged from, so merges can be merged.
+    records = list(source.get("merged_from", [source]))
+    # round_trip: the merged values are bit-identical to the source runs'.
+    frame = pd.read_csv(
+        run / "results.csv", keep_default_na=False, na_values=[""], float_precision="round_trip"
+    )
+    return records, frame.drop(columns=["suite"], errors="ignore"), pd.read_csv(run / "timings.csv")
+
+
+def _check_one_suite(records: Sequence[dict[str, Any]]) -> None:
+    for key, what in ((("suite", "name"), "suite"), (("suite", "version"), "suite version")):
+        values = {str(r[key[0]][key[1]]) for r in records}
+        if len(values) > 1:
+            raise ValueError(f"runs differ in {what}: {sorted(values)}; merge runs of one suite")
+
+
+def _joined(values: pd.Series) -> str:
+    """The distinct non-empty values of a text column, joined (a status over seeds)."""
+    seen = [str(v) for v in dict.fromkeys(values.dropna()) if str(v)]
+    return ", ".join(seen)

@@ -219,6 +219,7 @@ def _read_run(run: Path) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFra
 
 
 def _check_one_suite(records: Sequence[dict[str, Any]]) -> None:
+    """Refuse records of different suites or suite versions."""
     for key, what in ((("suite", "name"), "suite"), (("suite", "version"), "suite version")):
         values = {str(r[key[0]][key[1]]) for r in records}
         if len(values) > 1:

@@ -41,7 +41,8 @@ class PairedComparison:
     perturbations by which model is better, respecting the metric's direction. ``t_low`` and
     ``t_high`` bound Student's t interval of ``mean_diff`` at the same level, and
     ``wilcoxon_p`` is the two-sided Wilcoxon signed-rank p of the differences (NaN below 2
-    units; 1 when every difference is 0): with few units, trust the widest of the three.
+    units; 1 when every difference is 0). With few units, count a difference only when the
+    bootstrap CI, the t interval and the signed-rank test all exclude zero.
     """
 
     n: int

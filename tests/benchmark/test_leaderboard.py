@@ -131,3 +131,12 @@ def test_models_on_fewer_folds_are_flagged_but_not_models_without_the_primary_me
     md = board.to_markdown()
     assert f"scgen (peer) (1 of {len(FOLDS)} folds)" in md
     assert "context_shift (baseline) |" in md and "context_shift (baseline) (" not in md
+
+
+def test_one_fold_has_no_small_n_checks() -> None:
+    board = _board()
+    board.results = board.results[board.results["fold"] == FOLDS[0]]
+    board.table = board.table[board.table["fold"] == FOLDS[0]]
+    md = board.to_markdown()
+    line = next(x for x in md.splitlines() if x.startswith("Paired comparison (best"))
+    assert line.endswith("context_shift on 0%.") and "Wilcoxon" not in line

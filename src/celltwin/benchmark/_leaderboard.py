@@ -403,7 +403,10 @@ def _seeds(board: Leaderboard) -> str:
 
 
 def _small_n(c: dict[str, Any]) -> str:
-    """The comparison's checks that do not lean on the bootstrap (narrow with few units)."""
+    """The comparison's checks that do not lean on the bootstrap (narrow with few units);
+    nothing for a single unit, where neither is defined."""
+    if c["n"] < 2:
+        return ""
     return (
         f"Student's t 95% CI [{_fmt(c['t_low'])}, {_fmt(c['t_high'])}]; Wilcoxon signed-rank "
         f"p = {_fmt(c['wilcoxon_p'])}."
@@ -532,7 +535,7 @@ def markdown_section(board: Leaderboard) -> str:
             f"{_fmt(c['mean_diff'])} [95% CI {_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}] over "
             f"{_count(c['n'], 'paired ' + c['unit'])}; {c['a']} better on "
             f"{c['share_a_better']:.0%}, "
-            f"{c['b']} on {c['share_b_better']:.0%}. {_small_n(c)}",
+            f"{c['b']} on {c['share_b_better']:.0%}. {_small_n(c)}".rstrip(),
         ]
     peer_rows = [c for c in board.peer_comparisons() if c["n"] > 0]
     if peer_rows:

@@ -159,6 +159,7 @@ def fit_states(
     n_states = np.zeros(len(context_names), dtype=np.int64)
     centres: dict[str, np.ndarray] = {}
     control_labels: dict[str, np.ndarray] = {}
+    control_mean: dict[str, np.ndarray] = {}
     for j, c in enumerate(context_names):
         rows = np.flatnonzero(is_control & (contexts == c))
         if len(rows) == 0:
@@ -173,6 +174,7 @@ def fit_states(
         n_states[j] = k
         control_labels[c] = labels
         centres[c] = np.vstack([x[rows[labels == s]].mean(axis=0) for s in range(k)])
+        control_mean[c] = x[rows].mean(axis=0)
         keep = np.arange(len(rows))
         if len(rows) > POOL_CELLS:
             keep = np.sort(rng.choice(len(rows), POOL_CELLS, replace=False))
@@ -185,9 +187,8 @@ def fit_states(
     for i, (c, cells) in enumerate(zip(condition_contexts, condition_rows, strict=True)):
         if c not in centres or len(centres[c]) < 2:
             continue
-        ctrl_rows = np.flatnonzero(is_control & (contexts == c))
         ctrl_labels = control_labels[c]
-        genes = (np.abs(delta[i]) < UNCHANGED) & (x[ctrl_rows].mean(axis=0) > EXPRESSED)
+        genes = (np.abs(delta[i]) < UNCHANGED) & (control_mean[c] > EXPRESSED)
         if not genes.any():
             continue
         treated = x[cells][:, genes]
@@ -204,9 +205,8 @@ def fit_states(
             if n_ctrl >= MIN_CELLS and n_treated >= MIN_CELLS:
                 index.append((i, s))
                 sizes.append((n_ctrl, n_treated))
-                effects.append(
-                    x[cells[labels == s]].mean(axis=0) - x[ctrl_rows[ctrl_labels == s]].mean(axis=0)
-                )
+                # centres[c][s] is the sub-state's control mean over all genes.
+                effects.append(x[cells[labels == s]].mean(axis=0) - centres[c][s])
     n_genes = x.shape[1]
     return CellStates(
         names=tuple(context_names),

@@ -53,9 +53,12 @@ def test_merge_equals_one_run(runs: Path) -> None:
     # The summary over folds (means and bootstrap CIs) is recomputed over all of them.
     single = run_summary(runs / "all")
     pd.testing.assert_frame_equal(single, board.summary().sort_index())
+    assert "Wall time of the run: " in (runs / "all_again" / "leaderboard.md").read_text()
     record = json.loads((runs / "merged" / "run.json").read_text())
     assert [r["call"]["folds"] for r in record["merged_from"]] == [FOLDS[:1], FOLDS[1:]]
-    assert "Wall time of the run" in (runs / "merged" / "leaderboard.md").read_text()
+    md = (runs / "merged" / "leaderboard.md").read_text()
+    longest = max(r["timings"]["total_s"] for r in record["merged_from"])
+    assert f"Wall time of the longest of the 2 combined runs: {longest:.0f} s" in md
 
 
 def run_summary(folder: Path) -> pd.DataFrame:
@@ -112,6 +115,8 @@ def test_seeds_average_unit_by_unit(runs: Path) -> None:
     assert "seeds 3, 4 (each unit's values averaged over them)" in md
     assert "Left out" not in md
     assert board.record["seeds"] == [3, 4] and len(board.record["averaged_from"]) == 2
+    longest = max(r["timings"]["total_s"] for r in board.record["averaged_from"])
+    assert f"Wall time of the longest of the 2 combined runs: {longest:.0f} s" in md
 
 
 def test_seeds_leave_out_pairs_missing_at_some_seed_and_refuse_bad_input(

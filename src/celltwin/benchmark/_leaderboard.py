@@ -579,9 +579,16 @@ def markdown_section(board: Leaderboard) -> str:
             lines.append(f"\n- {row['model']}: {row['status']} — {row['reason']}")
     record = board.record.get("timings", {})
     if record.get("total_s") is not None:
-        text = f"Wall time of the run: {record['total_s']:.0f} s"
+        runs = board.record.get("merged_from") or board.record.get("averaged_from") or []
+        combined = len(runs) > 1
+        if combined:
+            # Combined runs may have run side by side: their wall times do not add up.
+            text = f"Wall time of the longest of the {len(runs)} combined runs: "
+        else:
+            text = "Wall time of the run: "
+        text += f"{record['total_s']:.0f} s"
         if record.get("cpu_s") is not None:
-            text += f" ({record['cpu_s']:.0f} CPU s"
+            text += f" ({record['cpu_s']:.0f} CPU s" + (" over all of them" if combined else "")
             load = record.get("load_average_start")
             text += f"; load average at start {load[0]:.1f})." if load else ")."
         lines += ["", text]

@@ -70,10 +70,7 @@ def merge_runs(
             f"(fold, model) pairs appear in more than one run: {pairs}; merge runs of disjoint folds"
         )
     suite = get_suite(first["suite"]["name"])
-    # Runs may have run side by side: the merged wall time is the longest run's, the CPU time
-    # is the sum.
-    wall = max(float(r["timings"]["total_s"]) for r in records)
-    record = _record("merge_runs", runs, records, wall, call={"seed": seed}, merged_from=records)
+    record = _record("merge_runs", runs, records, call={"seed": seed}, merged_from=records)
     board = Leaderboard.from_results(
         pd.concat(results, ignore_index=True),
         suite=suite,
@@ -157,9 +154,8 @@ def average_seeds(
         model: [fold for fold, m in left_out if m == model]
         for model in sorted({m for _, m in left_out})
     }
-    wall = sum(float(r["timings"]["total_s"]) for r in all_records)
     record = _record(
-        "average_seeds", runs, all_records, wall,
+        "average_seeds", runs, all_records,
         seeds=seeds_sorted, left_out=left, averaged_from=all_records,
     )  # fmt: skip
     board = Leaderboard.from_results(
@@ -177,11 +173,11 @@ def _record(
     name: str,
     runs: Sequence[str | os.PathLike[str]],
     records: Sequence[dict[str, Any]],
-    wall: float,
     **extra: Any,
 ) -> dict[str, Any]:
     """``run.json`` of a combined run: the call, the first run's suite and machine, ``extra``,
-    and the timings (``wall`` seconds; CPU summed over ``records``)."""
+    and the timings: the wall time of the longest of ``records`` (runs may have run side by
+    side, so their wall times do not add up) and the CPU time summed over them."""
     first = records[0]
     return {
         "command": [f"celltwin.benchmark.{name}", *map(str, runs)],
@@ -190,7 +186,7 @@ def _record(
         "machine": first.get("machine"),
         **extra,
         "timings": {
-            "total_s": wall,
+            "total_s": max(float(r["timings"]["total_s"]) for r in records),
             "cpu_s": sum(float(r["timings"]["cpu_s"]) for r in records),
             "load_average_start": first["timings"].get("load_average_start"),
         },

@@ -87,6 +87,18 @@ def test_fit_then_predict_writes_the_held_out_conditions(split_file, tmp_path) -
     metrics = pd.read_csv(tmp_path / "ev" / "metrics.csv")
     assert set(metrics["metric"]) >= {"pearson_delta", "mae"}
 
+    # The split file itself, with --split-key: the same truth, cut by celltwin, the same scores.
+    args = ["evaluate", "--truth", str(split_file), "--pred", str(pred_file), "--no-ceiling"]
+    args += ["--split-key", SPLIT, "--metrics", "pearson_delta,mae", "--out", str(tmp_path / "ev2")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cut = pd.read_csv(tmp_path / "ev2" / "metrics.csv")
+    key = ["context", "perturbation", "metric"]
+    pd.testing.assert_frame_equal(
+        metrics.sort_values(key).reset_index(drop=True)[[*key, "value"]],
+        cut.sort_values(key).reset_index(drop=True)[[*key, "value"]],
+    )
+
 
 def test_predict_named_conditions_and_a_time_budget(split_file, tmp_path) -> None:
     model_dir, pred_file = tmp_path / "model", tmp_path / "pred.h5ad"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +33,14 @@ from celltwin.split import (
     apply_split,
     carve_validation,
     check_leakage,
+    held_out_cells,
     split_combinations,
     split_contexts,
     split_doses,
     split_drugs,
     split_info,
     split_perturbations,
+    train_cells,
 )
 
 # --- builders of small canonical AnnData -------------------------------------------------------
@@ -224,6 +227,44 @@ def test_context_split_with_few_shot_k() -> None:
     assert {c for c, _ in few} == {"C1", "C2"} and len(few) == 4
     trained = obs[perturbed & (obs.label == TRAIN) & (obs[CONTEXT] != "C0")]
     assert set(zip(trained[CONTEXT], trained[PERTURBATION], strict=True)) == few
+
+
+def test_held_out_cells_are_the_held_out_conditions_with_their_contexts_controls() -> None:
+    adata = perturbation_data(n_perturbations=10, n_contexts=3)
+    split_contexts(adata, test="C1", val=["C2"], few_shot=2, seed=0)
+    obs = adata.obs.assign(label=_labels(adata))
+    control = obs[PERTURBATION] == CONTROL
+    for label, context in ((TEST, "C1"), (VAL, "C2")):
+        truth = held_out_cells(adata, split=label)
+        expected = obs[(obs.label == label) | (control & (obs[CONTEXT] == context))]
+        assert list(truth.obs_names) == list(expected.index)
+        np.testing.assert_array_equal(truth.X, adata[expected.index].X)
+        # Every held-out cell's context has its controls; no other context's cells come along.
+        assert set(truth.obs[CONTEXT]) == {context}
+    train = train_cells(adata)
+    assert list(train.obs_names) == list(obs.index[obs.label == TRAIN])
+    # An unseen-perturbation split: the held-out perturbations of every context with controls.
+    adata = perturbation_data(n_perturbations=10, n_contexts=2)
+    split_perturbations(adata, test_fraction=0.3, seed=1)
+    truth = held_out_cells(adata)
+    assert (truth.obs[PERTURBATION] == CONTROL).sum() == (adata.obs[PERTURBATION] == CONTROL).sum()
+    assert set(truth.obs[PERTURBATION]) - {CONTROL} == _perturbations_with(adata, TEST)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda a: held_out_cells(a, key="other"), "obs has no split column 'other'"),
+        (lambda a: held_out_cells(a, split=TRAIN), "is not a held-out label: use 'val' or 'test'"),
+        (lambda a: held_out_cells(a, split=VAL), "no cell has obs['split'] == 'val'"),
+        (lambda a: train_cells(a, key="other"), "obs has no split column 'other'"),
+    ],
+)
+def test_split_parts_refuse_what_they_cannot_cut(call: Callable, message: str) -> None:
+    adata = perturbation_data(n_perturbations=6, n_contexts=2)
+    split_contexts(adata, test="C1", seed=0)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(adata)
 
 
 def test_context_split_with_explicit_few_shot_and_none() -> None:

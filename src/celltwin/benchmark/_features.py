@@ -33,8 +33,9 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, UNS_KEY
+from .._keys import CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, UNS_KEY
 from ..models import conditions_of
+from ..split._parts import held_out_mask
 
 #: Default number of highly variable genes a cell suite keeps.
 N_TOP_GENES = 2000
@@ -162,21 +163,13 @@ def make_fold(
     -------
     FoldData
     """
-    if split_key not in adata.obs.columns:
-        raise ValueError(
-            f"obs has no split column {split_key!r}: split the data first (celltwin.split)"
-        )
-    labels = adata.obs[split_key].astype(str).to_numpy()
-    is_train = labels == TRAIN
-    is_test = labels == TEST
-    if not is_test.any():
-        raise ValueError(f"fold {name!r}: no cell has obs[{split_key!r}] == {TEST!r}")
-    contexts = adata.obs[CONTEXT].astype(str).to_numpy()
-    is_control = adata.obs[PERTURBATION].astype(str).to_numpy() == CONTROL
-    test_contexts = sorted(set(contexts[is_test].tolist()))
-    is_query = is_control & np.isin(contexts, test_contexts)
+    try:
+        is_truth = held_out_mask(adata, key=split_key, split=TEST)
+    except ValueError as err:
+        raise ValueError(f"fold {name!r}: {err}") from None
+    is_query = is_truth & (adata.obs[PERTURBATION].astype(str).to_numpy() == CONTROL)
 
-    train_rows = np.flatnonzero(is_train)
+    train_rows = np.flatnonzero(adata.obs[split_key].astype(str).to_numpy() == TRAIN)
     # The selection reads the training rows and nothing else.
     genes = select_genes(
         _subset(adata, train_rows, list(map(str, adata.var_names))),
@@ -185,7 +178,7 @@ def make_fold(
     )
     train = _subset(adata, train_rows, genes)
     query = _subset(adata, np.flatnonzero(is_query), genes)
-    truth = _subset(adata, np.flatnonzero(is_test | is_query), genes)
+    truth = _subset(adata, np.flatnonzero(is_truth), genes)
     for part in (query, truth):
         del part.obs[split_key]
     conditions = conditions_of(truth)

@@ -306,13 +306,29 @@ def evaluate(
     metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics.")] = None,
     ceiling: Annotated[bool, typer.Option(help="Compute the split-half noise ceiling.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
+    split_key: Annotated[
+        str | None,
+        typer.Option(
+            help="obs column of a split in TRUTH: score its held-out cells (with their contexts' "
+            "controls) and train on its training cells (of --train if given)."
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Held-out split label scored.")] = TEST,
 ) -> None:
     """Score a prediction against real cells: metrics.csv, summary.json and report.html in OUT."""
     from celltwin.eval import evaluate_files
 
     with _user_errors():
         result = evaluate_files(
-            truth, pred, out=out, train=train, metrics=_list(metrics), ceiling=ceiling, seed=seed
+            truth,
+            pred,
+            out=out,
+            train=train,
+            metrics=_list(metrics),
+            ceiling=ceiling,
+            seed=seed,
+            split_key=split_key,
+            split=split,
         )
     typer.echo(result.summary_frame().to_string())
     typer.echo(f"wrote {out}")

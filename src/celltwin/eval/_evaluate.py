@@ -33,7 +33,7 @@ from anndata import AnnData
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, UNS_KEY
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, TEST, UNS_KEY
 from ..io import Problem, ValidationError, matrix_stats
 from ._ceiling import split_half_ceiling
 from ._de import (
@@ -239,6 +239,8 @@ def evaluate_files(
     allow_missing: bool = False,
     title: str | None = None,
     progress: bool = False,
+    split_key: str | None = None,
+    split: str = TEST,
     **read_options: Any,
 ) -> Evaluation:
     """Read the files (any convention :func:`celltwin.io.read` knows), evaluate, write to ``out``.
@@ -247,6 +249,12 @@ def evaluate_files(
     ----------
     truth, pred, train
         ``.h5ad`` files: true cells, the prediction and (optionally) the training cells.
+    split_key, split
+        For a ``truth`` file that carries a split (``celltwin split``) in ``obs[split_key]``:
+        score against its ``split`` cells and their contexts' controls
+        (:func:`celltwin.split.held_out_cells`), and take the training cells
+        (:func:`celltwin.split.train_cells`) of ``train``, or of ``truth`` when ``train`` is not
+        given. ``None`` (default): the files are used whole.
     out
         Output directory: ``metrics.csv``, ``summary.json``, ``report.html`` and the other tables
         of :meth:`Evaluation.write` (written only when the evaluation succeeds).
@@ -271,6 +279,14 @@ def evaluate_files(
     true_cells = read(truth, **read_options)
     predicted = _read_prediction(pred, read_options)
     train_cells = read(train, **read_options) if train is not None else None
+    if split_key is not None:
+        from ..split import held_out_cells
+        from ..split import train_cells as training_part
+
+        train_cells = training_part(
+            true_cells if train_cells is None else train_cells, key=split_key
+        )
+        true_cells = held_out_cells(true_cells, key=split_key, split=split)
     result = evaluate(
         true_cells,
         predicted,
@@ -287,6 +303,7 @@ def evaluate_files(
         "truth": str(truth),
         "pred": str(pred),
         **({"train": str(train)} if train is not None else {}),
+        **({"split_key": split_key, "split": split} if split_key is not None else {}),
     }
     result.write(out, title=title)
     return result

@@ -33,6 +33,10 @@ Strategies
     Unseen drugs (all doses) and unseen doses (highest, lowest or random per drug).
 :func:`carve_validation`
     Moves a fraction of an existing split's training units to ``val``.
+
+The two sides of a split: :func:`train_cells` (what a model may learn from) and
+:func:`held_out_cells` (the held-out cells with their contexts' controls: the truth to score a
+prediction of them against).
 """
 
 from ._carve import carve_validation, split_info
@@ -40,6 +44,7 @@ from ._combinations import split_combinations
 from ._contexts import split_contexts
 from ._drugs import split_doses, split_drugs
 from ._leakage import SplitLeakageError, check_leakage
+from ._parts import held_out_cells, train_cells
 from ._perturbations import split_perturbations
 from ._registry import STRATEGIES, SplitStrategy, apply_split, split_file
 
@@ -50,6 +55,7 @@ __all__ = [
     "apply_split",
     "carve_validation",
     "check_leakage",
+    "held_out_cells",
     "split_combinations",
     "split_contexts",
     "split_doses",
@@ -57,4 +63,5 @@ __all__ = [
     "split_file",
     "split_info",
     "split_perturbations",
+    "train_cells",
 ]

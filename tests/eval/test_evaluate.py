@@ -18,6 +18,9 @@ from celltwin._keys import (
     DOSE,
     PERTURBATION,
     PERTURBATION_TYPE,
+    SPLIT,
+    TEST,
+    TRAIN,
     UNS_KEY,
 )
 from celltwin.eval._ceiling import split_half_ceiling
@@ -424,6 +427,42 @@ def test_evaluate_files_reads_any_convention(data, tmp_path: Path) -> None:
     np.testing.assert_allclose(_values(result, "mae"), _values(direct, "mae"), atol=1e-6)
     assert (tmp_path / "out" / "report.html").is_file()
     assert result.params["files"]["truth"].endswith("truth.h5ad")
+
+
+def test_evaluate_files_cuts_a_split_file_into_truth_and_training_cells(data, tmp_path) -> None:
+    truth, good = data["truth"], data["good"]
+    train = data["train"]
+    perturbed = train[train.obs[PERTURBATION] != CONTROL]
+    perturbed.obs_names = [f"train_{n}" for n in perturbed.obs_names]
+    whole = ad.concat([truth, perturbed])
+    held = (whole.obs[PERTURBATION] != CONTROL).to_numpy() & whole.obs_names.isin(truth.obs_names)
+    whole.obs[SPLIT] = pd.Categorical(np.where(held, TEST, TRAIN), categories=[TRAIN, TEST])
+    whole.write_h5ad(tmp_path / "split.h5ad")
+    good.write_h5ad(tmp_path / "pred.h5ad")
+    metrics = ["mae", "pearson_delta", "systema_pearson_delta"]
+    kw = {"metrics": metrics, "ceiling": False, "n_boot": 10}
+    result = evaluate_files(
+        tmp_path / "split.h5ad", tmp_path / "pred.h5ad", out=tmp_path / "out",
+        split_key=SPLIT, **kw,
+    )  # fmt: skip
+    # By hand: the held-out perturbations with the controls; training = controls + the rest.
+    expected = evaluate(
+        truth, good, train=ad.concat([truth[~held[: truth.n_obs]], perturbed]), **kw
+    )
+    for metric in metrics:
+        np.testing.assert_allclose(_values(result, metric), _values(expected, metric), atol=1e-6)
+    assert result.params["files"]["split_key"] == SPLIT
+    # A separate training file without the split column is used whole.
+    train.write_h5ad(tmp_path / "train.h5ad")
+    result = evaluate_files(
+        tmp_path / "split.h5ad", tmp_path / "pred.h5ad", out=tmp_path / "out2",
+        train=tmp_path / "train.h5ad", split_key=SPLIT, **kw,
+    )  # fmt: skip
+    expected = evaluate(truth, good, train=train, **kw)
+    np.testing.assert_allclose(
+        _values(result, "systema_pearson_delta"), _values(expected, "systema_pearson_delta"),
+        atol=1e-6,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -253,8 +253,9 @@ def evaluate_files(
         For a ``truth`` file that carries a split (``celltwin split``) in ``obs[split_key]``:
         score against its ``split`` cells and their contexts' controls
         (:func:`celltwin.split.held_out_cells`), and take the training cells
-        (:func:`celltwin.split.train_cells`) of ``train``, or of ``truth`` when ``train`` is not
-        given. ``None`` (default): the files are used whole.
+        (:func:`celltwin.split.train_cells`) of ``truth`` when ``train`` is not given (a
+        ``train`` file is cut the same way when it has that column, else used whole).
+        ``None`` (default): the files are used whole.
     out
         Output directory: ``metrics.csv``, ``summary.json``, ``report.html`` and the other tables
         of :meth:`Evaluation.write` (written only when the evaluation succeeds).
@@ -283,9 +284,10 @@ def evaluate_files(
         from ..split import held_out_cells
         from ..split import train_cells as training_part
 
-        train_cells = training_part(
-            true_cells if train_cells is None else train_cells, key=split_key
-        )
+        if train_cells is None:
+            train_cells = training_part(true_cells, key=split_key)
+        elif split_key in train_cells.obs.columns:
+            train_cells = training_part(train_cells, key=split_key)
         true_cells = held_out_cells(true_cells, key=split_key, split=split)
     result = evaluate(
         true_cells,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 Kind = Literal["anndata", "signatures"]
@@ -105,9 +104,3 @@ def get_entry(name: str) -> DatasetEntry:
 def entries() -> list[DatasetEntry]:
     """All registered entries, sorted by name."""
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def _shared_path(rel: str) -> Path:
-    from .._settings import shared_dir
-
-    return shared_dir() / rel

@@ -52,10 +52,10 @@ def merge_runs(
         raise ValueError("merge_runs needs at least one run folder")
     records, results, timings = [], [], []
     for run in map(Path, runs):
-        found = _read_run(run)
-        records.extend(found[0])
-        results.append(found[1])
-        timings.append(found[2])
+        run_records, run_results, run_timing = _read_run(run)
+        records.extend(run_records)
+        results.append(run_results)
+        timings.append(run_timing)
     first = records[0]
     _check_one_suite(records)
     seeds = {int(r["call"]["seed"]) for r in records}

@@ -307,7 +307,7 @@ class Model(ABC):
 
     # --- fit ----------------------------------------------------------------------------------
 
-    def fit(self, adata: AnnData, *, split_key: str | None = SPLIT) -> Self:
+    def fit(self, adata: AnnData, *, split_key: str | None = SPLIT, **fit_params: Any) -> Self:
         """Learn from the training cells of ``adata`` and return the model.
 
         Parameters
@@ -319,6 +319,10 @@ class Model(ABC):
             validation and test cells are never read. When the column is absent (and
             ``split_key`` is the default ``"split"``) or ``split_key=None``, every cell is
             training data.
+        **fit_params
+            Model-specific inputs of fitting that are data, not parameters (e.g. ``transition``'s
+            ``perturbation_features``), as scikit-learn's fit parameters; a model that takes none
+            refuses any.
 
         Returns
         -------
@@ -326,11 +330,11 @@ class Model(ABC):
             ``self``, fitted.
         """
         train = self._start_fit(adata, split_key=split_key)
-        self._fit(train)
+        self._fit(train, **fit_params)
         return self
 
     @abstractmethod
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         """Learn from the validated training cells (a clean AnnData: X, obs, genes)."""
 
     def _start_fit(self, adata: AnnData, *, split_key: str | None) -> AnnData:

@@ -10,9 +10,9 @@ import torch
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, split_combination
 from celltwin.models._base import as_conditions
 from celltwin.models._transition import TransitionModel
-from celltwin.models._transition._estimator import _QueryContexts
-from celltwin.models._transition._features import VIEWS
+from celltwin.models._transition._estimate import VIEWS
 from celltwin.models._transition._module import TransitionModule
+from celltwin.models._transition._query import _QueryContexts
 from celltwin.models._transition._train import Examples, Pools, Settings, view_gate
 from celltwin.simulate import simulate
 
@@ -177,7 +177,8 @@ def test_combination_of_measured_parts_is_not_corrected(one_context) -> None:
 
 def test_interaction_regression_recovers_a_known_pair_law() -> None:
     """The classical combination estimate learns an interaction law shared by all genes."""
-    from celltwin.models._transition._features import PAIR_FEATURES, Transfer, pair_features
+    from celltwin.models._transition._estimate import PAIR_FEATURES, pair_features
+    from celltwin.models._transition._features import Transfer
 
     rng = np.random.default_rng(0)
     n_genes, singles = 80, [f"G{i}" for i in range(8)]
@@ -210,7 +211,7 @@ def test_interaction_regression_recovers_a_known_pair_law() -> None:
 
 
 def test_floor_at_zero_keeps_each_gene_mean() -> None:
-    from celltwin.models._transition._estimator import floor_at_zero
+    from celltwin.models._transition._cells import floor_at_zero
 
     rng = np.random.default_rng(1)
     cells = np.maximum(rng.normal(0.3, 1.0, size=(300, 40)), 0.0)  # many zeros, as in scRNA
@@ -235,7 +236,8 @@ def _fold_world(n_contexts: int = 4, n_genes: int = 6, seed: int = 0):
     Every control cell of a context equals its mean, so the estimates are exact. Baselines
     differ a lot between contexts, which is what tells the two laws apart.
     """
-    from celltwin.models._transition._features import FoldChange, Transfer
+    from celltwin.models._transition._estimate import FoldChange
+    from celltwin.models._transition._features import Transfer
 
     rng = np.random.default_rng(seed)
     half = n_genes // 2
@@ -260,7 +262,7 @@ def _fold_world(n_contexts: int = 4, n_genes: int = 6, seed: int = 0):
 
 
 def test_fold_change_transfer_is_exact_for_a_multiplicative_gene() -> None:
-    from celltwin.models._transition._features import FoldChange
+    from celltwin.models._transition._estimate import FoldChange
 
     transfer, fc, half = _fold_world()
     target = ("C0", "IFN", "")
@@ -280,7 +282,7 @@ def test_fold_change_transfer_is_exact_for_a_multiplicative_gene() -> None:
 
 
 def test_fold_share_picks_the_law_each_gene_follows() -> None:
-    from celltwin.models._transition._features import FoldChange
+    from celltwin.models._transition._estimate import FoldChange
 
     transfer, fc, half = _fold_world(n_contexts=5)
     share = transfer.fold_share()
@@ -315,23 +317,23 @@ def test_fold_change_option_is_learned_at_fit_and_validated() -> None:
 
 
 def test_fold_detail_keeps_the_mean_and_follows_each_cells_expression() -> None:
-    from celltwin.models._transition._estimator import _fold_detail
-    from celltwin.models._transition._features import Estimate
+    from celltwin.models._transition._cells import fold_detail
+    from celltwin.models._transition._estimate import Estimate
 
     rng = np.random.default_rng(3)
     cells = np.log1p(rng.gamma(0.5, 4.0, size=(200, 5)) * (rng.random((200, 5)) > 0.4))
     ratio, share = np.full(5, 0.5), np.array([1.0, 1.0, 0.5, 0.0, 1.0])
-    detail = _fold_detail(cells, Estimate(np.zeros(5), "context", fold=(ratio, share)))
+    detail = fold_detail(cells, Estimate(np.zeros(5), "context", fold=(ratio, share)))
     np.testing.assert_allclose(detail.mean(axis=0), 0.0, atol=1e-12)
     assert not detail[:, 3].any()  # no share, no spread
     # Halving: cells that do not express a gene are not lowered; the highest are lowered most.
     col = cells[:, 0]
     assert detail[col == 0, 0].max() > detail[col > np.quantile(col, 0.9), 0].max()
-    assert not _fold_detail(cells, Estimate(np.zeros(5), "context")).any()
+    assert not fold_detail(cells, Estimate(np.zeros(5), "context")).any()
 
 
 def test_control_profile_keeps_the_fold_change_mean() -> None:
-    from celltwin.models._transition._features import (
+    from celltwin.models._transition._estimate import (
         FOLD_LEVELS,
         control_profile,
         fold_change_effect,
@@ -352,7 +354,7 @@ def test_control_profile_keeps_the_fold_change_mean() -> None:
 
 
 def test_sparse_gain_keeps_means_and_gains_genes_in_few_cells() -> None:
-    from celltwin.models._transition._estimator import floor_at_zero, sparse_gain
+    from celltwin.models._transition._cells import floor_at_zero, sparse_gain
 
     rng = np.random.default_rng(5)
     cells = np.log1p(rng.poisson(0.3, size=(400, 6)) * 3.0)
@@ -394,7 +396,7 @@ def _dose_world(noise: float, seed: int = 0):
 
 
 def test_dose_view_weighs_the_other_doses_by_closeness_in_log_dose() -> None:
-    from celltwin.models._transition._features import dose_weights
+    from celltwin.models._transition._estimate import dose_weights
 
     distance = np.array([0.0, 0.5, 1.0, 2.0])
     np.testing.assert_allclose(dose_weights(distance, np.inf), 0.25)
@@ -418,7 +420,7 @@ def test_dose_view_weighs_the_other_doses_by_closeness_in_log_dose() -> None:
 
 
 def test_dose_bandwidth_follows_the_curve_when_it_is_smooth_and_pools_when_it_is_noise() -> None:
-    from celltwin.models._transition._features import choose_dose_bandwidth
+    from celltwin.models._transition._bandwidths import choose_dose_bandwidth
 
     keys, delta, _ = _dose_world(noise=0.0)
     smooth, losses = choose_dose_bandwidth(keys, delta, {"A": np.zeros(2)})

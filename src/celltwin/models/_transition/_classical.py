@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 
 from ..._keys import CONTEXT, CONTROL, PERTURBATION, split_combination
 from .._base import ConditionKey, Model, UnseenConditionError, is_genetic
-from .._effects import condition_keys, describe, training_effects
+from .._effects import TrainingEffects, condition_keys, describe, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
@@ -238,7 +238,9 @@ class ClassicalEstimate(Model):
         out.update(extra or {})
         return out
 
-    def _fit_features(self, effects: Any, external: tuple[list[str], np.ndarray] | None) -> None:
+    def _fit_features(
+        self, effects: TrainingEffects, external: tuple[list[str], np.ndarray] | None
+    ) -> None:
         names: list[str] = []
         matrix = np.zeros((0, 0))
         if external is not None:

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._base import _positive_int, as_conditions
+from .._base import ConditionKey, _positive_int, as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
 from ._ensemble import make_pools, train_ensemble
-from ._estimate import VIEWS
+from ._estimate import VIEWS, Estimate
 from ._intervals import effects_table, half_width, normal_quantile
 from ._network import LearnedCorrection
 from ._params import check_params, thread_count, torch_settings
@@ -370,24 +370,34 @@ class TransitionModel(LearnedCorrection):
                 if est is None:
                     lower[i] = upper[i] = 0.0
                     continue
-                cells = query.controls(key[0])
-                effects = np.vstack(
-                    [
-                        self._member_effect(m, cells, key, est, seed=seed + i, summary=None)
-                        for m in range(self.member_weights_.shape[0])
-                    ]
+                mean[i], sd[i], bounds = self._effect_interval(
+                    query.controls(key[0]), key, est, seed=seed + i, z=z
                 )
-                mean[i] = effects.mean(axis=0)
-                if est.source == "own":
-                    continue
-                sd[i] = effects.std(axis=0)
-                var = self.error_var_[VIEWS.index(est.source)]
-                half = half_width(var, sd[i], calibration=self.calibration_, z=z)
-                lower[i], upper[i] = mean[i] - half, mean[i] + half
+                if bounds is not None:
+                    lower[i], upper[i] = bounds
         return effects_table(
             table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
             interval=float(self.interval),
         )  # fmt: skip
+
+    def _effect_interval(
+        self, cells: np.ndarray, key: ConditionKey, est: Estimate, *, seed: int, z: float
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Ensemble mean and sd of a condition's effect from control ``cells``, and its
+        interval (``None`` for a measured condition, which is returned as measured)."""
+        effects = np.vstack(
+            [
+                self._member_effect(m, cells, key, est, seed=seed, summary=None)
+                for m in range(self.member_weights_.shape[0])
+            ]
+        )
+        mean = effects.mean(axis=0)
+        if est.source == "own":
+            return mean, np.zeros(len(mean)), None
+        sd = effects.std(axis=0)
+        var = self.error_var_[VIEWS.index(est.source)]
+        half = half_width(var, sd, calibration=self.calibration_, z=z)
+        return mean, sd, (mean - half, mean + half)
 
     # --- settings and persistence ---------------------------------------------------------
 

@@ -154,12 +154,62 @@ def fit_states(
     seed
         Seeds the k-means and the pool subsets.
     """
+    controls, pool = _control_states(z, x, contexts, is_control, context_names, seed=seed)
+    index: list[tuple[int, int]] = []
+    effects: list[np.ndarray] = []
+    sizes: list[tuple[int, int]] = []
+    for i, (c, cells) in enumerate(zip(condition_contexts, condition_rows, strict=True)):
+        for s, n_ctrl, treated in _treated_states(x, cells, delta[i], c, controls):
+            index.append((i, s))
+            sizes.append((n_ctrl, len(treated)))
+            # centres[c][s] is the sub-state's control mean over all genes.
+            effects.append(x[treated].mean(axis=0) - controls.centres[c][s])
+    n_genes = x.shape[1]
+    return CellStates(
+        names=tuple(context_names),
+        latent=np.vstack(pool.latent) if pool.latent else np.zeros((0, z.shape[1])),
+        context=np.concatenate(pool.context) if pool.context else np.zeros(0, np.int64),
+        label=np.concatenate(pool.label) if pool.label else np.zeros(0, np.int64),
+        n_states=pool.n_states,
+        index=np.asarray(index, dtype=np.int64).reshape(-1, 2),
+        effects=np.vstack(effects) if effects else np.zeros((0, n_genes)),
+        cells=np.asarray(sizes, dtype=np.int64).reshape(-1, 2),
+    )
+
+
+@dataclass(frozen=True)
+class _ControlStates:
+    """Per training context: its control cells' sub-state labels, the sub-states' mean
+    expression (gene space) and the controls' mean."""
+
+    labels: dict[str, np.ndarray]
+    centres: dict[str, np.ndarray]
+    mean: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The neighbour pool, per context: latent cells, context index, sub-state label."""
+
+    latent: list[np.ndarray]
+    context: list[np.ndarray]
+    label: list[np.ndarray]
+    n_states: np.ndarray
+
+
+def _control_states(
+    z: np.ndarray,
+    x: np.ndarray,
+    contexts: np.ndarray,
+    is_control: np.ndarray,
+    context_names: Sequence[str],
+    *,
+    seed: int,
+) -> tuple[_ControlStates, _Pool]:
+    """k-means sub-states of each context's control cells, and the pooled control cells."""
     rng = np.random.default_rng([seed, 29])
-    pool_latent, pool_context, pool_label = [], [], []
-    n_states = np.zeros(len(context_names), dtype=np.int64)
-    centres: dict[str, np.ndarray] = {}
-    control_labels: dict[str, np.ndarray] = {}
-    control_mean: dict[str, np.ndarray] = {}
+    pool = _Pool([], [], [], np.zeros(len(context_names), dtype=np.int64))
+    states = _ControlStates({}, {}, {})
     for j, c in enumerate(context_names):
         rows = np.flatnonzero(is_control & (contexts == c))
         if len(rows) == 0:
@@ -171,50 +221,45 @@ def fit_states(
         )
         km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z[rows])
         labels = km.labels_.astype(np.int64)
-        n_states[j] = k
-        control_labels[c] = labels
-        centres[c] = np.vstack([x[rows[labels == s]].mean(axis=0) for s in range(k)])
-        control_mean[c] = x[rows].mean(axis=0)
+        pool.n_states[j] = k
+        states.labels[c] = labels
+        states.centres[c] = np.vstack([x[rows[labels == s]].mean(axis=0) for s in range(k)])
+        states.mean[c] = x[rows].mean(axis=0)
         keep = np.arange(len(rows))
         if len(rows) > POOL_CELLS:
             keep = np.sort(rng.choice(len(rows), POOL_CELLS, replace=False))
-        pool_latent.append(z[rows[keep]])
-        pool_context.append(np.full(len(keep), j, dtype=np.int64))
-        pool_label.append(labels[keep])
-    index: list[tuple[int, int]] = []
-    effects: list[np.ndarray] = []
-    sizes: list[tuple[int, int]] = []
-    for i, (c, cells) in enumerate(zip(condition_contexts, condition_rows, strict=True)):
-        if c not in centres or len(centres[c]) < 2:
-            continue
-        ctrl_labels = control_labels[c]
-        genes = (np.abs(delta[i]) < UNCHANGED) & (control_mean[c] > EXPRESSED)
-        if not genes.any():
-            continue
-        treated = x[cells][:, genes]
-        centre = centres[c][:, genes]
-        # Squared distances without a cells x states x genes array.
-        dist = (
-            (treated**2).sum(axis=1)[:, None]
-            - 2.0 * treated @ centre.T
-            + (centre**2).sum(axis=1)[None, :]
-        )
-        labels = dist.argmin(axis=1)
-        for s in range(len(centres[c])):
-            n_ctrl, n_treated = int((ctrl_labels == s).sum()), int((labels == s).sum())
-            if n_ctrl >= MIN_CELLS and n_treated >= MIN_CELLS:
-                index.append((i, s))
-                sizes.append((n_ctrl, n_treated))
-                # centres[c][s] is the sub-state's control mean over all genes.
-                effects.append(x[cells[labels == s]].mean(axis=0) - centres[c][s])
-    n_genes = x.shape[1]
-    return CellStates(
-        names=tuple(context_names),
-        latent=np.vstack(pool_latent) if pool_latent else np.zeros((0, z.shape[1])),
-        context=np.concatenate(pool_context) if pool_context else np.zeros(0, np.int64),
-        label=np.concatenate(pool_label) if pool_label else np.zeros(0, np.int64),
-        n_states=n_states,
-        index=np.asarray(index, dtype=np.int64).reshape(-1, 2),
-        effects=np.vstack(effects) if effects else np.zeros((0, n_genes)),
-        cells=np.asarray(sizes, dtype=np.int64).reshape(-1, 2),
+        pool.latent.append(z[rows[keep]])
+        pool.context.append(np.full(len(keep), j, dtype=np.int64))
+        pool.label.append(labels[keep])
+    return states, pool
+
+
+def _treated_states(
+    x: np.ndarray, cells: np.ndarray, delta: np.ndarray, context: str, controls: _ControlStates
+) -> list[tuple[int, int, np.ndarray]]:
+    """``(sub-state, its control cells, its treated cells)`` of one training condition, for
+    the sub-states with enough cells on both sides (:data:`MIN_CELLS`).
+
+    Treated cells go to the nearest sub-state centre in the genes the treatment leaves alone.
+    """
+    centres = controls.centres.get(context)
+    if centres is None or len(centres) < 2:
+        return []
+    genes = (np.abs(delta) < UNCHANGED) & (controls.mean[context] > EXPRESSED)
+    if not genes.any():
+        return []
+    treated = x[cells][:, genes]
+    centre = centres[:, genes]
+    # Squared distances without a cells x states x genes array.
+    dist = (
+        (treated**2).sum(axis=1)[:, None]
+        - 2.0 * treated @ centre.T
+        + (centre**2).sum(axis=1)[None, :]
     )
+    labels = dist.argmin(axis=1)
+    out = []
+    for s in range(len(centres)):
+        n_ctrl, n_treated = int((controls.labels[context] == s).sum()), int((labels == s).sum())
+        if n_ctrl >= MIN_CELLS and n_treated >= MIN_CELLS:
+            out.append((s, n_ctrl, cells[labels == s]))
+    return out

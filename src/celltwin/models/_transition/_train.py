@@ -200,17 +200,7 @@ def train_member(
     step = 0
     running = 0.0
     for step in range(1, settings.max_steps + 1):
-        module.train()
-        rows = (
-            torch.randperm(len(train), generator=generator)[: settings.batch_size]
-            if len(train) > settings.batch_size
-            else torch.arange(len(train))
-        )
-        loss = batch_loss(module, pools, train.take(rows), settings, generator, settings.cells)
-        module.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        value = float(loss.detach())
+        value = _step(module, pools, train, settings, generator, optimizer)
         running = value if step == 1 else 0.9 * running + 0.1 * value
         bar.update(1)
         if step % settings.eval_every == 0:
@@ -238,6 +228,28 @@ def train_member(
     module.load_state_dict(best_state)
     views = view_gate(module, pools, val, settings, seed)
     return MemberResult(best_state, best_val, best_step, step, stopped, history, views)
+
+
+def _step(
+    module: TransitionModule,
+    pools: Pools,
+    train: Examples,
+    settings: Settings,
+    generator: torch.Generator,
+    optimizer: AdamW,
+) -> float:
+    """One optimisation step on a batch of training examples; returns its loss."""
+    module.train()
+    rows = (
+        torch.randperm(len(train), generator=generator)[: settings.batch_size]
+        if len(train) > settings.batch_size
+        else torch.arange(len(train))
+    )
+    loss = batch_loss(module, pools, train.take(rows), settings, generator, settings.cells)
+    module.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
 
 class AdamW:

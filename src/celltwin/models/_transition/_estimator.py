@@ -93,7 +93,7 @@ class TransitionModel(LearnedCorrection):
     ``celltwin.priors.gene_embedding("go")``), which let unseen perturbations be predicted; and
     ``checkpoint_dir``, a folder where each finished ensemble member is written, so that a fit
     with the same data, parameters and folder resumes after the last finished member (to the
-    result of an uninterrupted fit). See :meth:`_fit` for the details.
+    result of an uninterrupted fit). ``TransitionModel._fit`` documents both in full.
 
     Parameters
     ----------
@@ -253,22 +253,13 @@ class TransitionModel(LearnedCorrection):
             )
         start = time.monotonic()
         with torch_settings(self._threads()):
-            self._fit_all(train, external, checkpoint_dir, start)
-
-    def _fit_all(
-        self,
-        train: AnnData,
-        external: tuple[list[str], np.ndarray] | None,
-        checkpoint_dir: str | os.PathLike[str] | None,
-        start: float,
-    ) -> None:
-        cells = self._fit_classical(train, external)
-        device = self._device()
-        pools = make_pools(self, cells, device)
-        try:
-            train_ensemble(self, pools, cells, checkpoint_dir, start, device)
-        finally:
-            del self._fit_controls  # training cells are not part of the fitted state
+            cells = self._fit_classical(train, external)
+            device = self._device()
+            pools = make_pools(self, cells, device)
+            try:
+                train_ensemble(self, pools, cells, checkpoint_dir, start, device)
+            finally:
+                del self._fit_controls  # training cells are not part of the fitted state
 
     # --- predict ---------------------------------------------------------------------------
 
@@ -305,17 +296,8 @@ class TransitionModel(LearnedCorrection):
                 if est is None:
                     outputs.append(cells)
                     continue
-                members = np.arange(len(cells)) % self.member_weights_.shape[0]
-                out = np.empty_like(cells)
-                for m in np.unique(members):
-                    sel = members == m
-                    # Each member's share of the draw is centred on all the controls' mean.
-                    offset = query.control_mean(key[0]) - cells[sel].mean(axis=0)
-                    out[sel] = self._generate(
-                        int(m), cells[sel], query.summary(key[0]), key, est, seed=seed + i,
-                        offset=offset,
-                    )  # fmt: skip
-                outputs.append(out)
+                context = (query.summary(key[0]), query.control_mean(key[0]))
+                outputs.append(self._generate_all(cells, context, key, est, seed=seed + i))
         return self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
 
     def _predict_conditions(

@@ -70,6 +70,7 @@ from ._states import CellStates
 _FEATURE_FOLDS = 5
 
 
+# Over 400 lines: one class, the sources of the classical estimate, and the module's guide.
 class Transfer:
     """Classical estimates from a table of measured training effects.
 

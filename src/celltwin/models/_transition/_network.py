@@ -161,6 +161,30 @@ class LearnedCorrection(ClassicalEstimate):
         y = cells + est.delta + fold_detail(cells, est) + correction + offset
         return self._finish(cells, y, seed, member)
 
+    def _generate_all(
+        self,
+        cells: np.ndarray,
+        context: tuple[np.ndarray, np.ndarray],
+        key: ConditionKey,
+        est: Estimate,
+        *,
+        seed: int,
+    ) -> np.ndarray:
+        """Generated cells of the ensemble from drawn control ``cells`` (cell ``i`` from member
+        ``i mod n_members``); ``context``: the context's latent summary and the mean of all its
+        control cells, on which each member's share of the draw is centred."""
+        summary, control_mean = context
+        members = np.arange(len(cells)) % self.member_weights_.shape[0]
+        out = np.empty_like(cells)
+        for m in np.unique(members):
+            sel = members == m
+            # Each member's share of the draw is centred on all the controls' mean.
+            offset = control_mean - cells[sel].mean(axis=0)
+            out[sel] = self._generate(
+                int(m), cells[sel], summary, key, est, seed=seed, offset=offset
+            )
+        return out
+
     def _finish(self, cells: np.ndarray, y: np.ndarray, seed: int, member: int) -> np.ndarray:
         """Generated expression ``y`` made a cell population: floored at zero keeping each
         gene's mean (:func:`floor_at_zero`), and a gene gained where the control cell had none

@@ -221,8 +221,8 @@ class TransitionModel(LearnedCorrection):
         """Fit the classical estimates and train the ensemble on the training cells.
 
         Called by :meth:`fit` (``fit(adata, *, split_key, perturbation_features=None,
-        checkpoint_dir=None)``) with the validated training cells. ``**fit_params`` is there
-        only to match the base class: the fit parameters this model takes are the two named.
+        checkpoint_dir=None)``) with the validated training cells; ``**fit_params`` only
+        matches the base class's signature.
 
         Parameters
         ----------
@@ -239,6 +239,8 @@ class TransitionModel(LearnedCorrection):
             resumes after the last finished member; a member interrupted mid-way (or cut short
             by ``time_budget``) is retrained from its start, so the result equals an
             uninterrupted fit. Optimiser state is not stored.
+        **fit_params
+            None other: the two above are this model's fit parameters.
         """
         self._check_params()
         external = (

@@ -104,6 +104,45 @@ def test_model_values_equal_the_array_level_path(sim, data) -> None:
     assert pds["n"] == len(np.unique(sim.true_labels)) - 1
 
 
+def test_scgen_r2_metrics_and_their_ceiling_equal_a_direct_computation(sim, data) -> None:
+    """r2 of mean expression, on all genes and on the top-100 DE genes of the truth's own
+    rank-sum test; the ceiling is the same two metrics on split halves of the truth."""
+    names = ["r2_mean_all", "r2_mean_top100_de"]
+    result = evaluate(data["truth"], data["good"], metrics=names, n_repeats=2, seed=3, n_boot=10)
+    perts = np.unique(sim.true_labels[sim.true_labels != CONTROL])
+
+    def means(X, labels):
+        return np.array([X[labels == p].astype(np.float64).mean(axis=0) for p in perts])
+
+    pred, true = means(sim.good_X, sim.pred_labels), means(sim.true_X, sim.true_labels)
+    de = rank_sum_test(sim.true_X.astype(np.float32), sim.true_labels).select(perts)
+    score = np.sign(de.log2_fold_change) * -np.log10(np.maximum(de.pvalue, 1e-300))
+    for i, _ in enumerate(perts):
+        top = np.argsort(-score[i], kind="stable")[:100]
+        expected = {
+            "r2_mean_all": np.corrcoef(pred[i], true[i])[0, 1] ** 2,
+            "r2_mean_top100_de": np.corrcoef(pred[i, top], true[i, top])[0, 1] ** 2,
+        }
+        for name, value in expected.items():
+            assert _values(result, name)[i] == pytest.approx(value, rel=1e-9), name
+    direct = split_half_ceiling(
+        sim.true_X.astype(np.float32), sim.true_labels, genes=sim.genes, metrics=names,
+        n_repeats=2, seed=3,
+    ).mean()  # fmt: skip
+    ceiling = result.ceiling_values
+    for name in names:
+        got = ceiling.loc[ceiling["metric"] == name].sort_values(PERTURBATION)["value"]
+        np.testing.assert_allclose(got.to_numpy(), direct[name], rtol=1e-12, err_msg=name)
+    # Not computed unless named; interaction_pearson needs inputs cells do not give.
+    default = evaluate(data["truth"], data["good"], ceiling=False, n_boot=10)
+    assert not set(names) & set(default.summary)
+    skipped = evaluate(
+        data["truth"], data["good"], metrics=["mae", "interaction_pearson"], ceiling=False,
+        n_boot=10,
+    )  # fmt: skip
+    assert "interaction_pearson" in skipped.skipped
+
+
 def test_distributional_metrics_equal_the_array_level_path(sim, data) -> None:
     result = evaluate(
         data["truth"], data["good"], metrics=["energy_distance", "mmd"], ceiling=False, n_boot=20

@@ -15,7 +15,7 @@ from ._de import (
     top_de_genes,
     welch_t_test,
 )
-from ._evaluate import evaluate, evaluate_files
+from ._evaluate import DEFAULT_METRICS, evaluate, evaluate_files
 from ._export import to_vcc, write_vcc
 from ._metrics import (
     PCABasis,
@@ -24,6 +24,7 @@ from ._metrics import (
     des,
     energy_distance,
     fit_pca,
+    interaction_pearson,
     mae,
     mean_of_centroids,
     mmd,
@@ -33,6 +34,8 @@ from ._metrics import (
     pds,
     pearson_delta,
     pearson_delta_top_de,
+    r2_mean,
+    r2_mean_top_de,
     spearman,
     systema_pearson_delta,
     topk_auroc,
@@ -40,8 +43,11 @@ from ._metrics import (
     vcc_score,
 )
 from ._registry import (
+    CELL_KINDS,
     INPUT_KINDS,
     METRICS,
+    NEEDS_PRED_CELLS,
+    SCGEN_METRICS,
     VCC_METRICS,
     Metric,
     MetricInputs,
@@ -56,8 +62,12 @@ from ._result import Evaluation
 from ._stats import PairedComparison, Summary, bootstrap_ci, paired_comparison, summarize
 
 __all__ = [
+    "CELL_KINDS",
+    "DEFAULT_METRICS",
     "INPUT_KINDS",
     "METRICS",
+    "NEEDS_PRED_CELLS",
+    "SCGEN_METRICS",
     "VCC_METRICS",
     "Ceiling",
     "DEResult",
@@ -80,6 +90,7 @@ __all__ = [
     "fit_pca",
     "get_metric",
     "group_means",
+    "interaction_pearson",
     "list_metrics",
     "log2_fold_change",
     "mae",
@@ -92,6 +103,8 @@ __all__ = [
     "pds",
     "pearson_delta",
     "pearson_delta_top_de",
+    "r2_mean",
+    "r2_mean_top_de",
     "rank_sum_test",
     "spearman",
     "spearman_brown",

@@ -47,19 +47,29 @@ from ._de import (
     welch_t_test,
 )
 from ._metrics import fit_pca, mean_of_centroids, vcc_score
-from ._registry import METRICS, VCC_METRICS, Metric, MetricInputs, get_metric, target_gene_mask
+from ._registry import (
+    CELL_KINDS,
+    METRICS,
+    NEEDS_PRED_CELLS,
+    SCGEN_METRICS,
+    VCC_METRICS,
+    Metric,
+    MetricInputs,
+    get_metric,
+    target_gene_mask,
+)
 from ._result import Evaluation, summary_dict
 
 __all__ = ["DEFAULT_METRICS", "evaluate", "evaluate_files"]
 
-#: Metrics computed when none are named: every registered metric except the distributional ones
-#: (``energy_distance``, ``mmd``), which need a PCA of the cells; name them to get them.
+#: Metrics computed when none are named: every registered metric computable from cells except
+#: the distributional ones (``energy_distance``, ``mmd``), which need a PCA of the cells, and
+#: scGen's (:data:`~celltwin.eval.SCGEN_METRICS`); name them to get them.
 DEFAULT_METRICS: tuple[str, ...] = tuple(
-    name for name, metric in METRICS.items() if "cells" not in metric.kinds
+    name
+    for name, metric in METRICS.items()
+    if metric.kinds <= CELL_KINDS and "cells" not in metric.kinds and name not in SCGEN_METRICS
 )
-
-#: Metric inputs that only a cells prediction provides (not a pseudobulk one).
-_NEEDS_PRED_CELLS = frozenset({"pred_de", "pred_lfc", "pred_fdr", "pred_cells"})
 _TRUE_DE = frozenset({"true_de", "true_lfc", "true_fdr"})
 _PRED_DE = frozenset({"pred_de", "pred_lfc", "pred_fdr"})
 _CELLS = frozenset({"pred_cells", "true_cells"})
@@ -484,10 +494,15 @@ def _choose_metrics(
     keep, skipped = [], {}
     for metric in chosen:
         needs = set(metric.needs)
-        if pseudobulk and needs & _NEEDS_PRED_CELLS:
+        if pseudobulk and needs & NEEDS_PRED_CELLS:
             skipped[metric.name] = (
                 "needs predicted cells (DE test or cell distribution of the prediction); the "
                 "prediction holds pseudobulk profiles"
+            )
+        elif not metric.kinds <= CELL_KINDS:
+            skipped[metric.name] = (
+                "needs inputs that cells do not give (the true interactions of combinations); "
+                "compute it with celltwin.eval.interaction_pearson"
             )
         elif "reference" in needs and not has_train:
             skipped[metric.name] = (

@@ -15,6 +15,8 @@ Definitions follow the tools they come from:
 - GEARS: :func:`pearson_delta_top_de`, :func:`mse_top_de` (top DE genes by Welch t, control from the
   true data on both sides).
 - Systema: :func:`systema_pearson_delta`, :func:`centroid_accuracy`.
+- scGen: :func:`r2_mean`, :func:`r2_mean_top_de` (R² of mean expression).
+- Combinations: :func:`interaction_pearson` (recovery of a combination's interaction).
 - Distributional: :func:`energy_distance`, :func:`mmd` on cells in a shared PCA space
   (:func:`fit_pca`).
 - Rank metrics for signatures: :func:`spearman`, :func:`topk_overlap`, :func:`topk_auroc`.
@@ -31,6 +33,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.distance import cdist
 
+from ._de import DEResult
+
 __all__ = [
     "PCABasis",
     "baseline_scaled",
@@ -38,6 +42,7 @@ __all__ = [
     "des",
     "energy_distance",
     "fit_pca",
+    "interaction_pearson",
     "mae",
     "mean_of_centroids",
     "mmd",
@@ -47,6 +52,8 @@ __all__ = [
     "pds",
     "pearson_delta",
     "pearson_delta_top_de",
+    "r2_mean",
+    "r2_mean_top_de",
     "spearman",
     "systema_pearson_delta",
     "topk_auroc",
@@ -267,6 +274,116 @@ def centroid_accuracy(pred_means: ArrayLike, true_means: ArrayLike) -> NDArray[n
     dist = cdist(p, t, metric="euclidean")
     own = np.diag(dist)[:, None]
     return (dist > own).sum(axis=1) / (n_perts - 1)
+
+
+# --- scGen's R² of mean expression --------------------------------------------------------------
+
+
+def _rowwise_r2(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Squared Pearson r of each row pair; NaN where either row is constant."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    num = np.einsum("ij,ij->i", a, b)
+    den = np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b)
+    out = np.full(a.shape[0], np.nan)
+    ok = den > 0
+    out[ok] = num[ok] ** 2 / den[ok]
+    return out
+
+
+def r2_mean(pred_means: ArrayLike, true_means: ArrayLike) -> NDArray[np.float64]:
+    """scGen's R²: squared Pearson r of predicted and true mean expression over all genes.
+
+    scGen (Lotfollahi et al. 2019) reports ``scipy.stats.linregress(x, y).rvalue ** 2`` of the
+    mean profiles, which is this. Higher is better, 1 is perfect.
+    """
+    p = np.asarray(pred_means, dtype=np.float64)
+    t = np.asarray(true_means, dtype=np.float64)
+    return _rowwise_r2(p, t)
+
+
+def r2_mean_top_de(
+    pred_means: ArrayLike, true_means: ArrayLike, *, true_de: DEResult, k: int = 100
+) -> NDArray[np.float64]:
+    """scGen's R² of mean expression on each perturbation's top-``k`` DE genes.
+
+    scGen takes the top ``k`` genes of ``scanpy.tl.rank_genes_groups(method="wilcoxon")`` for
+    the stimulated group: the most *up*-regulated by Wilcoxon score. Here: the ``k`` genes of
+    largest signed score ``sign(lfc) * -log10(p)`` of :func:`celltwin.eval.rank_sum_test` (the same
+    order as the Wilcoxon z for one group against the control); ``true_de`` rows in the order
+    of the profiles' rows.
+    """
+    p = np.asarray(pred_means, dtype=np.float64)
+    t = np.asarray(true_means, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        score = np.sign(true_de.log2_fold_change) * -np.log10(np.maximum(true_de.pvalue, 1e-300))
+    score = np.nan_to_num(score, nan=-np.inf)
+    top = np.argsort(-score, axis=1, kind="stable")[:, : min(k, p.shape[1])]
+    return _rowwise_r2(np.take_along_axis(p, top, axis=1), np.take_along_axis(t, top, axis=1))
+
+
+# --- interactions of combinations ---------------------------------------------------------------
+
+
+def _partial_pearson(
+    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]
+) -> float:
+    """Pearson r of ``x`` and ``y`` after removing from both their least-squares fit on ``[1, z]``.
+
+    0 when nothing of ``x`` is left (a prediction with no interaction beyond the additive one
+    recovers none). Not clipped to [-1, 1] (unlike :func:`_rowwise_pearson`).
+    """
+    design = np.column_stack([np.ones_like(z), z])
+
+    def residual(v: NDArray[np.float64]) -> NDArray[np.float64]:
+        fitted: NDArray[np.float64] = design @ np.linalg.lstsq(design, v, rcond=None)[0]
+        return v - fitted
+
+    rx, ry = residual(x), residual(y)
+    # Below this, what is left is float32 rounding of the predicted cells, not an interaction.
+    scale = max(float(np.linalg.norm(x)), float(np.linalg.norm(z)), 1e-12)
+    if float(np.linalg.norm(rx)) <= 1e-5 * scale or not np.any(ry):
+        return 0.0
+    a, b = rx[None, :], ry[None, :]
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.where(den > 0, np.einsum("ij,ij->i", a, b) / den, np.nan)[0])
+
+
+def interaction_pearson(
+    pred_interaction: ArrayLike, true_interaction: ArrayLike, *, additive: ArrayLike
+) -> NDArray[np.float64]:
+    """Recovery of each combination's interaction: partial Pearson r given the additive sum.
+
+    For combination ``p`` (a row): ``pred_interaction`` is the predicted effect minus
+    ``additive``, the sum of its parts' effects as the model has them; ``true_interaction`` is
+    the true effect minus the true singles' effects (e.g.
+    :attr:`celltwin.simulate.Simulation.interactions`). Both are freed of their least-squares
+    fit on ``[1, additive]`` over the genes before correlating, so a prediction that merely
+    shrinks (or scales) the sum of its parts scores 0, not the correlation that the simulator's
+    mostly sub-additive interactions would give it. 0 when no interaction beyond ``additive``
+    is predicted; NaN when a residual is constant. Higher is better, 1 is perfect.
+
+    Parameters
+    ----------
+    pred_interaction, true_interaction, additive
+        ``(P, G)`` (or ``(G,)`` for one combination) over the same genes.
+
+    Returns
+    -------
+    ``(P,)`` float64.
+    """
+    x = np.atleast_2d(np.asarray(pred_interaction, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(true_interaction, dtype=np.float64))
+    z = np.atleast_2d(np.asarray(additive, dtype=np.float64))
+    if not x.shape == y.shape == z.shape:
+        raise ValueError(
+            "pred_interaction, true_interaction and additive must have the same shape "
+            f"(combinations x genes); got {x.shape}, {y.shape} and {z.shape}"
+        )
+    return np.array([_partial_pearson(x[i], y[i], z[i]) for i in range(x.shape[0])])
 
 
 # --- distributional metrics ---------------------------------------------------------------------

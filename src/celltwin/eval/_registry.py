@@ -26,8 +26,11 @@ from . import _metrics as m
 from ._de import DEResult, rank_sum_test, top_de_genes, welch_t_test
 
 __all__ = [
+    "CELL_KINDS",
     "INPUT_KINDS",
     "METRICS",
+    "NEEDS_PRED_CELLS",
+    "SCGEN_METRICS",
     "VCC_METRICS",
     "Metric",
     "MetricInputs",
@@ -40,7 +43,7 @@ __all__ = [
 ]
 
 Level = Literal["perturbation", "aggregate"]
-Kind = Literal["pseudobulk", "de", "cells", "ranks", "reference"]
+Kind = Literal["pseudobulk", "de", "cells", "ranks", "reference", "interaction"]
 
 #: Kind of every input a metric can need (a :class:`MetricInputs` field or derived value).
 INPUT_KINDS: Mapping[str, Kind] = {
@@ -63,7 +66,17 @@ INPUT_KINDS: Mapping[str, Kind] = {
     "true_cells": "cells",
     "pred_scores": "ranks",
     "true_scores": "ranks",
+    "pred_interaction": "interaction",
+    "true_interaction": "interaction",
+    "additive": "interaction",
 }
+
+#: Input kinds :func:`build_inputs` computes from cells (all but ``interaction``, which needs
+#: the true interactions of combinations, e.g. from :func:`celltwin.simulate.simulate`).
+CELL_KINDS: frozenset[str] = frozenset({"pseudobulk", "de", "cells", "ranks", "reference"})
+
+#: Metric inputs that only a cells prediction provides (not a pseudobulk one).
+NEEDS_PRED_CELLS: frozenset[str] = frozenset({"pred_de", "pred_lfc", "pred_fdr", "pred_cells"})
 
 
 def target_gene_mask(perturbations: ArrayLike, genes: ArrayLike) -> NDArray[np.bool_]:
@@ -115,6 +128,10 @@ class MetricInputs:
     pred_scores, true_scores
         ``(P, G)`` gene scores for rank metrics; default the deltas. True scores may be NaN for
         genes outside a signature.
+    pred_interaction, true_interaction, additive
+        ``(P, G)`` for combinations: predicted and true interaction (effect minus the sum of
+        its parts' effects) and the additive expectation the prediction's interaction is
+        measured from (see :func:`~celltwin.eval.interaction_pearson`).
     """
 
     perturbations: NDArray[np.str_]
@@ -132,6 +149,9 @@ class MetricInputs:
     true_cells: tuple[NDArray[np.float64], ...] | None = None
     pred_scores: NDArray[np.float64] | None = None
     true_scores: NDArray[np.float64] | None = None
+    pred_interaction: NDArray[np.float64] | None = None
+    true_interaction: NDArray[np.float64] | None = None
+    additive: NDArray[np.float64] | None = None
 
     def get(self, name: str) -> Any:
         """Return input ``name``, derived from other fields where needed.
@@ -302,11 +322,22 @@ METRICS: Mapping[str, Metric] = {
         Metric("n_sig_spearman", m.n_sig_spearman, True, "aggregate", ("pred_fdr", "true_fdr"),
                best=1.0,
                description="Spearman r across perturbations of the number of significant genes"),
+        Metric("r2_mean_all", m.r2_mean, True, "perturbation", _PB, best=1.0,
+               description="R² (squared Pearson) of mean expression, all genes (scGen)"),
+        Metric("r2_mean_top100_de", m.r2_mean_top_de, True, "perturbation", (*_PB, "true_de"),
+               best=1.0, description="R² of mean expression on the top-100 up DE genes (scGen)"),
+        Metric("interaction_pearson", m.interaction_pearson, True, "perturbation",
+               ("pred_interaction", "true_interaction", "additive"), best=1.0,
+               description="partial Pearson r of predicted and true interactions of a "
+               "combination, given the additive expectation"),
     ]
 }  # fmt: skip
 
 #: The three metrics of the Virtual Cell Challenge score.
 VCC_METRICS: tuple[str, ...] = ("mae", "des", "pds")
+
+#: scGen's metrics (R² of mean expression), computed when named.
+SCGEN_METRICS: tuple[str, ...] = ("r2_mean_all", "r2_mean_top100_de")
 
 
 def get_metric(name: str) -> Metric:
@@ -330,18 +361,23 @@ def list_metrics(*, level: Level | None = None, kinds: Collection[str] | None = 
 def compute_metrics(
     inputs: MetricInputs, *, metrics: Iterable[str | Metric] | None = None
 ) -> dict[str, NDArray[np.float64]]:
-    """Evaluate metrics (default: every registered one) on ``inputs``.
+    """Evaluate metrics on ``inputs``.
+
+    ``metrics`` default: every registered metric computable from cells (inputs of
+    :data:`CELL_KINDS`; not ``interaction_pearson``).
 
     Returns
     -------
     ``{name: values}``, ``(P,)`` arrays in ``inputs.perturbations`` order for perturbation-level
     metrics and 0-d arrays for aggregate ones.
     """
-    chosen = [
-        get_metric(x) if isinstance(x, str) else x
-        for x in (METRICS if metrics is None else metrics)
-    ]
-    return {metric.name: metric.compute(inputs) for metric in chosen}
+    return {metric.name: metric.compute(inputs) for metric in _resolve_metrics(metrics)}
+
+
+def _resolve_metrics(metrics: Iterable[str | Metric] | None) -> list[Metric]:
+    """Metrics by name (or as given); ``None``: every metric computable from :data:`CELL_KINDS`."""
+    names = list_metrics(kinds=CELL_KINDS) if metrics is None else metrics
+    return [get_metric(x) if isinstance(x, str) else x for x in names]
 
 
 # --- building inputs from cells -------------------------------------------------------------------

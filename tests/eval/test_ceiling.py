@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from celltwin._keys import CONTROL
-from celltwin.eval._ceiling import spearman_brown, split_half_ceiling, split_halves
-from celltwin.eval._registry import build_inputs, compute_metrics
+from celltwin.eval import (
+    build_inputs,
+    compute_metrics,
+    spearman_brown,
+    split_half_ceiling,
+    split_halves,
+)
 
 
 def test_split_halves_are_disjoint_and_balanced() -> None:

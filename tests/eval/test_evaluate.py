@@ -23,14 +23,21 @@ from celltwin._keys import (
     TRAIN,
     UNS_KEY,
 )
-from celltwin.eval._ceiling import split_half_ceiling
-from celltwin.eval._de import rank_sum_test
-from celltwin.eval._evaluate import _constant_group_de, evaluate, evaluate_files
-from celltwin.eval._export import write_vcc
-from celltwin.eval._metrics import mean_of_centroids, vcc_score
-from celltwin.eval._registry import build_inputs, compute_metrics
-from celltwin.eval._result import Evaluation
-from celltwin.eval._stats import summarize
+from celltwin.eval import (
+    Evaluation,
+    build_inputs,
+    compute_metrics,
+    evaluate,
+    evaluate_files,
+    mean_of_centroids,
+    rank_sum_test,
+    split_half_ceiling,
+    summarize,
+    vcc_score,
+    write_vcc,
+)
+from celltwin.eval._de_constant import constant_group_de
+from celltwin.eval._result import FILES
 from celltwin.io import ValidationError
 
 # The array-level path (build_inputs + compute_metrics) is the reference for these metrics.
@@ -215,7 +222,7 @@ def test_constant_group_de_equals_the_test_on_copies() -> None:
     profiles = np.vstack([control[0], np.zeros(12), control.mean(axis=0), np.full(12, 0.3)])
     n_cells = np.array([3, 7, 1, 10])
     groups = np.array(["A", "B", "C", "D"])
-    got = _constant_group_de(profiles, sp.csr_matrix(control), n_cells=n_cells, groups=groups)
+    got = constant_group_de(profiles, sp.csr_matrix(control), n_cells=n_cells, groups=groups)
     X = np.vstack([np.repeat(profiles, n_cells, axis=0), control])
     labels = np.append(np.repeat(groups, n_cells), [CONTROL] * len(control))
     expected = rank_sum_test(X, labels)
@@ -418,8 +425,8 @@ def test_write_produces_the_files(data, tmp_path: Path) -> None:
     assert summary["summary"]["pds"]["mean"] == pytest.approx(result.summary["pds"]["mean"])
     assert set(summary["baselines"]) == {"control", "mean"}
     assert "mae" in summary["ceiling"] and "vcc_score" in summary["scores"]
-    html = (out / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+    # eval writes tables; the HTML report is celltwin.pl's (tests/pl/test_evaluation.py).
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     wide = result.to_frame()
     assert list(wide.columns) == ["mae", "des", "pds"]
@@ -429,12 +436,12 @@ def test_write_produces_the_files(data, tmp_path: Path) -> None:
 def test_write_leaves_nothing_behind_on_failure(data, tmp_path: Path, monkeypatch) -> None:
     result = evaluate(data["truth"], data["good"], metrics=["mae"], ceiling=False, n_boot=10)
 
-    def broken(self, *, title=None):
-        raise RuntimeError("report failed")
+    def broken(self):
+        raise RuntimeError("summary failed")
 
-    monkeypatch.setattr(Evaluation, "report", broken)
-    with pytest.raises(RuntimeError, match="report failed"):
-        result.write(tmp_path / "eval")
+    monkeypatch.setattr(Evaluation, "to_dict", broken)  # after metrics.csv is staged
+    with pytest.raises(RuntimeError, match="summary failed"):
+        result.write(tmp_path / "eval", extra_files={"note.txt": "x"})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -464,7 +471,7 @@ def test_evaluate_files_reads_any_convention(data, tmp_path: Path) -> None:
     )  # fmt: skip
     direct = evaluate(truth, good, metrics=["mae", "pds"], ceiling=False, n_boot=10)
     np.testing.assert_allclose(_values(result, "mae"), _values(direct, "mae"), atol=1e-6)
-    assert (tmp_path / "out" / "report.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
     assert result.params["files"]["truth"].endswith("truth.h5ad")
 
 

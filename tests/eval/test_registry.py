@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from celltwin._keys import CONTROL
-from celltwin.eval._metrics import mean_of_centroids
-from celltwin.eval._registry import (
+from celltwin.eval import (
     CELL_KINDS,
     INPUT_KINDS,
     METRICS,
@@ -17,6 +16,7 @@ from celltwin.eval._registry import (
     compute_metrics,
     get_metric,
     list_metrics,
+    mean_of_centroids,
     target_gene_mask,
 )
 

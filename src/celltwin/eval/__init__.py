@@ -15,50 +15,47 @@ from ._de import (
     top_de_genes,
     welch_t_test,
 )
-from ._evaluate import DEFAULT_METRICS, evaluate, evaluate_files
+from ._evaluate import DEFAULT_METRICS, evaluate
 from ._export import to_vcc, write_vcc
+from ._files import evaluate_files
+from ._inputs import (
+    CELL_KINDS,
+    INPUT_KINDS,
+    NEEDS_PRED_CELLS,
+    MetricInputs,
+    build_inputs,
+    group_means,
+    target_gene_mask,
+)
 from ._metrics import (
-    PCABasis,
-    baseline_scaled,
     centroid_accuracy,
     des,
-    energy_distance,
-    fit_pca,
-    interaction_pearson,
     mae,
-    mean_of_centroids,
-    mmd,
     mse,
     mse_top_de,
     n_sig_spearman,
     pds,
     pearson_delta,
     pearson_delta_top_de,
-    r2_mean,
-    r2_mean_top_de,
     spearman,
     systema_pearson_delta,
     topk_auroc,
     topk_overlap,
-    vcc_score,
 )
+from ._metrics_cells import PCABasis, energy_distance, fit_pca, mmd
+from ._metrics_interaction import interaction_pearson
+from ._metrics_r2 import r2_mean, r2_mean_top_de
 from ._registry import (
-    CELL_KINDS,
-    INPUT_KINDS,
     METRICS,
-    NEEDS_PRED_CELLS,
     SCGEN_METRICS,
     VCC_METRICS,
     Metric,
-    MetricInputs,
-    build_inputs,
     compute_metrics,
     get_metric,
-    group_means,
     list_metrics,
-    target_gene_mask,
 )
 from ._result import Evaluation
+from ._scores import baseline_scaled, mean_of_centroids, vcc_score
 from ._stats import PairedComparison, Summary, bootstrap_ci, paired_comparison, summarize
 
 __all__ = [

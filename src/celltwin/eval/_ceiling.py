@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .._keys import CONTROL
-from ._registry import Metric, _resolve_metrics, build_inputs
+from ._inputs import build_inputs
+from ._registry import Metric, _resolve_metrics
 
 __all__ = ["Ceiling", "spearman_brown", "split_half_ceiling", "split_halves"]
 
@@ -109,7 +110,7 @@ def split_half_ceiling(
     """Real-vs-real ceiling of ``metrics`` by repeated split halves.
 
     In each repeat, half B of the true cells is scored as the prediction of half A, through
-    :func:`~celltwin.eval._registry.build_inputs` and :meth:`Metric.compute`, so any registered
+    :func:`~celltwin.eval.build_inputs` and :meth:`Metric.compute`, so any registered
     metric gets its ceiling the same way it gets its model score. Inputs are built only for the
     kinds the metrics need; ``reference`` is passed through for Systema metrics. ``metrics``
     default: every registered metric computable from cells (as

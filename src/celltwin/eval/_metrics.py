@@ -1,64 +1,49 @@
 """Metric functions: pure functions over arrays, one value per perturbation.
 
 Conventions: the prediction then the truth are the two positional arguments, anything else is
-keyword-only and named like the :class:`~celltwin.eval._registry.MetricInputs` field it takes (so
-the registry can pass inputs by name). Rows are perturbations (``P``), columns genes (``G``);
-"means" are pseudobulk profiles
-(mean log1p expression of a perturbation's cells); "delta" is a mean minus a control mean. Every
-per-perturbation metric returns a float64 array of shape ``(P,)``; NaN marks a value that is
-undefined (e.g. a correlation with a constant vector).
+keyword-only and named like the :class:`~celltwin.eval.MetricInputs` field it takes (so the
+registry can pass inputs by name). Rows are perturbations (``P``), columns genes (``G``); "means"
+are pseudobulk profiles (mean log1p expression of a perturbation's cells); "delta" is a mean minus
+a control mean. Every per-perturbation metric returns a float64 array of shape ``(P,)``; NaN marks
+a value that is undefined (e.g. a correlation with a constant vector).
 
 Definitions follow the tools they come from:
 
 - cell-eval 0.8.x (Virtual Cell Challenge): :func:`mae`, :func:`pds` (``discrimination_score_l1``),
-  :func:`des` (``overlap_at_N``), :func:`pearson_delta`, and :func:`vcc_score`.
+  :func:`des` (``overlap_at_N``), :func:`pearson_delta` (and ``vcc_score`` in
+  :mod:`celltwin.eval._scores`).
 - GEARS: :func:`pearson_delta_top_de`, :func:`mse_top_de` (top DE genes by Welch t, control from the
   true data on both sides).
 - Systema: :func:`systema_pearson_delta`, :func:`centroid_accuracy`.
-- scGen: :func:`r2_mean`, :func:`r2_mean_top_de` (R² of mean expression).
-- Combinations: :func:`interaction_pearson` (recovery of a combination's interaction).
-- Distributional: :func:`energy_distance`, :func:`mmd` on cells in a shared PCA space
-  (:func:`fit_pca`).
 - Rank metrics for signatures: :func:`spearman`, :func:`topk_overlap`, :func:`topk_auroc`.
+
+Elsewhere: scGen's R² (:mod:`celltwin.eval._metrics_r2`), interaction recovery of combinations
+(:mod:`celltwin.eval._metrics_interaction`) and the distributional metrics on cells
+(:mod:`celltwin.eval._metrics_cells`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.distance import cdist
 
-from ._de import DEResult
-
 __all__ = [
-    "PCABasis",
-    "baseline_scaled",
     "centroid_accuracy",
     "des",
-    "energy_distance",
-    "fit_pca",
-    "interaction_pearson",
     "mae",
-    "mean_of_centroids",
-    "mmd",
     "mse",
     "mse_top_de",
     "n_sig_spearman",
     "pds",
     "pearson_delta",
     "pearson_delta_top_de",
-    "r2_mean",
-    "r2_mean_top_de",
     "spearman",
     "systema_pearson_delta",
     "topk_auroc",
     "topk_overlap",
-    "vcc_score",
 ]
 
 #: FDR below which cell-eval calls a gene differentially expressed.
@@ -276,222 +261,6 @@ def centroid_accuracy(pred_means: ArrayLike, true_means: ArrayLike) -> NDArray[n
     return (dist > own).sum(axis=1) / (n_perts - 1)
 
 
-# --- scGen's R² of mean expression --------------------------------------------------------------
-
-
-def _rowwise_r2(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Squared Pearson r of each row pair; NaN where either row is constant."""
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    num = np.einsum("ij,ij->i", a, b)
-    den = np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b)
-    out = np.full(a.shape[0], np.nan)
-    ok = den > 0
-    out[ok] = num[ok] ** 2 / den[ok]
-    return out
-
-
-def r2_mean(pred_means: ArrayLike, true_means: ArrayLike) -> NDArray[np.float64]:
-    """scGen's R²: squared Pearson r of predicted and true mean expression over all genes.
-
-    scGen (Lotfollahi et al. 2019) reports ``scipy.stats.linregress(x, y).rvalue ** 2`` of the
-    mean profiles, which is this. Higher is better, 1 is perfect.
-    """
-    p = np.asarray(pred_means, dtype=np.float64)
-    t = np.asarray(true_means, dtype=np.float64)
-    return _rowwise_r2(p, t)
-
-
-def r2_mean_top_de(
-    pred_means: ArrayLike, true_means: ArrayLike, *, true_de: DEResult, k: int = 100
-) -> NDArray[np.float64]:
-    """scGen's R² of mean expression on each perturbation's top-``k`` DE genes.
-
-    scGen takes the top ``k`` genes of ``scanpy.tl.rank_genes_groups(method="wilcoxon")`` for
-    the stimulated group: the most *up*-regulated by Wilcoxon score. Here: the ``k`` genes of
-    largest signed score ``sign(lfc) * -log10(p)`` of :func:`celltwin.eval.rank_sum_test` (the same
-    order as the Wilcoxon z for one group against the control); ``true_de`` rows in the order
-    of the profiles' rows.
-    """
-    p = np.asarray(pred_means, dtype=np.float64)
-    t = np.asarray(true_means, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        score = np.sign(true_de.log2_fold_change) * -np.log10(np.maximum(true_de.pvalue, 1e-300))
-    score = np.nan_to_num(score, nan=-np.inf)
-    top = np.argsort(-score, axis=1, kind="stable")[:, : min(k, p.shape[1])]
-    return _rowwise_r2(np.take_along_axis(p, top, axis=1), np.take_along_axis(t, top, axis=1))
-
-
-# --- interactions of combinations ---------------------------------------------------------------
-
-
-def _partial_pearson(
-    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]
-) -> float:
-    """Pearson r of ``x`` and ``y`` after removing from both their least-squares fit on ``[1, z]``.
-
-    0 when nothing of ``x`` is left (a prediction with no interaction beyond the additive one
-    recovers none). Not clipped to [-1, 1] (unlike :func:`_rowwise_pearson`).
-    """
-    design = np.column_stack([np.ones_like(z), z])
-
-    def residual(v: NDArray[np.float64]) -> NDArray[np.float64]:
-        fitted: NDArray[np.float64] = design @ np.linalg.lstsq(design, v, rcond=None)[0]
-        return v - fitted
-
-    rx, ry = residual(x), residual(y)
-    # Below this, what is left is float32 rounding of the predicted cells, not an interaction.
-    scale = max(float(np.linalg.norm(x)), float(np.linalg.norm(z)), 1e-12)
-    if float(np.linalg.norm(rx)) <= 1e-5 * scale or not np.any(ry):
-        return 0.0
-    a, b = rx[None, :], ry[None, :]
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.where(den > 0, np.einsum("ij,ij->i", a, b) / den, np.nan)[0])
-
-
-def interaction_pearson(
-    pred_interaction: ArrayLike, true_interaction: ArrayLike, *, additive: ArrayLike
-) -> NDArray[np.float64]:
-    """Recovery of each combination's interaction: partial Pearson r given the additive sum.
-
-    For combination ``p`` (a row): ``pred_interaction`` is the predicted effect minus
-    ``additive``, the sum of its parts' effects as the model has them; ``true_interaction`` is
-    the true effect minus the true singles' effects (e.g.
-    :attr:`celltwin.simulate.Simulation.interactions`). Both are freed of their least-squares
-    fit on ``[1, additive]`` over the genes before correlating, so a prediction that merely
-    shrinks (or scales) the sum of its parts scores 0, not the correlation that the simulator's
-    mostly sub-additive interactions would give it. 0 when no interaction beyond ``additive``
-    is predicted; NaN when a residual is constant. Higher is better, 1 is perfect.
-
-    Parameters
-    ----------
-    pred_interaction, true_interaction, additive
-        ``(P, G)`` (or ``(G,)`` for one combination) over the same genes.
-
-    Returns
-    -------
-    ``(P,)`` float64.
-    """
-    x = np.atleast_2d(np.asarray(pred_interaction, dtype=np.float64))
-    y = np.atleast_2d(np.asarray(true_interaction, dtype=np.float64))
-    z = np.atleast_2d(np.asarray(additive, dtype=np.float64))
-    if not x.shape == y.shape == z.shape:
-        raise ValueError(
-            "pred_interaction, true_interaction and additive must have the same shape "
-            f"(combinations x genes); got {x.shape}, {y.shape} and {z.shape}"
-        )
-    return np.array([_partial_pearson(x[i], y[i], z[i]) for i in range(x.shape[0])])
-
-
-# --- distributional metrics ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
-class PCABasis:
-    """A PCA projection: ``(X - mean) @ components.T``."""
-
-    mean: NDArray[np.float64]
-    components: NDArray[np.float64]
-
-    def transform(self, X: ArrayLike | sp.spmatrix) -> NDArray[np.float64]:
-        """Project cells (rows of ``X``) onto the components."""
-        x = X.toarray() if sp.issparse(X) else np.asarray(X)
-        return (np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T
-
-
-def fit_pca(X: ArrayLike | sp.spmatrix, *, n_components: int = 50, seed: int = 0) -> PCABasis:
-    """Fit a PCA basis, e.g. on the true perturbed cells plus the control cells.
-
-    Fitting on true data only keeps the space independent of the model being scored, so two models
-    are compared in the same space. ``n_components`` is capped by the data's rank limit.
-    """
-    from sklearn.decomposition import PCA
-
-    x = X.toarray() if sp.issparse(X) else np.asarray(X)
-    x = np.asarray(x, dtype=np.float64)
-    k = int(min(n_components, x.shape[0] - 1, x.shape[1]))
-    if k < 1:
-        raise ValueError(f"PCA needs at least 2 cells and 1 gene, got shape {x.shape}")
-    pca = PCA(n_components=k, random_state=seed).fit(x)
-    return PCABasis(
-        mean=pca.mean_.astype(np.float64), components=pca.components_.astype(np.float64)
-    )
-
-
-def _cells(pred_cells: Sequence[ArrayLike], true_cells: Sequence[ArrayLike]) -> list[tuple]:
-    if len(pred_cells) != len(true_cells):
-        raise ValueError(
-            f"pred_cells and true_cells must list the same perturbations: "
-            f"{len(pred_cells)} vs {len(true_cells)}"
-        )
-    return [
-        (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-        for a, b in zip(pred_cells, true_cells, strict=True)
-    ]
-
-
-def energy_distance(
-    pred_cells: Sequence[ArrayLike], true_cells: Sequence[ArrayLike]
-) -> NDArray[np.float64]:
-    """Energy distance between predicted and true cells of each perturbation.
-
-    ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` with Euclidean distances, each expectation the mean over
-    all pairs including a cell with itself (V-statistic, as cell-eval's and pertpy's
-    ``edistance``), so it is >= 0 and exactly 0 for identical sets. Lower is better.
-    """
-    out = []
-    for x, y in _cells(pred_cells, true_cells):
-        if len(x) == 0 or len(y) == 0:
-            out.append(np.nan)
-            continue
-        out.append(2.0 * cdist(x, y).mean() - cdist(x, x).mean() - cdist(y, y).mean())
-    return np.asarray(out, dtype=np.float64)
-
-
-#: Bandwidths of the RBF kernels in :func:`mmd`, as multiples of the median heuristic.
-MMD_SCALES: tuple[float, ...] = (0.5, 1.0, 2.0)
-
-
-def mmd(
-    pred_cells: Sequence[ArrayLike],
-    true_cells: Sequence[ArrayLike],
-    *,
-    scales: Sequence[float] = MMD_SCALES,
-) -> NDArray[np.float64]:
-    """Maximum mean discrepancy (squared, biased estimator) between predicted and true cells.
-
-    Kernel: the average of RBF kernels ``exp(-|a - b|^2 / (2 s^2))`` over ``s = c * sigma`` for
-    ``c`` in ``scales``, where ``sigma`` is the median pairwise distance among the *true* cells of
-    that perturbation (the median heuristic, taken on the truth so every model is scored with the
-    same kernel; 1 if that median is 0). ``MMD^2 = mean K(X, X) + mean K(Y, Y) - 2 mean K(X, Y)``,
-    >= 0 and 0 for identical sets. Lower is better.
-    """
-    out = []
-    for x, y in _cells(pred_cells, true_cells):
-        if len(x) == 0 or len(y) == 0:
-            out.append(np.nan)
-            continue
-        dyy = cdist(y, y, metric="sqeuclidean")
-        off = dyy[~np.eye(len(y), dtype=bool)]
-        sigma = float(np.sqrt(np.median(off))) if off.size else 0.0
-        sigma = sigma if sigma > 0 else 1.0
-        dxx = cdist(x, x, metric="sqeuclidean")
-        dxy = cdist(x, y, metric="sqeuclidean")
-        total = 0.0
-        for c in scales:
-            gamma = 1.0 / (2.0 * (c * sigma) ** 2)
-            total += (
-                np.exp(-gamma * dxx).mean()
-                + np.exp(-gamma * dyy).mean()
-                - 2.0 * np.exp(-gamma * dxy).mean()
-            )
-        out.append(max(total / len(scales), 0.0))
-    return np.asarray(out, dtype=np.float64)
-
-
 # --- rank metrics -------------------------------------------------------------------------------
 
 
@@ -576,74 +345,3 @@ def topk_auroc(
         ranks = _rankdata(score)
         out[i] = (ranks[lab].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
     return out
-
-
-# --- baselines and the VCC score ----------------------------------------------------------------
-
-
-def mean_of_centroids(
-    X: ArrayLike | sp.spmatrix, labels: ArrayLike, *, exclude: Collection[str] = ()
-) -> NDArray[np.float64]:
-    """Equal-weight mean of the group centroids (mean profile of each label's cells).
-
-    - cell-eval's VCC baseline (``build_base_mean_adata``) averages the centroids of *all* groups
-      of the training data, the control's included: ``exclude=()``.
-    - Systema's reference (``average_of_perturbation_centroids``) leaves the control out:
-      ``exclude=(CONTROL,)``.
-    """
-    lab = np.asarray(labels).astype(str)
-    keep = ~np.isin(lab, list(exclude))
-    uniq, inv = np.unique(lab[keep], return_inverse=True)
-    if uniq.size == 0:
-        raise ValueError(f"no cells left after excluding {sorted(exclude)}")
-    x = X[np.flatnonzero(keep)] if sp.issparse(X) else np.asarray(X)[keep]
-    indicator = sp.csr_matrix(
-        (np.ones(inv.size), (inv, np.arange(inv.size))), shape=(uniq.size, inv.size)
-    )
-    sums = indicator @ (x.astype(np.float64) if sp.issparse(x) else np.asarray(x, np.float64))
-    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
-    centroids = sums / np.bincount(inv)[:, None]
-    return centroids.mean(axis=0)
-
-
-def baseline_scaled(value: float, baseline: float, *, best: float) -> float:
-    """Improvement over a baseline on a 0 (no better than the baseline) to 1 (perfect) scale.
-
-    ``best = 0`` (errors): ``1 - value / baseline``; ``best = 1`` (scores): ``(value - baseline) /
-    (1 - baseline)``. NaN becomes 0 and negatives are clipped to 0, as cell-eval's
-    ``score_agg_metrics`` does; there is no upper clip.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if best == 0:
-            scaled = 1.0 - np.float64(value) / np.float64(baseline)
-        elif best == 1:
-            scaled = (np.float64(value) - baseline) / (1.0 - np.float64(baseline))
-        else:
-            raise ValueError(f"'best' must be 0 or 1 for baseline scaling (got {best})")
-    if not np.isfinite(scaled):
-        return 0.0
-    return float(max(scaled, 0.0))
-
-
-def vcc_score(
-    *,
-    mae: float,
-    des: float,
-    pds: float,
-    baseline_mae: float,
-    baseline_des: float,
-    baseline_pds: float,
-) -> float:
-    """The Virtual Cell Challenge score: mean of the three baseline-scaled metrics.
-
-    Arguments are means over perturbations of :func:`mae`, :func:`des` and :func:`pds` for the
-    model and for the baseline (cell-eval: every perturbation predicted as the mean of the training
-    centroids, see :func:`mean_of_centroids`). MAE is scaled with ``1 - u / b``, DES and PDS with
-    ``(u - b) / (1 - b)``; each is clipped at 0 (see :func:`baseline_scaled`).
-    """
-    parts = (
-        baseline_scaled(mae, baseline_mae, best=0),
-        baseline_scaled(des, baseline_des, best=1),
-        baseline_scaled(pds, baseline_pds, best=1),
-    )
-    return float(np.mean(parts))

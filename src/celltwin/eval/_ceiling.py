@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._keys import CONTROL
 from ._inputs import build_inputs
+from ._matrix import as_matrix
 from ._registry import Metric, _resolve_metrics
 
 __all__ = ["Ceiling", "spearman_brown", "split_half_ceiling", "split_halves"]
@@ -117,6 +118,7 @@ def split_half_ceiling(
     :func:`~celltwin.eval.compute_metrics`).
     """
     chosen = _resolve_metrics(metrics)
+    X = as_matrix(X)
     kinds = set().union(*(metric.kinds for metric in chosen))
     lab = np.asarray(labels).astype(str)
     perts = np.unique(lab[lab != control])

@@ -148,7 +148,9 @@ def _evaluation(
         for name in long
         if frames[name]
     }
-    baselines = {name: summaries[name] for name in ("mean", "control") if name in summaries}
+    baselines: dict[str, dict[str, dict[str, float]]] = {
+        name: summaries[name] for name in ("mean", "control") if name in summaries
+    }
     return Evaluation(
         per_perturbation=long["model"],
         summary=summaries["model"],

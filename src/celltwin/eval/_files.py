@@ -110,9 +110,9 @@ def _read_inputs(
     read_options: dict[str, Any],
 ) -> tuple[AnnData, AnnData, AnnData | None]:
     """True cells, the prediction and the training cells (cut by ``split_key`` when given)."""
-    true_cells = read(truth, **read_options)
+    true_cells = read(os.fspath(truth), **read_options)
     predicted = _read_prediction(pred, read_options)
-    train_cells = read(train, **read_options) if train is not None else None
+    train_cells = read(os.fspath(train), **read_options) if train is not None else None
     if split_key is not None:
         if train_cells is None:
             train_cells = training_part(true_cells, key=split_key)
@@ -135,4 +135,4 @@ def _read_prediction(path: str | os.PathLike[str], read_options: dict[str, Any])
             ours = f"uns/{UNS_KEY}/prediction" in handle
     if ours and not read_options:
         return anndata.read_h5ad(path)
-    return read(path, **read_options)
+    return read(os.fspath(path), **read_options)

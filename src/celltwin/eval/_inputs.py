@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._keys import CONTROL, split_combination
 from ._de import DEResult, rank_sum_test, top_de_genes, welch_t_test
+from ._matrix import is_sparse
 from ._metrics_cells import fit_pca
 
 __all__ = [
@@ -198,14 +199,14 @@ def group_means(
     indicator = sp.csr_matrix(
         (np.ones(inv.size), (inv, np.arange(inv.size))), shape=(uniq.size, inv.size)
     )
-    x = X.astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    x = X.astype(np.float64) if is_sparse(X) else np.asarray(X, dtype=np.float64)
     sums = indicator @ x
     sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
     return uniq, sums / np.bincount(inv)[:, None]
 
 
 def _rows(X: ArrayLike | sp.spmatrix, mask: NDArray[np.bool_]) -> ArrayLike | sp.spmatrix:
-    return X[np.flatnonzero(mask)] if sp.issparse(X) else np.asarray(X)[mask]
+    return X[np.flatnonzero(mask)] if is_sparse(X) else np.asarray(X)[mask]
 
 
 def build_inputs(
@@ -258,8 +259,9 @@ def build_inputs(
         raise ValueError(f"unknown input kinds {sorted(unknown)}; choose from {sorted(CELL_KINDS)}")
     genes = np.asarray(genes).astype(str)
     for name, x in (("pred_X", pred_X), ("true_X", true_X)):
-        if x.shape[1] != genes.size:
-            raise ValueError(f"{name} has {x.shape[1]} columns but {genes.size} genes were given")
+        n_columns = np.shape(x)[1]
+        if n_columns != genes.size:
+            raise ValueError(f"{name} has {n_columns} columns but {genes.size} genes were given")
     pred_lab = np.asarray(pred_labels).astype(str)
     true_lab = np.asarray(true_labels).astype(str)
     values = _pseudobulk_fields(pred_X, true_X, pred_lab, true_lab, control=control)
@@ -286,8 +288,8 @@ def build_inputs(
         values["top_de"] = top_de_genes(welch.statistic, k=n_top_de)
     if "cells" in kinds:
         sides = (pred_X, pred_lab), (true_X, true_lab)
-        sampling = {"max_cells": max_cells, "seed": seed}
-        values.update(_cells_fields(*sides, perts, control, n_pcs=n_pcs, **sampling))
+        cells = _cells_fields(*sides, perts, control, n_pcs=n_pcs, max_cells=max_cells, seed=seed)
+        values.update(cells)
     return MetricInputs(**values)
 
 

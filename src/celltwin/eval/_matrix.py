@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["columns", "rows", "vstack"]
+__all__ = ["as_matrix", "columns", "is_sparse", "rows", "vstack"]
+
+
+def is_sparse(X: object) -> TypeGuard[sp.spmatrix]:
+    """``scipy.sparse.issparse``, telling the type checker what a true answer means."""
+    return bool(sp.issparse(X))
+
+
+def as_matrix(X: ArrayLike | sp.spmatrix) -> NDArray[Any] | sp.spmatrix:
+    """A sparse matrix as it is, anything else as a numpy array (an array itself, not a copy)."""
+    return X if is_sparse(X) else np.asarray(X)
 
 
 def columns(X: Any, cols: NDArray[np.intp]) -> Any:

@@ -15,6 +15,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.distance import cdist
 
+from ._matrix import is_sparse
+
 __all__ = ["MMD_SCALES", "PCABasis", "energy_distance", "fit_pca", "mmd"]
 
 
@@ -27,7 +29,7 @@ class PCABasis:
 
     def transform(self, X: ArrayLike | sp.spmatrix) -> NDArray[np.float64]:
         """Project cells (rows of ``X``) onto the components."""
-        x = X.toarray() if sp.issparse(X) else np.asarray(X)
+        x = X.toarray() if is_sparse(X) else np.asarray(X)
         return (np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T
 
 
@@ -39,7 +41,7 @@ def fit_pca(X: ArrayLike | sp.spmatrix, *, n_components: int = 50, seed: int = 0
     """
     from sklearn.decomposition import PCA
 
-    x = X.toarray() if sp.issparse(X) else np.asarray(X)
+    x = X.toarray() if is_sparse(X) else np.asarray(X)
     x = np.asarray(x, dtype=np.float64)
     k = int(min(n_components, x.shape[0] - 1, x.shape[1]))
     if k < 1:

@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from ._matrix import is_sparse
+
 __all__ = ["baseline_scaled", "mean_of_centroids", "vcc_score"]
 
 
@@ -26,11 +28,11 @@ def mean_of_centroids(
     uniq, inv = np.unique(lab[keep], return_inverse=True)
     if uniq.size == 0:
         raise ValueError(f"no cells left after excluding {sorted(exclude)}")
-    x = X[np.flatnonzero(keep)] if sp.issparse(X) else np.asarray(X)[keep]
+    x = X[np.flatnonzero(keep)] if is_sparse(X) else np.asarray(X)[keep]
     indicator = sp.csr_matrix(
         (np.ones(inv.size), (inv, np.arange(inv.size))), shape=(uniq.size, inv.size)
     )
-    sums = indicator @ (x.astype(np.float64) if sp.issparse(x) else np.asarray(x, np.float64))
+    sums = indicator @ (x.astype(np.float64) if is_sparse(x) else np.asarray(x, np.float64))
     sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
     centroids = sums / np.bincount(inv)[:, None]
     return centroids.mean(axis=0)

@@ -19,21 +19,6 @@ if TYPE_CHECKING:
     from ._version import __version__
 del TYPE_CHECKING
 
-#: The public subpackages, bottom floor first (``tests/test_architecture.py`` holds the floors).
-_SUBPACKAGES = (
-    "io",
-    "priors",
-    "pp",
-    "simulate",
-    "split",
-    "data",
-    "models",
-    "testing",
-    "eval",
-    "pl",
-    "benchmark",
-)
-
 __all__ = [
     "__version__",
     "benchmark",
@@ -48,6 +33,7 @@ __all__ = [
     "split",
     "testing",
 ]
+_SUBPACKAGES = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> object:

@@ -128,3 +128,26 @@ def write_pages(out: Path) -> list[Path]:
             path.write_text(text)
         written.append(path)
     return written
+
+
+def data_docstring(name: str, obj: object) -> list[str]:
+    """The ``#:`` comment above the constant ``name`` in the private module that defines it.
+
+    A package re-exports its constants, so autodoc, which reads the comments of the module it is
+    documenting, would find none; this looks in the package's modules for the one whose
+    attribute of that name is ``obj`` itself.
+    """
+    import pkgutil
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    package_name, _, attr = name.rpartition(".")
+    package = importlib.import_module(package_name)
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+        module = importlib.import_module(info.name)
+        if getattr(module, attr, None) is not obj:
+            continue
+        docs = ModuleAnalyzer.for_module(info.name).find_attr_docs()
+        if ("", attr) in docs:
+            return list(docs["", attr])
+    return []

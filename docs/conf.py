@@ -7,13 +7,14 @@ page per exported name. Nothing is fetched from the network (no intersphinx).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]  # this checkout's celltwin, installed or not
 
-from _generate import write_pages  # noqa: E402
+from _generate import data_docstring, write_pages  # noqa: E402
 
 import celltwin  # noqa: E402
 
@@ -41,3 +42,16 @@ html_theme_options = {"navigation_depth": 2, "show_toc_level": 2}
 html_static_path: list[str] = []
 
 write_pages(HERE / "api")
+
+
+def _constant_docs(app, what, name, obj, options, lines) -> None:
+    """A re-exported constant gets its ``#:`` comment, never the docstring of its type."""
+    if what == "data":
+        type_doc = inspect.cleandoc(type(obj).__doc__ or "")
+        found = data_docstring(name, obj)
+        if found or "\n".join(lines).strip() == type_doc.strip():
+            lines[:] = found
+
+
+def setup(app) -> None:
+    app.connect("autodoc-process-docstring", _constant_docs)

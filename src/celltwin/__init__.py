@@ -1,12 +1,54 @@
-"""celltwin: an open-source toolkit for AI virtual cells."""
+"""celltwin: an open-source toolkit for AI virtual cells.
 
-from __future__ import annotations
+Import the package once and reach its parts as attributes, as with scanpy's ``sc.pp``::
 
-from importlib.metadata import PackageNotFoundError, version
+    import celltwin as ct
 
-try:
-    __version__ = version("celltwin")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+    adata = ct.data.load("kang2018")
+    ct.split.split_contexts(adata, test=["CD14_Mono"])
+    model = ct.models.get_model("mean").fit(adata)
 
-__all__ = ["__version__"]
+The subpackages load on first use (PEP 562), so ``import celltwin`` itself imports neither torch
+nor scanpy nor anndata: ``ct.models`` imports :mod:`celltwin.models` the first time it is read.
+"""
+
+# typing costs more to import than this whole module; mypy treats a name TYPE_CHECKING as True.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import benchmark, data, eval, io, models, pl, pp, priors, simulate, split, testing
+    from ._version import __version__
+del TYPE_CHECKING
+
+__all__ = [
+    "__version__",
+    "benchmark",
+    "data",
+    "eval",
+    "io",
+    "models",
+    "pl",
+    "pp",
+    "priors",
+    "simulate",
+    "split",
+    "testing",
+]
+_SUBPACKAGES = frozenset(__all__) - {"__version__"}
+
+
+def __getattr__(name: str) -> object:
+    """Import a subpackage (or read the version) the first time it is asked for."""
+    import importlib
+
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "__version__":
+        version = importlib.import_module(f"{__name__}._version").__version__
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and the subpackages it loads on demand (for tab completion)."""
+    return sorted({*globals(), *__all__})

@@ -66,7 +66,7 @@ def _main(
 @app.command()
 def version() -> None:
     """Print the installed celltwin version."""
-    from celltwin import __version__
+    from celltwin._version import __version__
 
     typer.echo(__version__)
 

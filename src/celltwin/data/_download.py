@@ -23,6 +23,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._settings import cache_dir as default_cache
+from .._settings import shared_dir
 from ._registry import Source
 
 logger = logging.getLogger("celltwin")
@@ -328,8 +330,6 @@ def _fetch_pypi(source: Source, dest: Path, progress: bool) -> Path:
 
 
 def _shared_file(source: Source, cache: Path, progress: bool, force: bool) -> Path:
-    from .._settings import shared_dir
-
     path = shared_dir() / source.url.removeprefix("shared:")
     if not path.is_file():
         raise FileNotFoundError(
@@ -399,8 +399,6 @@ def fetch_source(
     Path
         The file.
     """
-    from .._settings import cache_dir as default_cache
-
     scheme = source.url.split(":", 1)[0]
     if scheme not in FETCHERS:
         raise ValueError(

@@ -190,7 +190,7 @@ class Layout:
             value_key, unit_key = self.dose_keys
             values, dosed = _dose_values(perturbation, obs[DOSE].astype(str))
             new[value_key] = values
-            new[unit_key] = pd.Categorical(np.where(dosed, DOSE_UNIT, None))
+            new[unit_key] = pd.Categorical(np.where(dosed, DOSE_UNIT, np.array(None)))
         if self.time_key is not None and TIME in obs.columns:
             new[self.time_key] = obs[TIME].to_numpy()
         out.obs = new

@@ -1,7 +1,7 @@
 """Preprocessing: normalisation, cell-type annotation, pseudobulk effects."""
 
+from .._normalize import log_normalize
 from ._annotate import PBMC_MARKERS, annotate_cell_types, read_markers
-from ._normalize import log_normalize
 from ._pseudobulk import pseudobulk
 
 __all__ = ["PBMC_MARKERS", "annotate_cell_types", "log_normalize", "pseudobulk", "read_markers"]

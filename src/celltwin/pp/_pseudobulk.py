@@ -228,10 +228,10 @@ def _as_float64(block: Any) -> np.ndarray | sp.csr_matrix:
 
 
 def _square_inplace(block: np.ndarray | sp.csr_matrix) -> None:
-    if sp.issparse(block):
-        np.square(block.data, out=block.data)
-    else:
+    if isinstance(block, np.ndarray):
         np.square(block, out=block)
+    else:
+        np.square(block.data, out=block.data)
 
 
 def _factorize(obs: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, pd.DataFrame]:

@@ -390,7 +390,7 @@ def _draw_design(
     p: Params, net: Network, rng: np.random.Generator
 ) -> tuple[dict[str, Agent], pd.DataFrame, list[tuple[tuple[str, float | None], ...]]]:
     nt, n_ctx = net.n_tfs, len(p.contexts)
-    downstream = [set(np.flatnonzero(net.weights[:, j])) for j in range(nt)]
+    downstream = [{int(i) for i in np.flatnonzero(net.weights[:, j])} for j in range(nt)]
 
     def reach(targets: tuple[int, ...]) -> set[int]:
         out: set[int] = set()

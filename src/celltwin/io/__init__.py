@@ -20,13 +20,8 @@ from ._info import info
 from ._prepare import prepare
 from ._problems import Problem, ValidationError
 from ._read import detect_convention, from_canonical, read, to_canonical, write
-from ._signatures import (
-    Ranking,
-    RankSignatures,
-    concat_signatures,
-    read_signatures,
-    write_signatures,
-)
+from ._signature_files import read_signatures, write_signatures
+from ._signatures import Ranking, RankSignatures, concat_signatures
 from ._validate import check, validate
 
 __all__ = [

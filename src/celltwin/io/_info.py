@@ -10,7 +10,8 @@ import numpy as np
 from .._keys import CONTEXT, PERTURBATION
 from ._describe import describe
 from ._read import open_h5ad
-from ._signatures import RankSignatures, read_signatures
+from ._signature_files import read_signatures
+from ._signatures import RankSignatures
 
 _SIGNATURE_SUFFIXES = (".json", ".json.gz")
 

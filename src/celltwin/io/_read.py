@@ -20,7 +20,8 @@ from anndata import AnnData
 
 from .._keys import COUNTS_LAYER, UNS_KEY
 from .._normalize import log_normalize
-from ._conventions import CONVENTIONS, DEFAULT_CONTEXT, Options, adapt_obs, resolve_convention
+from ._adapt import adapt_obs
+from ._conventions import CONVENTIONS, DEFAULT_CONTEXT, Options, resolve_convention
 from ._expression import expression_problems, matrix_stats
 from ._genes import adapt_var
 from ._problems import Problem, ValidationError, raise_if_errors

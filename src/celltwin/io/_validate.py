@@ -18,7 +18,8 @@ from .._keys import (
     PERTURBATION_TYPES,
     REQUIRED_OBS,
 )
-from ._conventions import Options, adapt_obs, resolve_convention
+from ._adapt import adapt_obs
+from ._conventions import Options, resolve_convention
 from ._expression import counts_layer_problems, expression_problems
 from ._genes import adapt_var, var_name_problems
 from ._problems import Problem, ValidationError, preview, raise_if_errors

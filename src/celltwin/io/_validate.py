@@ -36,6 +36,10 @@ def _obs_problems(obs: pd.DataFrame) -> list[Problem]:
                 fix="convert it first: celltwin.io.to_canonical(adata) (or celltwin.io.read(path))",
             )
         ]
+    return _missing_value_problems(obs) + _type_problems(obs) + _control_problems(obs)
+
+
+def _missing_value_problems(obs: pd.DataFrame) -> list[Problem]:
     problems = []
     for key in REQUIRED_OBS:
         series = obs[key]
@@ -49,21 +53,29 @@ def _obs_problems(obs: pd.DataFrame) -> list[Problem]:
                     fix=f"drop them (adata = adata[adata.obs[{key!r}].notna()].copy()) or fill them",
                 )
             )
+    return problems
+
+
+def _type_problems(obs: pd.DataFrame) -> list[Problem]:
     types = set(obs[PERTURBATION_TYPE].dropna().astype(str).unique())
     unknown = sorted(types - set(PERTURBATION_TYPES))
-    if unknown:
-        problems.append(
-            Problem(
-                code="bad_perturbation_type",
-                what="unknown perturbation type(s)",
-                where=f"obs[{PERTURBATION_TYPE!r}] values {preview(unknown)}",
-                fix=f"use one of {', '.join(PERTURBATION_TYPES)}",
-            )
+    if not unknown:
+        return []
+    return [
+        Problem(
+            code="bad_perturbation_type",
+            what="unknown perturbation type(s)",
+            where=f"obs[{PERTURBATION_TYPE!r}] values {preview(unknown)}",
+            fix=f"use one of {', '.join(PERTURBATION_TYPES)}",
         )
+    ]
+
+
+def _control_problems(obs: pd.DataFrame) -> list[Problem]:
     is_control = (obs[PERTURBATION].astype(str) == CONTROL).to_numpy()
     if not is_control.any():
         values = obs[PERTURBATION].astype(str).value_counts().index.tolist()
-        problems.append(
+        return [
             Problem(
                 code="no_controls",
                 what="no control cells",
@@ -71,32 +83,31 @@ def _obs_problems(obs: pd.DataFrame) -> list[Problem]:
                 fix="read the data with control_label='<label of unperturbed cells>' "
                 "(celltwin.io.read / to_canonical); effects are measured against controls",
             )
+        ]
+    problems = []
+    contexts = obs[CONTEXT].astype(str)
+    without = sorted(set(contexts) - set(contexts[is_control]))
+    if without:
+        problems.append(
+            Problem(
+                code="context_without_controls",
+                what=f"{len(without)} context(s) have no control cells, so effects there "
+                "cannot be measured against their own controls",
+                where=f"obs[{CONTEXT!r}] values {preview(without)}",
+                fix="add control cells for them, or drop those contexts",
+                severity="warning",
+            )
         )
-    else:
-        contexts = obs[CONTEXT].astype(str)
-        without = sorted(set(contexts) - set(contexts[is_control]))
-        if without:
-            problems.append(
-                Problem(
-                    code="context_without_controls",
-                    what=f"{len(without)} context(s) have no control cells, so effects there "
-                    "cannot be measured against their own controls",
-                    where=f"obs[{CONTEXT!r}] values {preview(without)}",
-                    fix="add control cells for them, or drop those contexts",
-                    severity="warning",
-                )
+    wrong = is_control & (obs[PERTURBATION_TYPE].astype(str) != CONTROL).to_numpy()
+    if wrong.any():
+        problems.append(
+            Problem(
+                code="control_type",
+                what=f"{wrong.sum()} control cell(s) have a perturbation_type other than 'control'",
+                where=f"obs[{PERTURBATION_TYPE!r}] of cells with {PERTURBATION}={CONTROL!r}",
+                fix="set obs['perturbation_type'] to 'control' for control cells",
             )
-        wrong = is_control & (obs[PERTURBATION_TYPE].astype(str) != CONTROL).to_numpy()
-        if wrong.any():
-            problems.append(
-                Problem(
-                    code="control_type",
-                    what=f"{wrong.sum()} control cell(s) have a perturbation_type other than "
-                    "'control'",
-                    where=f"obs[{PERTURBATION_TYPE!r}] of cells with {PERTURBATION}={CONTROL!r}",
-                    fix="set obs['perturbation_type'] to 'control' for control cells",
-                )
-            )
+        )
     return problems
 
 

@@ -19,9 +19,9 @@ from ._expression import (
 from ._info import info
 from ._prepare import prepare
 from ._problems import Problem, ValidationError
+from ._rank_signatures import Ranking, RankSignatures, concat_signatures
 from ._read import detect_convention, from_canonical, read, to_canonical, write
-from ._signature_files import read_signatures, write_signatures
-from ._signatures import Ranking, RankSignatures, concat_signatures
+from ._signatures import read_signatures, write_signatures
 from ._validate import check, validate
 
 __all__ = [

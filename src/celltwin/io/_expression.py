@@ -1,9 +1,10 @@
 """What an expression matrix holds, and its problems: the one validation of expression values.
 
 :func:`matrix_stats` tells counts from log-normalised values (and from negative, non-finite or
-empty matrices); :func:`expression_problems` turns that into :class:`Problem` s, and
-:func:`check_expression` raises them. :func:`celltwin.io.check` / :func:`celltwin.io.validate`,
-the models and the evaluation all use these, so a matrix one accepts the others accept too.
+empty matrices); :func:`expression_problems` turns that into a list of
+:class:`~celltwin.io.Problem` and :func:`check_expression` raises them. :func:`celltwin.io.check`
+and :func:`celltwin.io.validate`, the models and the evaluation all use these, so a matrix one
+accepts the others accept too.
 
 Matrix checks are cheap on large data: sparse matrices are checked through their stored values
 (``.data``) only, and the counts-or-log heuristic looks at a sample of rows.
@@ -211,7 +212,7 @@ def expression_problems(
 ) -> list[Problem]:
     """The problems of a cells x genes matrix that should hold log1p-normalised expression.
 
-    Each problem is an error (:attr:`Problem.severity` ``"error"``) with one of these codes:
+    Each problem is an error (severity ``"error"``) with one of these codes:
 
     ``no_x``
         ``x`` is ``None``.
@@ -222,12 +223,11 @@ def expression_problems(
     ``counts_in_x``
         Non-negative whole numbers: raw counts; not reported with ``counts_ok``.
     ``not_log``
-        Non-negative non-integer values above :data:`LOG_MAX`: normalised but not
+        Non-negative non-integer values above ``LOG_MAX`` (25): normalised but not
         log-transformed, or corrected counts.
 
     A matrix without rows, genes or non-zero values has no problem. The kind of values is decided
-    by :func:`matrix_stats` (on a sample of :data:`SAMPLE_ROWS` rows for the integer and
-    :data:`LOG_MAX` tests).
+    by :func:`matrix_stats` (on a sample of 2,000 rows for the integer and ``LOG_MAX`` tests).
 
     Parameters
     ----------
@@ -264,7 +264,7 @@ def check_expression(
     counts_ok: bool = False,
     allow_negative: bool = False,
 ) -> None:
-    """Raise :class:`ValidationError` unless ``x`` holds log1p-normalised expression.
+    """Raise :class:`~celltwin.io.ValidationError` unless ``x`` holds log1p-normalised expression.
 
     The check of :func:`expression_problems`, for code that needs valid values to go on (an
     estimator's ``fit`` and ``predict``).

@@ -44,7 +44,8 @@ from celltwin.data._kang import (
     scgen_labels,
     scgen_reference,
 )
-from celltwin.pp._annotate import _anchor_spaces, _map_reference, read_markers
+from celltwin.pp import read_markers
+from celltwin.pp._reference import anchor_spaces, map_reference
 
 #: Every context either annotation can give.
 CONTEXTS = {*SCGEN_CONTEXT.values(), *read_markers()["cell_type"].replace(CONTEXT_GROUPS)}
@@ -136,12 +137,12 @@ def test_reference_mapping_agrees_with_held_out_labels(kang: AnnData, scgen: Ann
     row = pd.Series(np.arange(anchors.sum()), index=kang.obs_names[anchors])
     # annotate_cell_types' defaults: 2000 genes, 30 components, seed 0. The anchors' PCAs use
     # no labels, so they are fitted once for all folds.
-    spaces = _anchor_spaces(kang, anchors, np.ones(kang.n_vars, dtype=bool), 2000, 30, 0)
+    spaces = anchor_spaces(kang, anchors, np.ones(kang.n_vars, dtype=bool), 2000, 30, 0)
     calls = pd.Series("", index=truth.index, dtype=object)
     # 10 folds: each call comes from 90% of the labels, near the 100% the shipped dataset uses.
     folds = StratifiedKFold(10, shuffle=True, random_state=0)
     for train, test in folds.split(truth, truth):
-        proba, types, record = _map_reference(spaces, reference[train], truth.to_numpy()[train], 0)
+        proba, types, record = map_reference(spaces, reference[train], truth.to_numpy()[train], 0)
         assert record["selected"]["cv_accuracy"] == max(record["candidates"]["cv_accuracy"])
         calls.iloc[test] = types[proba[row[truth.index[test]].to_numpy()].argmax(axis=1)]
     agreement = float((calls == truth).mean())

@@ -11,7 +11,7 @@ import pytest
 
 from celltwin._settings import shared_dir
 from celltwin.data import fetch, get_entry, load, load_signatures
-from celltwin.io._signatures import RankSignatures, read_signatures
+from celltwin.io import RankSignatures, read_signatures
 
 SIG_DIR = shared_dir() / "data" / "signatures"
 pytestmark = pytest.mark.skipif(

@@ -21,8 +21,8 @@ from celltwin._keys import (
     PERTURBATION_TYPE,
     TIME,
     UNS_KEY,
+    split_label,
 )
-from celltwin.io._conventions import split_label
 
 KEYS = [PERTURBATION, PERTURBATION_TYPE, CONTEXT, BATCH]
 

@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 
 from celltwin._settings import shared_dir
-
-# The public names are re-exported by celltwin.io; the module is imported directly so these
-# tests do not depend on that wiring.
-from celltwin.io._signatures import (
+from celltwin.io import (
     RankSignatures,
     concat_signatures,
     read_signatures,

@@ -9,8 +9,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, UNS_KEY
-from celltwin.pp import log_normalize
-from celltwin.pp._annotate import _harmonize, annotate_cell_types, read_markers
+from celltwin.pp import annotate_cell_types, log_normalize, read_markers
+from celltwin.pp._embedding import harmonize
 
 TYPES = ("A", "B", "C", "D")
 N_MARKERS = 4  # marker genes per type (named in the marker table)
@@ -184,7 +184,7 @@ def test_harmonize_removes_condition_offset_and_keeps_types_apart() -> None:
     types = np.repeat(np.arange(3), 200)
     cond = np.tile(np.repeat([0, 1], 100), 3)
     x = centres[types] + rng.normal(0, 1, size=(600, 10)) + 6.0 * cond[:, None]
-    corrected = _harmonize(x, cond.astype(str), random_state=0)
+    corrected = harmonize(x, cond.astype(str), random_state=0)
 
     def offset(z: np.ndarray) -> float:
         return float(

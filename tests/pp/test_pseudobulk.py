@@ -250,7 +250,7 @@ def test_papalexi_batch_matched_agrees() -> None:
 
 def test_streams_in_row_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From a path, the matrix is only ever read in row blocks of at most chunk_size."""
-    import celltwin.pp._pseudobulk as module
+    import celltwin.pp._rows as module
 
     reads: list[tuple[int, int]] = []
     open_sparse = module.sparse_dataset

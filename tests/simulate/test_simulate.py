@@ -321,6 +321,6 @@ def test_dorothea_network() -> None:
 
 
 def test_every_simulated_type_is_canonical() -> None:
-    from celltwin.simulate._model import APPLY
+    from celltwin.simulate._design import APPLY
 
     assert set(APPLY) <= set(PERTURBATION_TYPES)

@@ -8,11 +8,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import anndata
 import pandas as pd
 from anndata import AnnData
 
 from .._keys import UNS_KEY
-from ..io._signatures import RankSignatures, write_signatures
+from .._settings import cache_dir as default_cache
+from .._settings import shared_dir
+from ..io import RankSignatures, write_signatures
 from ._download import DownloadError, fetch_source
 from ._registry import DatasetEntry, entries, get_entry
 
@@ -22,8 +25,6 @@ _BUILT = "built"
 
 
 def _source_ready(url: str, filename: str, cache: Path) -> bool:
-    from .._settings import shared_dir
-
     if url.startswith("shared:"):
         return (shared_dir() / url.removeprefix("shared:")).is_file()
     return (cache / filename).is_file()
@@ -40,9 +41,7 @@ def list_datasets() -> pd.DataFrame:
         ``ready`` (every source file is on this machine now: in the shared folder or the
         download cache), ``sources`` (addresses, ``; ``-separated) and ``description``.
     """
-    from .._settings import cache_dir
-
-    cache = cache_dir()
+    cache = default_cache()
     rows = []
     for e in entries():
         rows.append(
@@ -223,10 +222,6 @@ def load(
     progress
         Show download progress bars.
     """
-    import anndata
-
-    from .._settings import cache_dir as default_cache
-
     entry = get_entry(name)
     if entry.kind != "anndata":
         raise ValueError(

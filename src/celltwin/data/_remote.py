@@ -10,7 +10,7 @@ be confirmed (Norman 2019). For the other files no provider checksum could be co
 ``sha256`` and ``md5`` are ``None``: the first download logs the file's SHA-256 so it can be
 pinned here.
 
-Building converts the file with :func:`celltwin.io.to_canonical` (imported when needed), telling
+Building converts the file with :func:`celltwin.io.to_canonical`, telling
 it what the harmonised files leave generic: the perturbation modality (scPerturb says only
 "CRISPR") and, for single-line screens, the context. Each builder reads the whole file into
 memory (Replogle K562 essential is a dense ~10 GB matrix).
@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import anndata
 from anndata import AnnData
 
 from .._keys import PERTURBATION_TYPES
+from ..io import to_canonical
 from ._registry import DatasetEntry, Source, register
 
 _SCPERTURB = "https://zenodo.org/records/13350497/files/{}?download=1"
@@ -56,10 +58,6 @@ def build_with_adapter(
     context
         One context for every cell, or ``None`` to take it from the file's cell-line column.
     """
-    import anndata
-
-    from ..io import to_canonical
-
     if perturbation_type not in PERTURBATION_TYPES:
         raise ValueError(
             f"'perturbation_type' must be one of {PERTURBATION_TYPES} (got {perturbation_type!r})"

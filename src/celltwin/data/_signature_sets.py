@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from ..io._signatures import Ranking, RankSignatures, concat_signatures, read_signatures
+from ..io import Ranking, RankSignatures, concat_signatures, read_signatures
 from ._registry import DatasetEntry, Source, register
 
 _SIGRECON = "montilab/sigrecon R package (GitHub), data/{}.rda"

@@ -9,31 +9,38 @@ vcc, gears, scperturb, scgen, or your own columns) and returns canonical AnnData
 from ._conventions import CONVENTIONS, Convention, Layout
 from ._describe import DatasetSummary, describe
 from ._dose import format_dose, parse_dose
+from ._expression import (
+    LOG_MAX,
+    MatrixStats,
+    check_expression,
+    expression_problems,
+    matrix_stats,
+)
 from ._info import info
 from ._prepare import prepare
 from ._problems import Problem, ValidationError
+from ._rank_signatures import Ranking, RankSignatures, concat_signatures
 from ._read import detect_convention, from_canonical, read, to_canonical, write
-from ._signatures import (
-    RankSignatures,
-    concat_signatures,
-    read_signatures,
-    write_signatures,
-)
-from ._validate import MatrixStats, check, matrix_stats, validate
+from ._signatures import read_signatures, write_signatures
+from ._validate import check, validate
 
 __all__ = [
     "CONVENTIONS",
+    "LOG_MAX",
     "Convention",
     "DatasetSummary",
     "Layout",
     "MatrixStats",
     "Problem",
     "RankSignatures",
+    "Ranking",
     "ValidationError",
     "check",
+    "check_expression",
     "concat_signatures",
     "describe",
     "detect_convention",
+    "expression_problems",
     "format_dose",
     "from_canonical",
     "info",

@@ -21,8 +21,9 @@ from .._keys import (
     UNS_KEY,
     split_label,
 )
+from ._expression import matrix_stats
 from ._problems import Problem
-from ._validate import check, inspect_raw, is_canonical, matrix_stats
+from ._validate import check, inspect_raw, is_canonical
 
 
 @dataclass(frozen=True)
@@ -157,34 +158,32 @@ def describe(adata: AnnData, *, top: int = 10) -> DatasetSummary:
     else:
         obs, record, problems = inspect_raw(adata)
     stats = matrix_stats(adata.X)
-    empty: dict[str, int] = {}
-    base = {
-        "convention": record.get("name"),
-        "columns": {str(k): str(v) for k, v in record.items()},
-        "n_cells": int(adata.n_obs),
-        "n_genes": int(adata.n_vars),
-        "x_kind": stats.kind,
-        "x_values": stats.describe(),
-        "counts_layer": COUNTS_LAYER in adata.layers,
-        "problems": problems,
+    return DatasetSummary(
+        convention=record.get("name"),
+        columns={str(k): str(v) for k, v in record.items()},
+        n_cells=int(adata.n_obs),
+        n_genes=int(adata.n_vars),
+        x_kind=stats.kind,
+        x_values=stats.describe(),
+        counts_layer=COUNTS_LAYER in adata.layers,
+        problems=problems,
+        **(_no_conditions() if obs is None else _conditions(obs, top=top)),
+    )
+
+
+def _no_conditions() -> dict[str, Any]:
+    """The condition fields of a summary when obs could not be read."""
+    counts = ("contexts", "perturbations_by_type", "top_perturbations", "controls_per_context")
+    numbers = ("n_perturbations", "n_control_cells", "n_conditions", "n_combinations")
+    return {
+        **{key: {} for key in (*counts, "cells_per_condition", "doses", "batches", "times")},
+        **{key: 0 for key in (*numbers, "max_components")},
     }
-    if obs is None:
-        return DatasetSummary(
-            **base,
-            contexts=empty,
-            n_perturbations=0,
-            perturbations_by_type=empty,
-            top_perturbations=empty,
-            n_control_cells=0,
-            controls_per_context=empty,
-            n_conditions=0,
-            cells_per_condition={},
-            n_combinations=0,
-            max_components=0,
-            doses=empty,
-            batches=empty,
-            times=empty,
-        )
+
+
+def _conditions(obs: pd.DataFrame, *, top: int) -> dict[str, Any]:
+    """The condition fields of a summary: contexts, perturbations, controls, doses, ..."""
+    empty: dict[str, int] = {}
     perturbation = obs[PERTURBATION].astype(str)
     is_control = (perturbation == CONTROL).to_numpy()
     perturbed = obs.loc[~is_control]
@@ -201,16 +200,15 @@ def describe(adata: AnnData, *, top: int = 10) -> DatasetSummary:
     )
     doses = _value_counts(obs.loc[obs[DOSE].astype(str) != "", DOSE]) if DOSE in obs else empty
     times = _value_counts(obs[TIME].dropna().map(lambda t: f"{t:g}")) if TIME in obs else empty
-    return DatasetSummary(
-        **base,
-        contexts=_value_counts(obs[CONTEXT]),
-        n_perturbations=len(names),
-        perturbations_by_type={str(k): int(v) for k, v in by_type.items()},
-        top_perturbations=dict(list(_value_counts(perturbed[PERTURBATION]).items())[:top]),
-        n_control_cells=int(is_control.sum()),
-        controls_per_context=_value_counts(obs.loc[is_control, CONTEXT]),
-        n_conditions=len(per_condition),
-        cells_per_condition=(
+    return {
+        "contexts": _value_counts(obs[CONTEXT]),
+        "n_perturbations": len(names),
+        "perturbations_by_type": {str(k): int(v) for k, v in by_type.items()},
+        "top_perturbations": dict(list(_value_counts(perturbed[PERTURBATION]).items())[:top]),
+        "n_control_cells": int(is_control.sum()),
+        "controls_per_context": _value_counts(obs.loc[is_control, CONTEXT]),
+        "n_conditions": len(per_condition),
+        "cells_per_condition": (
             {
                 "min": float(per_condition.min()),
                 "median": float(np.median(per_condition.to_numpy())),
@@ -219,9 +217,9 @@ def describe(adata: AnnData, *, top: int = 10) -> DatasetSummary:
             if len(per_condition)
             else {}
         ),
-        n_combinations=sum(s > 1 for s in sizes),
-        max_components=max(sizes, default=0),
-        doses=doses,
-        batches=_value_counts(obs[BATCH].dropna()) if BATCH in obs else empty,
-        times=times,
-    )
+        "n_combinations": sum(s > 1 for s in sizes),
+        "max_components": max(sizes, default=0),
+        "doses": doses,
+        "batches": _value_counts(obs[BATCH].dropna()) if BATCH in obs else empty,
+        "times": times,
+    }

@@ -9,8 +9,9 @@ import numpy as np
 
 from .._keys import CONTEXT, PERTURBATION
 from ._describe import describe
+from ._rank_signatures import RankSignatures
 from ._read import open_h5ad
-from ._signatures import RankSignatures, read_signatures
+from ._signatures import read_signatures
 
 _SIGNATURE_SUFFIXES = (".json", ".json.gz")
 

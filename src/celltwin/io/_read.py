@@ -9,6 +9,7 @@ already log-normalised is kept, and never taken for counts.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import COUNTS_LAYER, UNS_KEY
-from ..pp import log_normalize
-from ._conventions import CONVENTIONS, DEFAULT_CONTEXT, Options, adapt_obs, resolve_convention
+from .._normalize import log_normalize
+from ._adapt import adapt_obs
+from ._conventions import CONVENTIONS, DEFAULT_CONTEXT, Options, resolve_convention
+from ._expression import expression_problems, matrix_stats
 from ._genes import adapt_var
 from ._problems import Problem, ValidationError, raise_if_errors
-from ._validate import _x_problems, canonical_problems, is_canonical, matrix_stats
+from ._validate import canonical_problems, is_canonical
 
 logger = logging.getLogger("celltwin")
 
@@ -40,7 +43,8 @@ def _counts_from_raw(adata: AnnData, original_names: Any) -> bool:
 
 def _prepare_x(adata: AnnData, *, normalize: bool, original_names: Any) -> str:
     """Bring X to log-normalised form (counts kept aside); say what was done."""
-    raise_if_errors(_x_problems(adata.X, counts_ok=True))
+    if adata.X is not None:
+        raise_if_errors(expression_problems(adata.X, counts_ok=True))
     kind = matrix_stats(adata.X).kind
     record = adata.uns[UNS_KEY]
     if kind == "counts":
@@ -216,7 +220,7 @@ def open_h5ad(path: Path, *, backed: bool) -> AnnData:
 
 
 def read(
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     convention: str = "auto",
     perturbation_key: str | None = None,
@@ -322,7 +326,7 @@ def from_canonical(adata: AnnData, *, convention: str) -> AnnData:
     return writer(adata)
 
 
-def write(adata: AnnData, path: str | Path, *, convention: str = "celltwin") -> Path:
+def write(adata: AnnData, path: str | os.PathLike[str], *, convention: str = "celltwin") -> Path:
     """Write canonical ``adata`` to ``path`` (``.h5ad``) in the given convention.
 
     Returns

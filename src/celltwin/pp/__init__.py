@@ -1,7 +1,8 @@
 """Preprocessing: normalisation, cell-type annotation, pseudobulk effects."""
 
-from ._annotate import PBMC_MARKERS, annotate_cell_types, read_markers
-from ._normalize import log_normalize
+from .._normalize import log_normalize
+from ._annotate import annotate_cell_types
+from ._markers import PBMC_MARKERS, read_markers
 from ._pseudobulk import pseudobulk
 
 __all__ = ["PBMC_MARKERS", "annotate_cell_types", "log_normalize", "pseudobulk", "read_markers"]

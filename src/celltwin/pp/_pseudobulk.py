@@ -8,38 +8,23 @@ an ``.h5ad`` path of millions of cells is summarised in bounded memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from anndata.io import read_elem, sparse_dataset
 from tqdm.auto import tqdm
 
-from .._keys import BATCH, CONTEXT, CONTROL, DOSE, PERTURBATION, UNS_KEY
+from .._keys import BATCH, CONTROL, DOSE, PERTURBATION, UNS_KEY
+from ._rows import RowSource, open_source
 
 #: Columns that define *what* was done to a group; every other ``by`` column must match between
 #: a group and its control cells.
 _TREATMENT_KEYS = (PERTURBATION, DOSE)
 _NAME_SEP = "|"
 _VAR_DDOF = 1
-
-
-@dataclass
-class _Source:
-    """Obs columns, var, and a row-chunk reader over X or one layer, wherever the data lives."""
-
-    n_obs: int
-    obs: pd.DataFrame  # only the columns pseudobulk needs
-    var: pd.DataFrame
-    uns: dict[str, Any]  # the input's uns['celltwin'], carried over when X is summarised
-    rows: Any  # object supporting rows[start:stop] -> ndarray | CSR matrix
 
 
 def pseudobulk(
@@ -121,7 +106,7 @@ def pseudobulk(
     """
     if chunk_size < 1:
         raise ValueError(f"'chunk_size' must be >= 1 (got {chunk_size}).")
-    with _open_source(adata, layer=layer, by=by, match_batch=match_batch) as (src, by_cols):
+    with open_source(adata, layer=layer, by=by, match_batch=match_batch) as (src, by_cols):
         return _pseudobulk(
             src,
             layer=layer,
@@ -133,7 +118,7 @@ def pseudobulk(
 
 
 def _pseudobulk(
-    src: _Source,
+    src: RowSource,
     *,
     layer: str | None,
     by: list[str],
@@ -159,21 +144,15 @@ def _pseudobulk(
     group_units.sum_duplicates()
     _check_controls(group_units, n_control_per_unit, units, match_batch=match_batch)
 
-    sums = np.zeros((n_groups, n_genes))
-    sumsq = np.zeros((n_groups, n_genes))
-    control_sums = np.zeros((n_units, n_genes))
-    with tqdm(total=src.n_obs, unit="cells", disable=not progress, desc="pseudobulk") as bar:
-        for start in range(0, src.n_obs, chunk_size):
-            stop = min(start + chunk_size, src.n_obs)
-            block = _as_float64(src.rows[start:stop])
-            ctrl = np.flatnonzero(is_control[start:stop])
-            if ctrl.size:
-                _accumulate(control_sums, unit_codes[start:stop][ctrl], block[ctrl])
-            _accumulate(sums, group_codes[start:stop], block)
-            _square_inplace(block)
-            _accumulate(sumsq, group_codes[start:stop], block)
-            bar.update(stop - start)
-
+    sums, sumsq, control_sums = _stream_sums(
+        src,
+        group_codes,
+        unit_codes,
+        is_control,
+        shape=(n_groups, n_units, n_genes),
+        chunk_size=chunk_size,
+        progress=progress,
+    )
     mean = sums / n_cells[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (sumsq - sums * mean) / (n_cells[:, None] - _VAR_DDOF)
@@ -210,6 +189,38 @@ def _pseudobulk(
     )
 
 
+def _stream_sums(
+    src: RowSource,
+    group_codes: np.ndarray,
+    unit_codes: np.ndarray,
+    is_control: np.ndarray,
+    *,
+    shape: tuple[int, int, int],
+    chunk_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group sums and sums of squares, and per-unit control sums, one block of rows at a time.
+
+    ``shape`` is (groups, units, genes).
+    """
+    n_groups, n_units, n_genes = shape
+    sums = np.zeros((n_groups, n_genes))
+    sumsq = np.zeros((n_groups, n_genes))
+    control_sums = np.zeros((n_units, n_genes))
+    with tqdm(total=src.n_obs, unit="cells", disable=not progress, desc="pseudobulk") as bar:
+        for start in range(0, src.n_obs, chunk_size):
+            stop = min(start + chunk_size, src.n_obs)
+            block = _as_float64(src.rows[start:stop])
+            ctrl = np.flatnonzero(is_control[start:stop])
+            if ctrl.size:
+                _accumulate(control_sums, unit_codes[start:stop][ctrl], block[ctrl])
+            _accumulate(sums, group_codes[start:stop], block)
+            _square_inplace(block)
+            _accumulate(sumsq, group_codes[start:stop], block)
+            bar.update(stop - start)
+    return sums, sumsq, control_sums
+
+
 def _accumulate(acc: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_matrix) -> None:
     """Add each row of ``block`` to ``acc[code]`` via an indicator matrix over the codes present."""
     present, local = np.unique(codes, return_inverse=True)
@@ -228,10 +239,10 @@ def _as_float64(block: Any) -> np.ndarray | sp.csr_matrix:
 
 
 def _square_inplace(block: np.ndarray | sp.csr_matrix) -> None:
-    if sp.issparse(block):
-        np.square(block.data, out=block.data)
-    else:
+    if isinstance(block, np.ndarray):
         np.square(block, out=block)
+    else:
+        np.square(block.data, out=block.data)
 
 
 def _factorize(obs: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -276,122 +287,3 @@ def _check_controls(
         f"no control cells (obs[{PERTURBATION!r}] == {CONTROL!r}) to match: "
         f"{'; '.join(described)}{more}. Fix: {fix}."
     )
-
-
-def _default_by(columns: Sequence[str]) -> list[str]:
-    by = [CONTEXT, PERTURBATION]
-    if DOSE in columns:
-        by.append(DOSE)
-    return by
-
-
-def _validate_by(by: Sequence[str], columns: Sequence[str], *, match_batch: bool) -> list[str]:
-    by = [by] if isinstance(by, str) else list(by)
-    if PERTURBATION not in by:
-        raise ValueError(
-            f"'by' must include {PERTURBATION!r} to find control cells (got {by!r}). "
-            f"Fix: by=({CONTEXT!r}, {PERTURBATION!r}, ...)."
-        )
-    if len(set(by)) != len(by):
-        raise ValueError(f"'by' has duplicate columns (got {by!r}).")
-    needed = [*by, BATCH] if match_batch else by
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        col = missing[0]
-        fix = (
-            f"add obs[{BATCH!r}] or use match_batch=False"
-            if col == BATCH and col not in by
-            else f"add obs[{col!r}] (see celltwin._keys) or pass by= without it"
-        )
-        raise KeyError(
-            f"obs has no column {col!r} (needed for pseudobulk; obs columns: {list(columns)}). "
-            f"Fix: {fix}."
-        )
-    return by
-
-
-@contextmanager
-def _open_source(
-    adata: AnnData | str | os.PathLike[str],
-    *,
-    layer: str | None,
-    by: Sequence[str] | None,
-    match_batch: bool,
-) -> Iterator[tuple[_Source, list[str]]]:
-    if isinstance(adata, AnnData):
-        yield _anndata_source(adata, layer=layer, by=by, match_batch=match_batch)
-        return
-    if not isinstance(adata, str | os.PathLike):
-        raise TypeError(
-            f"'adata' must be an AnnData or an .h5ad path (got {type(adata).__name__})."
-        )
-    with h5py.File(Path(adata), "r") as f:
-        yield _h5ad_source(f, layer=layer, by=by, match_batch=match_batch)
-
-
-def _anndata_source(
-    adata: AnnData, *, layer: str | None, by: Sequence[str] | None, match_batch: bool
-) -> tuple[_Source, list[str]]:
-    cols = list(adata.obs.columns)
-    by_cols = _validate_by(_default_by(cols) if by is None else by, cols, match_batch=match_batch)
-    if layer is None:
-        matrix = adata.X
-        if matrix is None:
-            raise ValueError("adata.X is None. Fix: set X or pass layer=.")
-    elif layer not in adata.layers:
-        raise KeyError(
-            f"no layer {layer!r} (layers: {list(adata.layers.keys())}). Fix: pass one of them "
-            "or layer=None for X."
-        )
-    else:
-        matrix = adata.layers[layer]
-    if sp.issparse(matrix) and matrix.format != "csr":
-        matrix = sp.csr_matrix(matrix)  # row slicing of in-memory CSC/COO is slow or missing
-    elif getattr(matrix, "format", None) == "csc":  # backed CSC: every row block reads it all
-        raise ValueError(_CSC_FIX)
-    needed = [*by_cols, BATCH] if match_batch and BATCH not in by_cols else by_cols
-    src = _Source(
-        n_obs=adata.n_obs,
-        obs=adata.obs[needed].copy(),
-        var=adata.var.copy(),
-        uns=dict(adata.uns.get(UNS_KEY, {})),
-        rows=matrix,
-    )
-    return src, by_cols
-
-
-_CSC_FIX = (
-    "the matrix is stored CSC (columns = genes), which cannot be streamed by rows. "
-    "Fix: rewrite it as CSR, e.g. adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
-)
-
-
-def _h5ad_source(
-    f: h5py.File, *, layer: str | None, by: Sequence[str] | None, match_batch: bool
-) -> tuple[_Source, list[str]]:
-    obs_group = f["obs"]
-    cols = [str(c) for c in obs_group.attrs.get("column-order", [])]
-    by_cols = _validate_by(_default_by(cols) if by is None else by, cols, match_batch=match_batch)
-    if layer is None:
-        elem = f.get("X")
-        if elem is None:
-            raise ValueError(f"{f.filename} has no X. Fix: pass layer=.")
-    else:
-        layers = f.get("layers")
-        if layers is None or layer not in layers:
-            names = list(layers.keys()) if layers is not None else []
-            raise KeyError(
-                f"no layer {layer!r} in {f.filename} (layers: {names}). Fix: pass one of them "
-                "or layer=None for X."
-            )
-        elem = layers[layer]
-    encoding = elem.attrs.get("encoding-type", "array")
-    if encoding == "csc_matrix":
-        raise ValueError(_CSC_FIX)
-    rows = sparse_dataset(elem) if encoding == "csr_matrix" else elem
-    needed = [*by_cols, BATCH] if match_batch and BATCH not in by_cols else by_cols
-    # Only the columns needed are read, once; the cell names are not needed at all.
-    obs = pd.DataFrame({c: read_elem(obs_group[c]) for c in needed})
-    uns = read_elem(f["uns"][UNS_KEY]) if "uns" in f and UNS_KEY in f["uns"] else {}
-    src = _Source(n_obs=len(obs), obs=obs, var=read_elem(f["var"]), uns=dict(uns), rows=rows)
-    return src, by_cols

@@ -9,6 +9,7 @@ annotations, neighbours or regulators — the notion of similarity GEARS builds 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.utils.extmath import randomized_svd
 
 from .._settings import shared_dir
 from ._read import read_dorothea, read_go, read_string
@@ -37,6 +37,8 @@ def _incidence(
 
 
 def _lsa(mat: sp.csr_matrix, genes: pd.Index, *, n_components: int, seed: int) -> pd.DataFrame:
+    from sklearn.utils.extmath import randomized_svd  # heavy: loaded when an embedding is built
+
     n_docs = np.asarray((mat > 0).sum(axis=0)).ravel()
     idf = np.log((1.0 + mat.shape[0]) / (1.0 + n_docs)) + 1.0
     weighted = sp.csr_matrix(mat @ sp.diags(idf))
@@ -173,11 +175,11 @@ def drug_embedding(
         raise ImportError(
             "drug fingerprints need RDKit: pip install 'celltwin[chem]' (or pip install rdkit)"
         ) from err
-    import logging
-
-    RDLogger.DisableLog("rdApp.*")
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # rdkit's stubs omit it
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
-    rows, names, bad = [], [], []
+    rows: list[np.ndarray] = []
+    names: list[str] = []
+    bad: list[str] = []
     for name, smi in smiles.items():
         mol = Chem.MolFromSmiles(smi) if isinstance(smi, str) else None
         if mol is None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..priors import read_dorothea
+
 #: Fraction of activating edges in random networks (DoRothEA A-C is ~75 % activating).
 _P_ACTIVATING = 0.75
 #: Mean number of regulators per gene in random networks (Poisson, so ~13 % are unregulated).
@@ -143,8 +145,6 @@ def dorothea_network(
     random), topped up with other DoRothEA genes (unregulated in the subset) when too few.
     Magnitudes are random as in :func:`random_network`; signs are DoRothEA's ``mor``.
     """
-    from ..priors import read_dorothea  # lazy: the priors package pulls in scikit-learn
-
     table = read_dorothea(confidence=confidence)
     table = table[table["tf"] != table["target"]].drop_duplicates(["tf", "target"])
     degree = table.groupby("tf").size().sort_index()
@@ -161,8 +161,8 @@ def dorothea_network(
     n_regs = n_regs.iloc[rng.permutation(n_regs.size)].sort_values(ascending=False, kind="stable")
     targets = list(n_regs.index[: n_genes - n_tfs])
     if len(targets) < n_genes - n_tfs:
-        pool = sorted(set(table["target"]) | set(table["tf"]))
-        pool = np.asarray([g for g in pool if g not in set(tfs) | set(targets)], dtype=object)
+        known = sorted(set(table["target"]) | set(table["tf"]))
+        pool = np.asarray([g for g in known if g not in set(tfs) | set(targets)], dtype=object)
         need = n_genes - n_tfs - len(targets)
         if need > pool.size:
             raise ValueError(

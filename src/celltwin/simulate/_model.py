@@ -25,38 +25,20 @@ saturating input functions, TF cascades and shared targets make combined effects
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from itertools import combinations as _pairs
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.special import expit, log_expit, logsumexp
 
-from .._keys import (
-    CONTEXT,
-    CONTROL,
-    DOSE,
-    PERTURBATION,
-    PERTURBATION_TYPE,
-    TARGET_SUM,
-    join_combination,
-)
-from ..io import format_dose
-from ._grn import Network, dorothea_network, random_network
+from .._keys import CONTEXT, CONTROL, PERTURBATION, TARGET_SUM
+from ._design import APPLY, Agent, Levers, draw_design
+from ._grn import Network
+from ._params import GRN_BUILDERS, Params
 
 #: Hill coefficient of a TF's activity as a function of its own expression.
 HILL_TF = 2.0
-#: Genetic perturbation types the simulator draws, with the range of their expression factor:
-#: residual expression after knockout (nonsense-mediated decay) or CRISPRi, fold for CRISPRa.
-GENETIC_STRENGTH: dict[str, tuple[float, float]] = {
-    "crispr_ko": (0.05, 0.2),
-    "crispri": (0.1, 0.3),
-    "crispra": (3.0, 10.0),
-}
 #: Cell-to-cell heterogeneity: number of latent programs and the s.d. of their gene loadings.
 N_PROGRAMS, PROGRAM_SD = 3, 0.25
 #: Technical noise: s.d. of log library size, of per-gene batch factors and batch library shifts.
@@ -64,163 +46,6 @@ LIBRARY_LOG_SD, BATCH_GENE_SD, BATCH_LIBRARY_SD = 0.4, 0.2, 0.15
 #: Gene-wise negative-binomial inverse dispersion: log-normal with this median and log s.d.
 DISPERSION_MEDIAN, DISPERSION_LOG_SD = 5.0, 0.7
 _FIXED_POINT_TOL, _FIXED_POINT_MAX_ITER = 1e-10, 2_000
-
-
-@dataclass(frozen=True)
-class Params:
-    """Model parameters (everything except how many cells are drawn). Validated on creation."""
-
-    n_genes: int = 200
-    n_tfs: int = 20
-    contexts: tuple[str, ...] = ("A", "B")
-    n_perturbations: int = 10
-    perturbation_types: tuple[str, ...] = ("crispr_ko",)
-    combinations: int = 5
-    drugs: int = 0
-    drug_combinations: int = 0
-    doses: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
-    cytokines: int = 0
-    n_batches: int = 1
-    library_size: float = 2_000.0
-    grn: str = "random"
-    confidence: str = "AB"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "contexts", tuple(str(c) for c in self.contexts))
-        object.__setattr__(self, "perturbation_types", tuple(self.perturbation_types))
-        object.__setattr__(self, "doses", tuple(float(d) for d in self.doses))
-        for key in ("n_genes", "n_tfs", "n_batches"):
-            check_int(key, getattr(self, key), minimum=1)
-        for key in ("n_perturbations", "combinations", "drugs", "drug_combinations", "cytokines"):
-            check_int(key, getattr(self, key), minimum=0)
-        check_int("seed", self.seed, minimum=0)
-        if self.n_tfs >= self.n_genes:
-            raise ValueError(
-                f"'n_tfs' must be smaller than 'n_genes' (got n_tfs={self.n_tfs}, "
-                f"n_genes={self.n_genes}): lower n_tfs or raise n_genes"
-            )
-        if self.n_perturbations > self.n_genes:
-            raise ValueError(
-                f"'n_perturbations' must be <= n_genes={self.n_genes} (got "
-                f"{self.n_perturbations}): each perturbation targets a different gene"
-            )
-        if not self.contexts or len(set(self.contexts)) != len(self.contexts):
-            raise ValueError(f"'contexts' must be non-empty and unique (got {self.contexts!r})")
-        bad = [t for t in self.perturbation_types if t not in GENETIC_STRENGTH]
-        if bad or not self.perturbation_types:
-            raise ValueError(
-                f"'perturbation_types' must be a non-empty tuple of {sorted(GENETIC_STRENGTH)} "
-                f"(got {self.perturbation_types!r})"
-            )
-        if self.drugs and not self.doses:
-            raise ValueError("'doses' must hold at least one dose (in uM) when drugs > 0")
-        if any(not math.isfinite(d) or d <= 0 for d in self.doses):
-            raise ValueError(f"'doses' must be finite and > 0 uM (got {self.doses!r})")
-        if len(set(self.doses)) != len(self.doses):
-            raise ValueError(f"'doses' must be unique (got {self.doses!r})")
-        if self.drug_combinations and self.drugs < 2:
-            raise ValueError(
-                f"'drug_combinations' is {self.drug_combinations} but drugs={self.drugs}: "
-                "combinations need at least 2 drugs"
-            )
-        if self.cytokines and self.n_tfs < 1:
-            raise ValueError("'cytokines' need at least one TF (n_tfs >= 1)")
-        if not (math.isfinite(self.library_size) and self.library_size >= 10):
-            raise ValueError(f"'library_size' must be >= 10 counts (got {self.library_size!r})")
-        if self.grn not in GRN_BUILDERS:
-            raise ValueError(f"'grn' must be one of {sorted(GRN_BUILDERS)} (got {self.grn!r})")
-        if not self.confidence or set(self.confidence) - set("ABCDE"):
-            raise ValueError(
-                f"'confidence' must be DoRothEA levels such as 'AB' or 'ABC' "
-                f"(got {self.confidence!r})"
-            )
-
-    def to_uns(self) -> dict[str, Any]:
-        """The parameters as h5ad-writable values (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def check_int(key: str, value: Any, *, minimum: int) -> None:
-    """Raise a ValueError naming ``key`` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"'{key}' must be an integer >= {minimum} (got {value!r})")
-
-
-#: Network builders by name (the ``grn`` parameter).
-GRN_BUILDERS: dict[str, Callable[[Params, np.random.Generator], Network]] = {
-    "random": lambda p, rng: random_network(n_genes=p.n_genes, n_tfs=p.n_tfs, rng=rng),
-    "dorothea": lambda p, rng: dorothea_network(
-        n_genes=p.n_genes, n_tfs=p.n_tfs, rng=rng, confidence=p.confidence
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Agent:
-    """One perturbation agent: a guide (genetic), a drug or a cytokine."""
-
-    name: str
-    kind: str  # a value of PERTURBATION_TYPES
-    targets: tuple[int, ...]  # gene indices (TFs for drugs and cytokines)
-    strength: float  # genetic: expression factor; drug: max effect (Emax); cytokine: max push
-    gain: bool = False  # drugs and cytokines: push activity up instead of scaling it down
-    ec50: float = math.nan  # drugs, uM
-    hill: float = math.nan  # drugs
-    context_scale: tuple[float, ...] = ()  # cytokines: receptor level per context
-
-
-@dataclass
-class Levers:
-    """What a condition does to the network: expression factor, activity scale and push."""
-
-    expr: np.ndarray  # (n_genes,) multiplies expression (g)
-    scale: np.ndarray  # (n_tfs,) multiplies TF activity (h)
-    keep: np.ndarray  # (n_tfs,) prod(1 - e): 1 - activity is multiplied by it
-
-
-def hill_effect(dose: float, *, ec50: float, hill: float, emax: float) -> float:
-    """Fractional effect of a drug at ``dose`` (uM): ``emax * d^h / (ec50^h + d^h)``."""
-    return emax / (1.0 + (ec50 / dose) ** hill) if dose > 0 else 0.0
-
-
-def _knockout(agent: Agent, dose: float | None, ctx: int, lv: Levers) -> None:
-    for t in agent.targets:
-        lv.expr[t] *= agent.strength
-        if t < lv.scale.size:  # a null allele: no functional protein whatever the mRNA
-            lv.scale[t] = 0.0
-
-
-def _expression(agent: Agent, dose: float | None, ctx: int, lv: Levers) -> None:
-    for t in agent.targets:
-        lv.expr[t] *= agent.strength
-
-
-def _drug(agent: Agent, dose: float | None, ctx: int, lv: Levers) -> None:
-    if dose is None:
-        raise ValueError(f"drug {agent.name!r} needs a dose")
-    e = hill_effect(dose, ec50=agent.ec50, hill=agent.hill, emax=agent.strength)
-    for t in agent.targets:
-        if agent.gain:
-            lv.keep[t] *= 1.0 - e
-        else:
-            lv.scale[t] *= 1.0 - e
-
-
-def _cytokine(agent: Agent, dose: float | None, ctx: int, lv: Levers) -> None:
-    e = agent.strength * agent.context_scale[ctx]
-    for t in agent.targets:
-        lv.keep[t] *= 1.0 - e
-
-
-#: How each perturbation type acts on the network.
-APPLY: dict[str, Callable[[Agent, float | None, int, Levers], None]] = {
-    "crispr_ko": _knockout,
-    "crispri": _expression,
-    "crispra": _expression,
-    "drug": _drug,
-    "cytokine": _cytokine,
-}
 
 
 @dataclass(frozen=True)
@@ -270,7 +95,7 @@ def build_model(params: Params) -> Model:
     )
     log_half = no_input.mean(axis=0)
 
-    agents, conditions, components = _draw_design(p, net, _rng(p.seed, 0, 2))
+    agents, conditions, components = draw_design(p, net, _rng(p.seed, 0, 2))
 
     rng = _rng(p.seed, 0, 3)
     dispersion = np.exp(rng.normal(np.log(DISPERSION_MEDIAN), DISPERSION_LOG_SD, n_genes))
@@ -363,114 +188,3 @@ def steady_state(model: Model, ctx: np.ndarray, lvs: list[Levers]) -> np.ndarray
 def expected_log1p(log_expr: np.ndarray) -> np.ndarray:
     """``log1p`` of the noise-free profile normalised to TARGET_SUM (CP10k), per row."""
     return np.log1p(TARGET_SUM * np.exp(log_expr - logsumexp(log_expr, axis=1, keepdims=True)))
-
-
-# --- design: which agents, which conditions ----------------------------------------------------
-
-
-def _pick_pairs(
-    n: int, groups: list[list[int]], score: Callable[[int, int], float], k: int,
-    rng: np.random.Generator, what: str,
-) -> list[tuple[int, int]]:  # fmt: skip
-    """Sample ``k`` distinct pairs within groups, favouring pairs that share downstream genes."""
-    pairs = [pair for g in groups for pair in _pairs(sorted(g), 2)]
-    if k > len(pairs):
-        raise ValueError(
-            f"'{what}' is {k} but only {len(pairs)} pairs are possible: lower {what} or add "
-            "perturbations (combinations pair perturbations of the same type)"
-        )
-    if k == 0:
-        return []
-    w = np.array([score(a, b) for a, b in pairs]) + 0.05
-    chosen = rng.choice(len(pairs), size=k, replace=False, p=w / w.sum())
-    return [pairs[i] for i in sorted(chosen)]
-
-
-def _draw_design(
-    p: Params, net: Network, rng: np.random.Generator
-) -> tuple[dict[str, Agent], pd.DataFrame, list[tuple[tuple[str, float | None], ...]]]:
-    nt, n_ctx = net.n_tfs, len(p.contexts)
-    downstream = [set(np.flatnonzero(net.weights[:, j])) for j in range(nt)]
-
-    def reach(targets: tuple[int, ...]) -> set[int]:
-        out: set[int] = set()
-        for t in targets:
-            out |= downstream[t] if t < nt else set()
-        return out
-
-    cooperating = {(int(j), int(k)) for j, k, _ in net.pairs}
-
-    def overlap(a: Agent, b: Agent) -> float:
-        ra, rb = reach(a.targets), reach(b.targets)
-        linked = bool(set(a.targets) & rb) or bool(set(b.targets) & ra)
-        joint = any((min(x, y), max(x, y)) in cooperating for x in a.targets for y in b.targets)
-        return len(ra & rb) + 3.0 * linked + 10.0 * joint
-
-    # Genetic perturbations: mostly TFs (their effects propagate), some other genes.
-    n = p.n_perturbations
-    n_tf = min(nt, max(n - (net.n_genes - nt), math.ceil(0.8 * n)))
-    genes = np.concatenate([
-        rng.choice(nt, size=n_tf, replace=False),
-        nt + rng.choice(net.n_genes - nt, size=n - n_tf, replace=False),
-    ]).astype(int)  # fmt: skip
-    genes = genes[rng.permutation(n)]
-    genetic: list[Agent] = []
-    for i, g in enumerate(genes):
-        kind = p.perturbation_types[i % len(p.perturbation_types)]
-        lo, hi = GENETIC_STRENGTH[kind]
-        genetic.append(
-            Agent(net.genes[g], kind, (int(g),), float(rng.uniform(lo, hi)), gain=lo > 1)
-        )
-
-    width = len(str(max(p.drugs, p.cytokines, 1))) + 1
-    drugs: list[Agent] = []
-    lo_dose, hi_dose = (min(p.doses), max(p.doses)) if p.doses else (1.0, 1.0)
-    for i in range(p.drugs):
-        k = 1 if rng.random() < 0.7 or nt < 2 else 2
-        drugs.append(Agent(
-            name=f"drug{i + 1:0{width}d}", kind="drug",
-            targets=tuple(sorted(int(t) for t in rng.choice(nt, size=k, replace=False))),
-            strength=float(rng.uniform(0.6, 1.0)), gain=bool(rng.random() < 0.2),
-            ec50=float(np.exp(rng.uniform(np.log(lo_dose) - 0.5, np.log(hi_dose) + 0.5))),
-            hill=float(rng.uniform(0.8, 2.5)),
-        ))  # fmt: skip
-    cytokines = [
-        Agent(
-            name=f"cytokine{i + 1:0{width}d}", kind="cytokine",
-            targets=tuple(sorted(int(t) for t in rng.choice(nt, size=min(nt, int(rng.integers(1, 4))), replace=False))),
-            strength=float(rng.uniform(0.5, 0.95)), gain=True,
-            context_scale=tuple(float(v) for v in rng.uniform(0.2, 1.0, n_ctx)),
-        )
-        for i in range(p.cytokines)
-    ]  # fmt: skip
-
-    by_type = [[i for i, a in enumerate(genetic) if a.kind == t] for t in p.perturbation_types]
-    combos = _pick_pairs(n, by_type, lambda a, b: overlap(genetic[a], genetic[b]),
-                         p.combinations, rng, "combinations")  # fmt: skip
-    drug_combos = _pick_pairs(p.drugs, [list(range(p.drugs))],
-                              lambda a, b: overlap(drugs[a], drugs[b]),
-                              p.drug_combinations, rng, "drug_combinations")  # fmt: skip
-
-    # Conditions, identical in every context: (label, type, components).
-    plan: list[tuple[str, str, tuple[tuple[str, float | None], ...]]] = [(CONTROL, "control", ())]
-    plan += [(a.name, a.kind, ((a.name, None),)) for a in genetic]
-    for a, b in combos:
-        names = sorted([genetic[a].name, genetic[b].name])
-        plan.append((join_combination(names), genetic[a].kind, tuple((x, None) for x in names)))
-    for d in drugs:
-        plan += [(d.name, "drug", ((d.name, dose),)) for dose in p.doses]
-    for a, b in drug_combos:
-        names = sorted([drugs[a].name, drugs[b].name])
-        plan += [
-            (join_combination(names), "drug", tuple((x, dose) for x in names)) for dose in p.doses
-        ]
-    plan += [(c.name, "cytokine", ((c.name, None),)) for c in cytokines]
-
-    rows, components = [], []
-    for ctx in p.contexts:
-        for label, kind, comps in plan:
-            rows.append((ctx, label, kind, format_dose([d for _, d in comps])))
-            components.append(comps)
-    conditions = pd.DataFrame(rows, columns=[CONTEXT, PERTURBATION, PERTURBATION_TYPE, DOSE])
-    agents = {a.name: a for a in [*genetic, *drugs, *cytokines]}
-    return agents, conditions, components

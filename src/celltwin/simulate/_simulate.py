@@ -33,7 +33,8 @@ from ._cells import (
     obs_frame,
     var_frame,
 )
-from ._model import Model, Params, build_model, check_int, expected_log1p
+from ._model import Model, build_model, expected_log1p
+from ._params import Params, check_int
 
 #: Name of the simulator's record in ``uns['celltwin']``.
 UNS_SIMULATION = "simulation"

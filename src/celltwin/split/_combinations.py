@@ -132,50 +132,13 @@ def split_combinations(
     test_single_fraction = check_fraction("test_single_fraction", test_single_fraction)
     test_seen2_fraction = check_fraction("test_seen2_fraction", test_seen2_fraction)
     val_fraction = check_fraction("val_fraction", val_fraction)
-    perturbations = obs_strings(adata, PERTURBATION)
-    names = sorted(set(perturbations.tolist()) - {CONTROL})
-    singles = [p for p in names if len(components(p)) == 1]
-    combos = [p for p in names if len(components(p)) > 1]
-    if not combos or len(singles) < 2:
-        raise ValueError(
-            f"not enough perturbations for a combination split: {len(singles)} singles and "
-            f"{len(combos)} combinations in obs[{PERTURBATION!r}]; it needs at least 2 singles "
-            "and 1 combination ('A+B')"
-        )
+    singles, combos = _singles_and_combinations(obs_strings(adata, PERTURBATION))
 
     rng = np.random.default_rng(seed)
-    if test_singles is not None:
-        held = check_names(
-            "test_singles", as_name_list(test_singles), singles, "single perturbations"
-        )
-    else:
-        n_held = count_for(test_single_fraction, len(singles))
-        if n_held >= len(singles):
-            raise not_enough("singles", len(singles), n_held, 0, "lower test_single_fraction")
-        required = ["combo_seen0", "combo_seen1"] + (
-            ["combo_seen2"] if test_seen2_fraction > 0 else []
-        )
-        held = _choose_singles(combos, singles, n_held, required, rng)
-    held_set = set(held)
-    if len(held_set) >= len(singles):
-        raise not_enough("singles", len(singles), len(held_set), 0, "hold out fewer singles")
-
-    touching = [c for c in combos if set(components(c)) & held_set]
-    remaining = [c for c in combos if c not in set(touching)]
-    trained = set(singles) - held_set
-    fully_seen = [c for c in remaining if set(components(c)) <= trained]
-    seen2_test = draw(fully_seen, count_for(test_seen2_fraction, len(fully_seen)), rng)
-    left = sorted(set(remaining) - set(seen2_test))
-    n_val = count_for(val_fraction, len(left))
-    if val_fraction > 0 and not left:
-        raise ValueError(
-            "no combination is left in training to draw validation from: lower "
-            "test_single_fraction or test_seen2_fraction, or set val_fraction=0 (and use "
-            "carve_validation later)"
-        )
-    val = draw(left, n_val, rng)
-
-    test = sorted(held_set | set(touching) | set(seen2_test))
+    held = _held_singles(
+        singles, combos, test_singles, test_single_fraction, test_seen2_fraction, rng
+    )
+    test, val = _held_combinations(singles, combos, held, test_seen2_fraction, val_fraction, rng)
     unit = [PERTURBATION]
     labels = assign(adata, unit, [(p,) for p in test], [(p,) for p in val])
     seen = trained_singles(adata, labels)
@@ -196,3 +159,70 @@ def split_combinations(
     )
     store(adata, labels, key_added=key_added, params=params, categories=categories)
     check_leakage(adata, key=key_added)
+
+
+def _singles_and_combinations(perturbations: np.ndarray) -> tuple[list[str], list[str]]:
+    """The sorted single and combined perturbations, or a ValueError when either is too few."""
+    names = sorted(set(perturbations.tolist()) - {CONTROL})
+    singles = [p for p in names if len(components(p)) == 1]
+    combos = [p for p in names if len(components(p)) > 1]
+    if not combos or len(singles) < 2:
+        raise ValueError(
+            f"not enough perturbations for a combination split: {len(singles)} singles and "
+            f"{len(combos)} combinations in obs[{PERTURBATION!r}]; it needs at least 2 singles "
+            "and 1 combination ('A+B')"
+        )
+    return singles, combos
+
+
+def _held_singles(
+    singles: list[str],
+    combos: list[str],
+    test_singles: Sequence[str] | None,
+    test_single_fraction: float,
+    test_seen2_fraction: float,
+    rng: np.random.Generator,
+) -> list[str]:
+    """The singles held out: given, or drawn so that every test category is populated."""
+    if test_singles is not None:
+        held = check_names(
+            "test_singles", as_name_list(test_singles), singles, "single perturbations"
+        )
+    else:
+        n_held = count_for(test_single_fraction, len(singles))
+        if n_held >= len(singles):
+            raise not_enough("singles", len(singles), n_held, 0, "lower test_single_fraction")
+        required = ["combo_seen0", "combo_seen1"] + (
+            ["combo_seen2"] if test_seen2_fraction > 0 else []
+        )
+        held = _choose_singles(combos, singles, n_held, required, rng)
+    if len(set(held)) >= len(singles):
+        raise not_enough("singles", len(singles), len(set(held)), 0, "hold out fewer singles")
+    return held
+
+
+def _held_combinations(
+    singles: list[str],
+    combos: list[str],
+    held: list[str],
+    test_seen2_fraction: float,
+    val_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[list[str], list[str]]:
+    """Test (held singles, the combinations touching them, some fully seen ones) and val."""
+    held_set = set(held)
+    touching = [c for c in combos if set(components(c)) & held_set]
+    remaining = [c for c in combos if c not in set(touching)]
+    trained = set(singles) - held_set
+    fully_seen = [c for c in remaining if set(components(c)) <= trained]
+    seen2_test = draw(fully_seen, count_for(test_seen2_fraction, len(fully_seen)), rng)
+    left = sorted(set(remaining) - set(seen2_test))
+    n_val = count_for(val_fraction, len(left))
+    if val_fraction > 0 and not left:
+        raise ValueError(
+            "no combination is left in training to draw validation from: lower "
+            "test_single_fraction or test_seen2_fraction, or set val_fraction=0 (and use "
+            "carve_validation later)"
+        )
+    val = draw(left, n_val, rng)
+    return sorted(held_set | set(touching) | set(seen2_test)), val

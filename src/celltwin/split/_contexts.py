@@ -69,7 +69,46 @@ def split_contexts(
     require_columns(adata, [PERTURBATION, CONTEXT])
     contexts = obs_strings(adata, CONTEXT)
     perturbations = obs_strings(adata, PERTURBATION)
-    available = sorted(set(contexts.tolist()))
+    test_contexts, val_contexts = _held_contexts(test, val, sorted(set(contexts.tolist())))
+    in_held = np.isin(contexts, test_contexts + val_contexts)
+    few_shot_names, few_shot_k = _few_shot(few_shot, perturbations[in_held])
+
+    rng = np.random.default_rng(seed)
+    held: dict[str, list[Unit]] = {TEST: [], VAL: []}
+    few_shot_pairs: list[Unit] = []
+    for label, names in ((TEST, test_contexts), (VAL, val_contexts)):
+        for context in names:
+            items = sorted(set(perturbations[contexts == context].tolist()) - {CONTROL})
+            if few_shot_names is not None:
+                shots = sorted(set(few_shot_names) & set(items))
+            else:
+                shots = draw(items, few_shot_k, rng)
+            if len(shots) >= len(items):
+                raise ValueError(
+                    f"not enough perturbations in context {context!r}: it has {len(items)} and "
+                    f"{len(shots)} are kept as few-shot examples, leaving none to hold out; "
+                    "lower few_shot"
+                )
+            few_shot_pairs += [(context, p) for p in shots]
+            held[label] += [(context, p) for p in items if p not in shots]
+
+    unit = [CONTEXT, PERTURBATION]
+    labels = assign(adata, unit, held[TEST], held[VAL])
+    params = base_params("contexts", seed=seed, unit=unit, test=held[TEST], val=held[VAL])
+    params.update(
+        test_contexts=test_contexts,
+        val_contexts=val_contexts,
+        few_shot_k=few_shot_k,
+        few_shot=units_to_columns(unit, few_shot_pairs),
+    )
+    store(adata, labels, key_added=key_added, params=params)
+    check_leakage(adata, key=key_added)
+
+
+def _held_contexts(
+    test: str | Sequence[str], val: str | Sequence[str] | None, available: list[str]
+) -> tuple[list[str], list[str]]:
+    """The test and val contexts, checked: known, disjoint, and leaving a training context."""
     test_contexts = check_names("test", as_name_list(test), available, "contexts")
     val_contexts = check_names("val", as_name_list(val), available, "contexts")
     if not test_contexts:
@@ -86,51 +125,23 @@ def split_contexts(
             f"holding out contexts {test_contexts + val_contexts} leaves no training context "
             f"(contexts: {available}): keep at least one context for training"
         )
-    explicit_few_shot = not isinstance(few_shot, int | np.integer)
-    if explicit_few_shot:
-        few_shot_names = as_name_list(few_shot)  # type: ignore[arg-type]
-        held_perturbations = set(
-            perturbations[np.isin(contexts, test_contexts + val_contexts)].tolist()
-        )
-        check_names(
-            "few_shot",
-            few_shot_names,
-            sorted(held_perturbations - {CONTROL}),
-            "perturbations of the held-out contexts",
-        )
-    elif few_shot < 0:
-        raise ValueError(
-            f"'few_shot' must be >= 0 (got {few_shot}): the number of perturbations per "
-            "held-out context kept in training"
-        )
+    return test_contexts, val_contexts
 
-    rng = np.random.default_rng(seed)
-    held: dict[str, list[Unit]] = {TEST: [], VAL: []}
-    few_shot_pairs: list[Unit] = []
-    for label, names in ((TEST, test_contexts), (VAL, val_contexts)):
-        for context in names:
-            items = sorted(set(perturbations[contexts == context].tolist()) - {CONTROL})
-            if explicit_few_shot:
-                shots = sorted(set(few_shot_names) & set(items))
-            else:
-                shots = draw(items, int(few_shot), rng)
-            if len(shots) >= len(items):
-                raise ValueError(
-                    f"not enough perturbations in context {context!r}: it has {len(items)} and "
-                    f"{len(shots)} are kept as few-shot examples, leaving none to hold out; "
-                    "lower few_shot"
-                )
-            few_shot_pairs += [(context, p) for p in shots]
-            held[label] += [(context, p) for p in items if p not in shots]
 
-    unit = [CONTEXT, PERTURBATION]
-    labels = assign(adata, unit, held[TEST], held[VAL])
-    params = base_params("contexts", seed=seed, unit=unit, test=held[TEST], val=held[VAL])
-    params.update(
-        test_contexts=test_contexts,
-        val_contexts=val_contexts,
-        few_shot_k=-1 if explicit_few_shot else int(few_shot),
-        few_shot=units_to_columns(unit, few_shot_pairs),
+def _few_shot(few_shot: int | Sequence[str], held: np.ndarray) -> tuple[list[str] | None, int]:
+    """``(names, -1)`` for named perturbations (checked against ``held``); ``(None, k)`` for k."""
+    if isinstance(few_shot, int | np.integer):
+        if few_shot < 0:
+            raise ValueError(
+                f"'few_shot' must be >= 0 (got {few_shot}): the number of perturbations per "
+                "held-out context kept in training"
+            )
+        return None, int(few_shot)
+    names = as_name_list(few_shot)
+    check_names(
+        "few_shot",
+        names,
+        sorted(set(held.tolist()) - {CONTROL}),
+        "perturbations of the held-out contexts",
     )
-    store(adata, labels, key_added=key_added, params=params)
-    check_leakage(adata, key=key_added)
+    return names, -1

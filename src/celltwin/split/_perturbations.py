@@ -115,39 +115,14 @@ def split_perturbations(
         )
     perturbations = obs_strings(adata, PERTURBATION)
     available = sorted(set(perturbations.tolist()) - {CONTROL})
-    test_list = (
-        None
-        if test is None
-        else check_names("test", as_name_list(test), available, "perturbations")
-    )
-    val_list = (
-        None if val is None else check_names("val", as_name_list(val), available, "perturbations")
-    )
-    if test_list is not None and val_list is not None and set(test_list) & set(val_list):
-        raise ValueError(
-            f"perturbations {sorted(set(test_list) & set(val_list))} are in both 'test' and "
-            "'val': a perturbation is held out for one of them only"
-        )
+    test_list, val_list = _explicit_lists(test, val, available)
 
     rng = np.random.default_rng(seed)
     if per_context:
-        contexts = obs_strings(adata, CONTEXT)
         unit = [CONTEXT, PERTURBATION]
-        test_units: list[Unit] = []
-        val_units: list[Unit] = []
-        for context in sorted(set(contexts.tolist())):
-            items = sorted(set(perturbations[contexts == context].tolist()) - {CONTROL})
-            test_c, val_c = _hold_out(
-                items,
-                test_fraction=test_fraction,
-                val_fraction=val_fraction,
-                test=None,
-                val=None,
-                rng=rng,
-                where=f" in context {context!r}",
-            )
-            test_units += [(context, p) for p in test_c]
-            val_units += [(context, p) for p in val_c]
+        test_units, val_units = _per_context(
+            obs_strings(adata, CONTEXT), perturbations, test_fraction, val_fraction, rng
+        )
     else:
         unit = [PERTURBATION]
         test_p, val_p = _hold_out(
@@ -173,3 +148,49 @@ def split_perturbations(
     )
     store(adata, labels, key_added=key_added, params=params)
     check_leakage(adata, key=key_added)
+
+
+def _explicit_lists(
+    test: Sequence[str] | None, val: Sequence[str] | None, available: list[str]
+) -> tuple[list[str] | None, list[str] | None]:
+    """The test and val lists checked (known, disjoint); ``None`` where none was given."""
+    test_list = (
+        None
+        if test is None
+        else check_names("test", as_name_list(test), available, "perturbations")
+    )
+    val_list = (
+        None if val is None else check_names("val", as_name_list(val), available, "perturbations")
+    )
+    if test_list is not None and val_list is not None and set(test_list) & set(val_list):
+        raise ValueError(
+            f"perturbations {sorted(set(test_list) & set(val_list))} are in both 'test' and "
+            "'val': a perturbation is held out for one of them only"
+        )
+    return test_list, val_list
+
+
+def _per_context(
+    contexts: np.ndarray,
+    perturbations: np.ndarray,
+    test_fraction: float,
+    val_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[list[Unit], list[Unit]]:
+    """(context, perturbation) pairs held out for test and val, drawn in each context in turn."""
+    test_units: list[Unit] = []
+    val_units: list[Unit] = []
+    for context in sorted(set(contexts.tolist())):
+        items = sorted(set(perturbations[contexts == context].tolist()) - {CONTROL})
+        test_c, val_c = _hold_out(
+            items,
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+            test=None,
+            val=None,
+            rng=rng,
+            where=f" in context {context!r}",
+        )
+        test_units += [(context, p) for p in test_c]
+        val_units += [(context, p) for p in val_c]
+    return test_units, val_units

@@ -1,4 +1,8 @@
-"""Normalisation: counts -> log1p of counts scaled to a fixed total per cell."""
+"""Normalisation: counts -> log1p of counts scaled to a fixed total per cell.
+
+Below every package: :mod:`celltwin.io` (reading normalises raw counts) and :mod:`celltwin.pp`
+(which publishes it as :func:`celltwin.pp.log_normalize`) both use it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._keys import COUNTS_LAYER, TARGET_SUM, UNS_KEY
+from ._keys import COUNTS_LAYER, TARGET_SUM, UNS_KEY
 
 
 def log_normalize(

@@ -1,0 +1,153 @@
+"""Where pseudobulk reads its rows: an in-memory or backed AnnData, or an ``.h5ad`` file.
+
+Each source gives the obs columns needed, var, and a reader of row blocks over X or one layer;
+from a path only those columns, var and that matrix are read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from anndata.io import read_elem, sparse_dataset
+
+from .._keys import BATCH, CONTEXT, DOSE, PERTURBATION, UNS_KEY
+
+
+@dataclass
+class RowSource:
+    """Obs columns, var, and a row-chunk reader over X or one layer, wherever the data lives."""
+
+    n_obs: int
+    obs: pd.DataFrame  # only the columns pseudobulk needs
+    var: pd.DataFrame
+    uns: dict[str, Any]  # the input's uns['celltwin'], carried over when X is summarised
+    rows: Any  # object supporting rows[start:stop] -> ndarray | CSR matrix
+
+
+def _default_by(columns: Sequence[str]) -> list[str]:
+    by = [CONTEXT, PERTURBATION]
+    if DOSE in columns:
+        by.append(DOSE)
+    return by
+
+
+def _validate_by(by: Sequence[str], columns: Sequence[str], *, match_batch: bool) -> list[str]:
+    by = [by] if isinstance(by, str) else list(by)
+    if PERTURBATION not in by:
+        raise ValueError(
+            f"'by' must include {PERTURBATION!r} to find control cells (got {by!r}). "
+            f"Fix: by=({CONTEXT!r}, {PERTURBATION!r}, ...)."
+        )
+    if len(set(by)) != len(by):
+        raise ValueError(f"'by' has duplicate columns (got {by!r}).")
+    needed = [*by, BATCH] if match_batch else by
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        col = missing[0]
+        fix = (
+            f"add obs[{BATCH!r}] or use match_batch=False"
+            if col == BATCH and col not in by
+            else f"add obs[{col!r}] (see celltwin._keys) or pass by= without it"
+        )
+        raise KeyError(
+            f"obs has no column {col!r} (needed for pseudobulk; obs columns: {list(columns)}). "
+            f"Fix: {fix}."
+        )
+    return by
+
+
+@contextmanager
+def open_source(
+    adata: AnnData | str | os.PathLike[str],
+    *,
+    layer: str | None,
+    by: Sequence[str] | None,
+    match_batch: bool,
+) -> Iterator[tuple[RowSource, list[str]]]:
+    """The source of ``adata`` (an AnnData or an ``.h5ad`` path) and the checked ``by``."""
+    if isinstance(adata, AnnData):
+        yield _anndata_source(adata, layer=layer, by=by, match_batch=match_batch)
+        return
+    if not isinstance(adata, str | os.PathLike):
+        raise TypeError(
+            f"'adata' must be an AnnData or an .h5ad path (got {type(adata).__name__})."
+        )
+    with h5py.File(Path(adata), "r") as f:
+        yield _h5ad_source(f, layer=layer, by=by, match_batch=match_batch)
+
+
+def _anndata_source(
+    adata: AnnData, *, layer: str | None, by: Sequence[str] | None, match_batch: bool
+) -> tuple[RowSource, list[str]]:
+    cols = list(adata.obs.columns)
+    by_cols = _validate_by(_default_by(cols) if by is None else by, cols, match_batch=match_batch)
+    if layer is None:
+        matrix = adata.X
+        if matrix is None:
+            raise ValueError("adata.X is None. Fix: set X or pass layer=.")
+    elif layer not in adata.layers:
+        raise KeyError(
+            f"no layer {layer!r} (layers: {list(adata.layers.keys())}). Fix: pass one of them "
+            "or layer=None for X."
+        )
+    else:
+        matrix = adata.layers[layer]
+    if sp.issparse(matrix) and matrix.format != "csr":
+        matrix = sp.csr_matrix(matrix)  # row slicing of in-memory CSC/COO is slow or missing
+    elif getattr(matrix, "format", None) == "csc":  # backed CSC: every row block reads it all
+        raise ValueError(_CSC_FIX)
+    needed = [*by_cols, BATCH] if match_batch and BATCH not in by_cols else by_cols
+    src = RowSource(
+        n_obs=adata.n_obs,
+        obs=adata.obs[needed].copy(),
+        var=adata.var.copy(),
+        uns=dict(adata.uns.get(UNS_KEY, {})),
+        rows=matrix,
+    )
+    return src, by_cols
+
+
+_CSC_FIX = (
+    "the matrix is stored CSC (columns = genes), which cannot be streamed by rows. "
+    "Fix: rewrite it as CSR, e.g. adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
+)
+
+
+def _h5ad_source(
+    f: h5py.File, *, layer: str | None, by: Sequence[str] | None, match_batch: bool
+) -> tuple[RowSource, list[str]]:
+    obs_group = f["obs"]
+    cols = [str(c) for c in obs_group.attrs.get("column-order", [])]
+    by_cols = _validate_by(_default_by(cols) if by is None else by, cols, match_batch=match_batch)
+    if layer is None:
+        elem = f.get("X")
+        if elem is None:
+            raise ValueError(f"{f.filename} has no X. Fix: pass layer=.")
+    else:
+        layers = f.get("layers")
+        if layers is None or layer not in layers:
+            names = list(layers.keys()) if layers is not None else []
+            raise KeyError(
+                f"no layer {layer!r} in {f.filename} (layers: {names}). Fix: pass one of them "
+                "or layer=None for X."
+            )
+        elem = layers[layer]
+    encoding = elem.attrs.get("encoding-type", "array")
+    if encoding == "csc_matrix":
+        raise ValueError(_CSC_FIX)
+    rows = sparse_dataset(elem) if encoding == "csr_matrix" else elem
+    needed = [*by_cols, BATCH] if match_batch and BATCH not in by_cols else by_cols
+    # Only the columns needed are read, once; the cell names are not needed at all.
+    obs = pd.DataFrame({c: read_elem(obs_group[c]) for c in needed})
+    uns = read_elem(f["uns"][UNS_KEY]) if "uns" in f and UNS_KEY in f["uns"] else {}
+    src = RowSource(n_obs=len(obs), obs=obs, var=read_elem(f["var"]), uns=dict(uns), rows=rows)
+    return src, by_cols

@@ -359,7 +359,7 @@ def test_non_finite_values_are_refused(data) -> None:
     pred = data["good"].copy()
     pred.X[3, 4] = np.nan
     pred.X[5, 6] = np.inf
-    with pytest.raises(ValidationError, match="2 NaN or infinite"):
+    with pytest.raises(ValidationError, match=r"2 value\(s\) are NaN or infinite"):
         evaluate(data["truth"], pred, ceiling=False)
 
 

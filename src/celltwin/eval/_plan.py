@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from anndata import AnnData
 from numpy.typing import NDArray
 
 from .._keys import CONTEXT, UNS_KEY
+from .._version import __version__
 from ..io import Problem, ValidationError
 from ._inputs import CELL_KINDS, NEEDS_PRED_CELLS
 from ._matrix import columns
@@ -210,12 +210,5 @@ def _params(
         },
         "ceiling_note": "split halves of the truth at half depth (no Spearman-Brown correction)",
         "notes": notes,
-        "celltwin_version": _version(),
+        "celltwin_version": __version__,
     }
-
-
-def _version() -> str:
-    try:
-        return version("celltwin")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0.0.0"

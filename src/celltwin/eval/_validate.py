@@ -15,7 +15,7 @@ from anndata import AnnData
 from numpy.typing import NDArray
 
 from .._keys import CONTEXT, CONTROL, PERTURBATION, UNS_KEY
-from ..io import Problem, ValidationError, matrix_stats
+from ..io import Problem, ValidationError, expression_problems
 from ._units import preview, show_unit
 
 __all__ = [
@@ -92,41 +92,8 @@ def pairing_problems(match: Match, *, allow_missing: bool) -> list[Problem]:
 
 
 def x_problems(adata: AnnData, role: str, *, pred: bool) -> list[Problem]:
-    if adata.X is None:
-        return [Problem("no_x", f"{role}.X is None", f"{role}.X", "store log1p(CP10k) values in X")]
-    stats = matrix_stats(adata.X)
-    if stats.kind == "non_finite":
-        return [
-            Problem(
-                "non_finite",
-                f"{role}.X holds {stats.n_non_finite} NaN or infinite value(s)",
-                f"{role}.X",
-                "replace them (a model that outputs NaN has failed for those cells) before "
-                "evaluating",
-            )
-        ]
-    if stats.kind == "counts":
-        return [
-            Problem(
-                "counts",
-                f"{role}.X holds whole numbers up to {stats.max:g}, i.e. counts; metrics compare "
-                "log1p(CP10k) expression",
-                f"{role}.X",
-                f"log-normalise it (celltwin.pp.log_normalize({role})) or read the file with "
-                "celltwin.io.read, which does",
-            )
-        ]
-    if stats.kind == "negative" and not pred:
-        return [
-            Problem(
-                "negative",
-                f"{role}.X holds {stats.n_negative} negative value(s); real log1p expression is "
-                ">= 0",
-                f"{role}.X",
-                "pass log1p(CP10k) values, not scaled or centred ones",
-            )
-        ]
-    return []
+    """The problems of ``adata.X`` as expression: io's one check (a prediction may undershoot 0)."""
+    return expression_problems(adata.X, role=f"{role}.X", allow_negative=pred)
 
 
 def obs_problems(adata: AnnData, role: str) -> list[Problem]:

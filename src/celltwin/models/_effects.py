@@ -19,10 +19,11 @@ from ..pp import pseudobulk
 from ._cell import CellModel
 from ._conditions import ConditionKey, condition_keys
 from ._conditions import condition_label as describe
-from ._errors import ModelFormatError, UnseenConditionError
+from ._errors import UnseenConditionError
+from ._model import expect_shape
 
-# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label);
-# they stay importable from here, where models/_transition imports them.
+# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label),
+# expect_shape to ._model; they stay importable from here, where models/_transition imports them.
 __all__ = [
     "EffectModel",
     "TrainingEffects",
@@ -135,14 +136,3 @@ class EffectModel(CellModel):
             raise UnseenConditionError(
                 f"{self.name} cannot predict {'; '.join(problems[:5])}{more}. Fix: {fix}"
             )
-
-
-def expect_shape(model: CellModel, attr: str, shape: tuple[int, ...]) -> None:
-    """Raise :class:`ModelFormatError` when a loaded array has the wrong shape."""
-    got = tuple(getattr(model, attr).shape)
-    if got != shape:
-        raise ModelFormatError(
-            f"shape mismatch in saved {model.name!r} model: {attr.rstrip('_')!r} has shape {got}, "
-            f"expected {shape} from model.json (genes, conditions). The directory is damaged or "
-            "was edited; save the model again."
-        )

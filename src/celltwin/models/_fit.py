@@ -193,7 +193,7 @@ def predict(
         table = _held_out_conditions(data, split_key=split_key, split=split)
     elif not isinstance(conditions, pd.DataFrame) and _all_strings(conditions):
         table = pd.DataFrame(
-            [_parse_condition(text) for text in conditions],
+            [_parse_condition(str(text)) for text in conditions],
             columns=["context", "perturbation", "dose"],
         )
     else:
@@ -223,7 +223,7 @@ def _as_adata(adata: AnnData | str | os.PathLike[str]) -> AnnData:
     if isinstance(adata, str | os.PathLike):
         from ..io import read
 
-        return read(adata)
+        return read(Path(adata))
     raise TypeError(
         f"'adata' must be an AnnData or the path of an .h5ad file (got {type(adata).__name__})."
     )

@@ -21,6 +21,7 @@ from .._keys import CONTEXT, PERTURBATION
 from ._context_transfer import ContextTransferLinear
 from ._errors import ModelFormatError, UnseenConditionError
 from ._factor_net import ResidualFactorNet, _standardised, _tensor, _threads
+from ._model import expect_shape
 from ._signature_data import SignatureData
 from ._signature_model import SignatureModel
 from ._signature_priors import PRIORS, prior_features
@@ -396,11 +397,7 @@ class SignatureFactor(SignatureModel):
 
     def _check_state(self) -> None:
         super()._check_state()
-        n_genes = len(self.genes_)
-        if self.mu_.shape != (len(self.contexts_), n_genes):
-            raise ModelFormatError(
-                f"{self.name}: array 'mu_' should have shape {(len(self.contexts_), n_genes)}."
-            )
+        expect_shape(self, "mu_", (len(self.contexts_), len(self.genes_)))
         if self.features_.ndim != 2 or self.features_.shape[0] != len(self.perturbations_):
             raise ModelFormatError(
                 f"{self.name}: array 'features_' should have {len(self.perturbations_)} rows."

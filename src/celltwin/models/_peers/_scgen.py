@@ -121,7 +121,7 @@ def _compat_module_class() -> type:
     if not _COMPAT_CLASS:
         scgen = _import_scgen()
 
-        class CompatSCGENVAE(scgen.SCGENVAE):  # type: ignore[name-defined,misc]
+        class CompatSCGENVAE(scgen.SCGENVAE):  # type: ignore[name-defined]  # runtime module
             def inference(self, x: Any) -> dict[str, Any]:
                 outputs = super().inference(x)
                 outputs["qzm"] = outputs["qz_m"]
@@ -233,7 +233,7 @@ class ScGenModel(PeerModel):
         check_n_threads(self.n_threads, model=self.name)
         resolve_device(self.device, model=self.name)
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         self._check_params()
         self._require()
         scgen = _import_scgen()

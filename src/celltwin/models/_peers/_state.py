@@ -21,7 +21,7 @@ import copy
 import tempfile
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -189,7 +189,7 @@ class StateTransitionModel(PeerModel):
         check_n_threads(self.n_threads, model=self.name)
         resolve_device(self.device, model=self.name)
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         self._check_params()
         self._require()
         labels = _labels(train.obs)
@@ -335,7 +335,7 @@ class StateTransitionModel(PeerModel):
             },
         }
         merged = OmegaConf.merge(cfg, OmegaConf.create(overrides))
-        return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+        return cast(dict[str, Any], OmegaConf.to_container(merged, resolve=True))
 
     # --- predict ------------------------------------------------------------------------------
 
@@ -457,7 +457,7 @@ def _write_inputs(
     """Write the training cells as cell-load reads them, and the TOML naming them; return it."""
     data_dir = folder / "data"
     data_dir.mkdir()
-    x = train.X
+    x: Any = train.X  # scipy sparse or numpy: both types are used below
     x = sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x) else np.asarray(x, np.float32)
     genes = [str(g) for g in train.var_names]
     contexts = train.obs[CONTEXT].astype(str).to_numpy()

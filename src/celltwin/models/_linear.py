@@ -12,7 +12,7 @@ from .._keys import CONTEXT, split_combination
 from ._checks import is_genetic
 from ._conditions import ConditionKey, condition_keys, dose_components
 from ._conditions import condition_label as describe
-from ._effects import EffectModel, expect_shape, training_effects
+from ._effects import FeatureEffectModel, expect_shape, training_effects
 from ._embedding import embed_label, gene_embedding, row_scores, validated_embedding
 from ._errors import ModelFormatError
 
@@ -42,7 +42,7 @@ def solve_bilinear_ridge(y: np.ndarray, g: np.ndarray, p: np.ndarray, ridge: flo
         ) from None
 
 
-class LinearBaseline(EffectModel):
+class LinearBaseline(FeatureEffectModel):
     """Bilinear ridge model of perturbation effects: ``Y ≈ G W Pᵀ + b``.
 
     ``Y`` (genes x training conditions) holds the training effects (pseudobulk mean minus the

@@ -12,14 +12,14 @@ from anndata import AnnData
 from .._keys import CONTEXT, DOSE, PERTURBATION
 from ._conditions import ConditionKey, as_conditions, condition_keys
 from ._conditions import condition_label as describe
-from ._effects import EffectModel, expect_shape, training_effects
+from ._effects import FeatureEffectModel, expect_shape, training_effects
 from ._embedding import embed_label, gene_embedding, validated_embedding
 from ._errors import ModelFormatError
 
 _MODES = ("auto", "gene", "external")
 
 
-class NearestPerturbationBaseline(EffectModel):
+class NearestPerturbationBaseline(FeatureEffectModel):
     """Shift control cells by the effect of the most similar training perturbation.
 
     Similarity is the cosine between perturbation embeddings. For condition ``(c, p, dose)``

@@ -8,14 +8,31 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, SPLIT
 from ..pp import pseudobulk
-from ._base import ConditionKey, Model, ModelFormatError, UnseenConditionError
+from ._cell import CellModel
+from ._conditions import ConditionKey, condition_keys
+from ._conditions import condition_label as describe
+from ._errors import UnseenConditionError
+from ._model import expect_shape
+
+# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label),
+# expect_shape to ._model; they stay importable from here, where models/_transition imports them.
+__all__ = [
+    "EffectModel",
+    "FeatureEffectModel",
+    "TrainingEffects",
+    "condition_keys",
+    "describe",
+    "expect_shape",
+    "training_effects",
+]
 
 
 @dataclass(frozen=True)
@@ -61,24 +78,7 @@ def training_effects(train: AnnData, conditions: pd.DataFrame) -> TrainingEffect
     )
 
 
-def condition_keys(table: pd.DataFrame) -> list[ConditionKey]:
-    """(context, perturbation, dose) per row of a conditions table."""
-    return list(
-        zip(
-            table[CONTEXT].astype(str),
-            table[PERTURBATION].astype(str),
-            table[DOSE].astype(str),
-            strict=True,
-        )
-    )
-
-
-def describe(key: ConditionKey) -> str:
-    context, perturbation, dose = key
-    return f"{perturbation!r} in context {context!r}" + (f" at dose {dose!r}" if dose else "")
-
-
-class EffectModel(Model):
+class EffectModel(CellModel):
     """A model predicting ``max(control + effect, 0)`` per cell (or per control mean).
 
     Log-normalised expression cannot be negative, so shifted values are clipped at 0; this is
@@ -90,7 +90,7 @@ class EffectModel(Model):
     :meth:`_array_names`.
     """
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         effects = training_effects(train, self.conditions_)
         if "delta_" in self._array_names():
             self.delta_: np.ndarray = effects.delta
@@ -139,12 +139,33 @@ class EffectModel(Model):
             )
 
 
-def expect_shape(model: Model, attr: str, shape: tuple[int, ...]) -> None:
-    """Raise :class:`ModelFormatError` when a loaded array has the wrong shape."""
-    got = tuple(getattr(model, attr).shape)
-    if got != shape:
-        raise ModelFormatError(
-            f"shape mismatch in saved {model.name!r} model: {attr.rstrip('_')!r} has shape {got}, "
-            f"expected {shape} from model.json (genes, conditions). The directory is damaged or "
-            "was edited; save the model again."
+class FeatureEffectModel(EffectModel):
+    """An effect model that takes prior features of the perturbations at fit.
+
+    ``fit(adata, perturbation_features=table)`` hands the table to ``_fit``; ``fit`` names the
+    argument so callers can see (and introspect) that the model takes it.
+    """
+
+    def fit(
+        self,
+        adata: AnnData,
+        *,
+        split_key: str | None = SPLIT,
+        perturbation_features: pd.DataFrame | None = None,
+        **fit_params: Any,
+    ) -> Self:
+        """Learn from the training cells of ``adata`` (see :meth:`CellModel.fit`).
+
+        Parameters
+        ----------
+        adata
+            Canonical cells x genes, ``X`` in log1p(CP10k).
+        split_key
+            obs column of the split; only ``"train"`` cells are used.
+        perturbation_features
+            Optional DataFrame, one row per perturbation name, numeric columns: an embedding
+            of the perturbations (e.g. from prior knowledge) used instead of the default.
+        """
+        return super().fit(
+            adata, split_key=split_key, perturbation_features=perturbation_features, **fit_params
         )

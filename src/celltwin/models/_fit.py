@@ -8,7 +8,6 @@ that take them, refuse the ones a model does not take, and save or write what th
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -22,9 +21,11 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import SPLIT, TEST, TRAIN
-from ._base import Model, conditions_of
-from ._persist import load
-from ._registry import get_spec
+from ._cell import CellModel
+from ._conditions import conditions_of
+from ._model import Model
+from ._params import fit_arguments, init_param_names
+from ._registry import get_spec, load
 
 logger = logging.getLogger("celltwin")
 
@@ -43,7 +44,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     out: str | os.PathLike[str] | None = None,
-) -> Model:
+) -> CellModel:
     """Create a registered model, fit it on the training cells and optionally save it.
 
     Parameters
@@ -82,40 +83,14 @@ def fit(
     --------
     >>> model = fit("split.h5ad", params={"n_members": 3}, out="model/")  # doctest: +SKIP
     """
-    spec = get_spec(model)
-    given = dict(params or {})
-    accepted = _constructor_params(spec.cls)
-    repeated = [k for k in _SETTINGS if k in given]
-    if repeated:
-        raise ValueError(
-            f"params holds {repeated[0]!r}, a training setting with an argument of its own. "
-            f"Fix: pass {repeated[0]}=... to fit (--{repeated[0].replace('_', '-')} on the "
-            "command line) instead."
-        )
-    unknown = sorted(set(given) - accepted)
-    if unknown:
-        raise ValueError(
-            f"model {model!r} has no parameter {unknown[0]!r}. Fix: use one of "
-            f"{sorted(accepted - set(_SETTINGS))}."
-        )
-    if time_budget is not None and "time_budget" not in accepted:
-        raise ValueError(
-            f"model {model!r} takes no time budget (its fit is not trained in steps). "
-            "Fix: drop time_budget (--time-budget), or use model 'transition'."
-        )
-    if time_budget is not None and not float(time_budget) > 0:
-        raise ValueError(
-            f"time_budget must be > 0 seconds or None (got {time_budget!r}). Fix: e.g. 600."
-        )
-    takes_checkpoints = "checkpoint_dir" in inspect.signature(spec.cls.fit).parameters
-    if checkpoint_dir is not None and not takes_checkpoints:
-        raise ValueError(
-            f"model {model!r} writes no checkpoints (its fit is not trained in steps). "
-            "Fix: drop checkpoint_dir (--checkpoint-dir), or use model 'transition'."
-        )
-    settings = {"seed": int(seed), "time_budget": time_budget, "progress": bool(progress)}
-    estimator = spec.cls(**given, **{k: v for k, v in settings.items() if k in accepted})
-
+    estimator = _create(
+        model,
+        params,
+        checkpoint_dir=checkpoint_dir,
+        time_budget=time_budget,
+        seed=seed,
+        progress=progress,
+    )
     data = _as_adata(adata)
     _log_training_cells(data, split_key, model)
     fit_kwargs: dict[str, Any] = {"split_key": split_key}
@@ -136,7 +111,7 @@ def fit(
 
 
 def predict(
-    model: Model | str | os.PathLike[str],
+    model: CellModel | str | os.PathLike[str],
     adata: AnnData | str | os.PathLike[str],
     *,
     conditions: pd.DataFrame | Sequence[Sequence[str]] | Sequence[str] | None = None,
@@ -181,13 +156,13 @@ def predict(
     """
     if out is not None and Path(out).suffix != ".h5ad":
         raise ValueError(f"out must be an .h5ad file (got {str(out)!r}). Fix: e.g. pred.h5ad.")
-    fitted = model if isinstance(model, Model) else load(model)
+    fitted = _cell_model(model if isinstance(model, CellModel) else load(model))
     data = _as_adata(adata)
     if conditions is None:
         table = _held_out_conditions(data, split_key=split_key, split=split)
     elif not isinstance(conditions, pd.DataFrame) and _all_strings(conditions):
         table = pd.DataFrame(
-            [_parse_condition(text) for text in conditions],
+            [_parse_condition(str(text)) for text in conditions],
             columns=["context", "perturbation", "dose"],
         )
     else:
@@ -202,13 +177,64 @@ def predict(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _constructor_params(cls: type[Model]) -> set[str]:
-    signature = inspect.signature(cls.__init__)
-    return {
-        name
-        for name, p in signature.parameters.items()
-        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
+def _create(
+    model: str,
+    params: Mapping[str, Any] | None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    time_budget: float | None,
+    seed: int,
+    progress: bool,
+) -> CellModel:
+    """The registered cell model ``model`` with ``params`` and the training settings it takes;
+    settings it does not take are refused, naming the fix."""
+    spec = get_spec(model)
+    if not issubclass(spec.cls, CellModel):
+        raise ValueError(
+            f"fit trains models of cells; {model!r} predicts {spec.predicts}. Fix: "
+            f"celltwin.models.get_model({model!r}).fit(scores) with the training signatures."
+        )
+    given = dict(params or {})
+    accepted = set(init_param_names(spec.cls))
+    repeated = [k for k in _SETTINGS if k in given]
+    if repeated:
+        raise ValueError(
+            f"params holds {repeated[0]!r}, a training setting with an argument of its own. "
+            f"Fix: pass {repeated[0]}=... to fit (--{repeated[0].replace('_', '-')} on the "
+            "command line) instead."
+        )
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise ValueError(
+            f"model {model!r} has no parameter {unknown[0]!r}. Fix: use one of "
+            f"{sorted(accepted - set(_SETTINGS))}."
+        )
+    if time_budget is not None and "time_budget" not in accepted:
+        raise ValueError(
+            f"model {model!r} takes no time budget (its fit is not trained in steps). "
+            "Fix: drop time_budget (--time-budget), or use model 'transition'."
+        )
+    if time_budget is not None and not float(time_budget) > 0:
+        raise ValueError(
+            f"time_budget must be > 0 seconds or None (got {time_budget!r}). Fix: e.g. 600."
+        )
+    takes_checkpoints = "checkpoint_dir" in fit_arguments(spec.cls)
+    if checkpoint_dir is not None and not takes_checkpoints:
+        raise ValueError(
+            f"model {model!r} writes no checkpoints (its fit is not trained in steps). "
+            "Fix: drop checkpoint_dir (--checkpoint-dir), or use model 'transition'."
+        )
+    settings = {"seed": int(seed), "time_budget": time_budget, "progress": bool(progress)}
+    return spec.cls(**given, **{k: v for k, v in settings.items() if k in accepted})
+
+
+def _cell_model(model: Model) -> CellModel:
+    if not isinstance(model, CellModel):
+        raise TypeError(
+            f"predict runs models of cells; {model.name!r} predicts {model.predicts}. Fix: "
+            "model.predict(conditions=...) for a signature model."
+        )
+    return model
 
 
 def _as_adata(adata: AnnData | str | os.PathLike[str]) -> AnnData:
@@ -217,7 +243,7 @@ def _as_adata(adata: AnnData | str | os.PathLike[str]) -> AnnData:
     if isinstance(adata, str | os.PathLike):
         from ..io import read
 
-        return read(adata)
+        return read(Path(adata))
     raise TypeError(
         f"'adata' must be an AnnData or the path of an .h5ad file (got {type(adata).__name__})."
     )
@@ -243,7 +269,7 @@ def _log_training_cells(adata: AnnData, split_key: str | None, model: str) -> No
     )
 
 
-def _training_note(model: Model) -> str:
+def _training_note(model: CellModel) -> str:
     """How each trained part stopped (models that record it, e.g. ``transition``)."""
     records = getattr(model, "training_", None)
     if not isinstance(records, list) or not records:

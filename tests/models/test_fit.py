@@ -17,7 +17,7 @@ from anndata import AnnData
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST, TRAIN
 from celltwin.models import TransitionModel, conditions_of, fit, load, predict
-from celltwin.models._transition import _estimator
+from celltwin.models._transition import _ensemble
 from celltwin.simulate import simulate
 from celltwin.split import split_contexts
 
@@ -111,7 +111,7 @@ class _Interrupt(Exception):
 
 def _counting_train_member(monkeypatch, *, fail_at: int | None = None) -> list[int]:
     calls: list[int] = []
-    real = _estimator.train_member
+    real = _ensemble.train_member
 
     def wrapped(*args, **kwargs):
         calls.append(1)
@@ -119,7 +119,7 @@ def _counting_train_member(monkeypatch, *, fail_at: int | None = None) -> list[i
             raise _Interrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_estimator, "train_member", wrapped)
+    monkeypatch.setattr(_ensemble, "train_member", wrapped)
     return calls
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, split_combination
-from celltwin.models._base import as_conditions
+from celltwin.models import as_conditions
 from celltwin.models._transition import TransitionModel
 from celltwin.models._transition._estimate import VIEWS
 from celltwin.models._transition._module import TransitionModule

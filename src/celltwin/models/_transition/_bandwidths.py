@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .._base import ConditionKey
+from .._conditions import ConditionKey
 from ._estimate import DOSE_BANDWIDTHS, TAU_GRID
 from ._features import Transfer
 

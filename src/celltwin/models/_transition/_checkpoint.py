@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from .._base import ModelFormatError
+from .._errors import ModelFormatError
 
 _CHECKPOINT_FILE: Final = "checkpoint.json"
 

@@ -17,9 +17,12 @@ from anndata import AnnData
 from sklearn.decomposition import PCA
 
 from ..._keys import CONTEXT, CONTROL, PERTURBATION, split_combination
-from .._base import ConditionKey, Model, UnseenConditionError, is_genetic
+from .._cell import CellModel
+from .._checks import is_genetic
+from .._conditions import ConditionKey
 from .._effects import TrainingEffects, condition_keys, describe, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
+from .._errors import UnseenConditionError
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
 from ._estimate import FOLD_CELLS, ComponentFeatures, Estimate, FoldChange, control_profile
@@ -48,7 +51,7 @@ class TrainingCells:
     condition_rows: list[np.ndarray]
 
 
-class ClassicalEstimate(Model):
+class ClassicalEstimate(CellModel):
     """Fitted state and estimates of the classical half (base of :class:`TransitionModel`).
 
     Subclasses store the parameters declared here in ``__init__``.

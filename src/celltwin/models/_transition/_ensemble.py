@@ -18,7 +18,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from .._base import N_CELLS, ConditionKey
+from .._conditions import N_CELLS, ConditionKey
 from ._checkpoint import Checkpoint, get_flat, set_flat
 from ._classical import TrainingCells
 from ._estimate import VIEWS, Estimate

@@ -11,7 +11,7 @@ from typing import Final
 import numpy as np
 
 from ..._keys import split_combination
-from .._base import dose_components
+from .._conditions import dose_components
 
 #: Kinds of classical estimate the network learns to correct, in the order of its one-hot input.
 VIEWS: tuple[str, ...] = ("context", "dose", "combination", "features")

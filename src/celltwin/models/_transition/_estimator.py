@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._base import ConditionKey, _positive_int, as_conditions
+from .._checks import _positive_int
+from .._conditions import ConditionKey, as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
 from ._ensemble import make_pools, train_ensemble

@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..._keys import split_combination
-from .._base import ConditionKey, dose_components
+from .._conditions import ConditionKey, dose_components
 from ._estimate import (
     FOLD_PSEUDO,
     ComponentFeatures,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..._keys import split_combination
-from .._base import ConditionKey, dose_components
+from .._conditions import ConditionKey, dose_components
 from ._cells import floor_at_zero, fold_detail, latent_summary, sparse_gain
 from ._checkpoint import set_flat
 from ._classical import ClassicalEstimate

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._cell import CellKind as PredictionKind
 from ._cell import CellModel
 from ._cell import CellModel as Model
-from ._checks import _check_log_space, _positive_int, is_genetic
+from ._checks import _positive_int, is_genetic
 from ._conditions import (
     N_CELLS,
     ConditionKey,
@@ -31,7 +31,6 @@ __all__ = [
     "NotFittedError",
     "PredictionKind",
     "UnseenConditionError",
-    "_check_log_space",
     "_positive_int",
     "as_conditions",
     "conditions_of",

@@ -36,10 +36,10 @@ from .._keys import (
     TRAIN,
     UNS_KEY,
 )
+from ..io import check_expression
 from ._checks import (
     _check_doses,
     _check_labels,
-    _check_log_space,
     _clean_obs,
     _mode,
     _positive_int,
@@ -141,7 +141,7 @@ class CellModel(Model):
         # Only training rows are ever read from X: test cells may hold anything.
         x = adata.X[rows]
         x = sp.csr_matrix(x) if sp.issparse(x) else np.asarray(x)
-        _check_log_space(x, where=f"{self.name}.fit")
+        check_expression(x, where=f"{self.name}.fit")
 
         is_control = obs[PERTURBATION].to_numpy() == CONTROL
         without_controls = sorted(
@@ -259,7 +259,7 @@ class CellModel(Model):
         x = adata.X[rows][:, positions]
         x = x.toarray() if sp.issparse(x) else np.asarray(x)
         x = np.asarray(x, dtype=np.float64)
-        _check_log_space(x, where=f"{self.name}.predict (control cells)")
+        check_expression(x, where=f"{self.name}.predict (control cells)")
         contexts = adata.obs[CONTEXT].astype(str).to_numpy()[rows]
         return x, contexts
 

@@ -6,11 +6,10 @@ Every check names the key, the value and the fix; none changes the data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
 from .._keys import (
@@ -26,7 +25,6 @@ from .._keys import (
 )
 
 #: ``log1p(1e4)`` is about 9.2; values far above that mean ``X`` is not log-normalised.
-_MAX_LOG_VALUE: Final = 50.0
 
 
 def _mode(values: pd.Series) -> str:
@@ -94,22 +92,6 @@ def _clean_obs(obs: pd.DataFrame) -> pd.DataFrame:
         index=pd.Index([str(i) for i in range(len(obs))]),
     )
     return clean
-
-
-def _check_log_space(x: np.ndarray | sp.spmatrix, *, where: str) -> None:
-    values = np.asarray(x.data) if sp.issparse(x) else np.asarray(x)
-    if values.size == 0:
-        return
-    if not np.all(np.isfinite(values)):
-        raise ValueError(
-            f"{where}: X holds NaN or infinite values. Fix: remove or repair those cells."
-        )
-    low, high = float(values.min()), float(values.max())
-    if low < 0 or high > _MAX_LOG_VALUE:
-        raise ValueError(
-            f"{where}: X ranges over [{low:.3g}, {high:.3g}], which is not log1p(CP10k) "
-            f"(expected values in [0, {_MAX_LOG_VALUE:g}]). Fix: celltwin.pp.log_normalize(adata)."
-        )
 
 
 def _unique_genes(adata: AnnData) -> list[str]:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from celltwin._keys import PERTURBATION, split_combination
-from celltwin.benchmark import _cell_suites as cs
-from celltwin.benchmark._features import make_fold
+from celltwin.benchmark import make_fold
+from celltwin.benchmark._suites import _simulated as cs
 from celltwin.models import get_model
 from celltwin.models._transition._features import pair_features
 

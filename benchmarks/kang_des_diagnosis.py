@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from celltwin._keys import CONTROL, PERTURBATION
-from celltwin.benchmark import get_suite
-from celltwin.benchmark._runner import predict_conditions
+from celltwin.benchmark import get_suite, predict_conditions
 from celltwin.eval._de import rank_sum_test
 
 SUITE = "kang2018-heldout-celltype"

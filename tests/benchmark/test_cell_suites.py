@@ -11,13 +11,12 @@ from scipy.stats import linregress
 
 from celltwin._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, PERTURBATION_TYPE, SPLIT
 from celltwin.benchmark import get_suite, make_fold, select_genes, suites
-from celltwin.benchmark._cell_suites import (
+from celltwin.benchmark._suite_metrics import SUITE_METRICS, r2_mean, r2_mean_top_de
+from celltwin.benchmark._suites._papalexi import _ko_chunks
+from celltwin.benchmark._suites._simulated import (
     INTERACTION_METRIC,
-    SUITE_METRICS,
     NearestDoseBaseline,
     interaction_scores,
-    r2_mean,
-    r2_mean_top_de,
 )
 from celltwin.eval import METRICS, rank_sum_test
 from celltwin.models import conditions_of
@@ -197,8 +196,6 @@ def test_papalexi_folds_partition_the_knockouts() -> None:
         adata = task.data({})
     except (FileNotFoundError, OSError) as err:
         pytest.skip(f"papalexi data not available ({err})")
-    from celltwin.benchmark._cell_suites import _ko_chunks
-
     chunks = _ko_chunks(adata, task.options({}))
     assert list(chunks) == [f"fold{i}" for i in range(5)]
     held = [p for chunk in chunks.values() for p in chunk]

@@ -9,19 +9,21 @@ import pytest
 
 from celltwin._keys import CONTEXT, PERTURBATION
 from celltwin._settings import shared_dir
-from celltwin.benchmark._signature_suites import (
-    REFERENCE,
-    SUITES,
+from celltwin.benchmark import RESULT_COLUMNS, get_suite, run_benchmark
+from celltwin.benchmark._suites._rank_scores import (
     _Scored,
     _Truth,
-    fold_predictions,
-    run_transfer_fold,
     score_predictions,
     signature_scores,
+)
+from celltwin.benchmark._suites._signatures import SUITES
+from celltwin.benchmark._suites._transfer import (
+    REFERENCE,
+    fold_predictions,
+    run_transfer_fold,
     transfer_splits,
 )
-from celltwin.benchmark._suite import RESULT_COLUMNS, get_suite
-from celltwin.io._signatures import RankSignatures, write_signatures
+from celltwin.io import RankSignatures, write_signatures
 from celltwin.models._signature import SIGNATURE_MODELS, get_signature_model
 
 MODELS = list(SIGNATURE_MODELS)
@@ -233,8 +235,6 @@ def test_generic_suite_reads_files(tmp_path) -> None:
     with pytest.raises(TypeError, match="unknown suite option"):
         suite.folds(signatures=files, bogus=1)
     # The fold count is an option apart from run_benchmark's `folds` (which picks folds).
-    from celltwin.benchmark._runner import run_benchmark
-
     board = run_benchmark(
         "signature-transfer", folds=["B/fold1"], n_folds=3, signatures=files,
         holdout_context="B", out=tmp_path / "run", isolate=False, progress=False, report=False,

@@ -14,14 +14,17 @@ the truth never handed to a model); signature suites predict ranked signatures o
 (context, perturbation) pairs.
 """
 
-# Modules that register suites (imported for that effect).
-from . import _cell_suites, _signature_suites  # noqa: F401
-from ._cell_suites import CellTask
+from ._aggregate import higher_is_better, role
 from ._features import FoldData, make_fold, poison_held_out, select_genes
 from ._leaderboard import Leaderboard
 from ._merge import average_seeds, merge_runs
+from ._model_run import predict_conditions
 from ._runner import list_models, parse_options, run_benchmark
-from ._suite import RESULT_COLUMNS, Suite, get_suite, register_suite, suites
+
+# The suite families register their suites when imported.
+from ._suites import _kang, _papalexi, _signatures, _simulated  # noqa: F401
+from ._suites._cell_task import CellTask
+from ._suites._registry import RESULT_COLUMNS, Suite, get_suite, register_suite, suites
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -31,12 +34,15 @@ __all__ = [
     "Suite",
     "average_seeds",
     "get_suite",
+    "higher_is_better",
     "list_models",
     "make_fold",
     "merge_runs",
     "parse_options",
     "poison_held_out",
+    "predict_conditions",
     "register_suite",
+    "role",
     "run_benchmark",
     "select_genes",
     "suites",

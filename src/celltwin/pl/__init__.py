@@ -1,13 +1,19 @@
-"""Plots: figures built from result tables (composition, effects, metrics)."""
+"""Plots and pages: figures, HTML reports and leaderboards built from result tables."""
 
 from ._figures import composition, effect_heatmap
-from ._report import delta_scatter, figure_svg, metric_distributions, render_report
+from ._leaderboard import LeaderboardTables, leaderboard_html
+from ._leaderboard_markdown import leaderboard_markdown
+from ._report import render_report
+from ._report_figures import delta_scatter, figure_svg, metric_distributions
 
 __all__ = [
+    "LeaderboardTables",
     "composition",
     "delta_scatter",
     "effect_heatmap",
     "figure_svg",
+    "leaderboard_html",
+    "leaderboard_markdown",
     "metric_distributions",
     "render_report",
 ]

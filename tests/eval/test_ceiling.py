@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from celltwin._keys import CONTROL
-from celltwin.eval._ceiling import spearman_brown, split_half_ceiling, split_halves
-from celltwin.eval._registry import build_inputs, compute_metrics
+from celltwin.eval import (
+    build_inputs,
+    compute_metrics,
+    spearman_brown,
+    split_half_ceiling,
+    split_halves,
+)
 
 
 def test_split_halves_are_disjoint_and_balanced() -> None:
@@ -57,3 +62,20 @@ def test_ceiling_beats_a_shuffled_model(sim) -> None:
 def test_spearman_brown() -> None:
     np.testing.assert_allclose(spearman_brown([0.5, 1.0]), [2 / 3, 1.0])
     assert np.isnan(spearman_brown(-0.2))
+
+
+def test_plain_lists_are_accepted_as_matrices() -> None:
+    """Annotated ArrayLike: a list of rows works as an array does (it used to fail on .shape)."""
+    from celltwin.eval import rank_sum_test
+
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, 1.0, size=(12, 4)).round(3)
+    lab = [CONTROL] * 6 + ["a"] * 6
+    genes = list("wxyz")
+    de_list, de_array = rank_sum_test(X.tolist(), lab), rank_sum_test(X, lab)
+    np.testing.assert_array_equal(de_list.pvalue, de_array.pvalue)
+    inputs = build_inputs(X.tolist(), X.tolist(), pred_labels=lab, true_labels=lab, genes=genes)
+    np.testing.assert_array_equal(compute_metrics(inputs, metrics=["mae"])["mae"], [0.0])
+    a = split_half_ceiling(X.tolist(), lab, genes=genes, metrics=["mae"], n_repeats=2)
+    b = split_half_ceiling(X, lab, genes=genes, metrics=["mae"], n_repeats=2)
+    np.testing.assert_array_equal(a.values["mae"], b.values["mae"])

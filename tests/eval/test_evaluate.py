@@ -23,14 +23,21 @@ from celltwin._keys import (
     TRAIN,
     UNS_KEY,
 )
-from celltwin.eval._ceiling import split_half_ceiling
-from celltwin.eval._de import rank_sum_test
-from celltwin.eval._evaluate import _constant_group_de, evaluate, evaluate_files
-from celltwin.eval._export import write_vcc
-from celltwin.eval._metrics import mean_of_centroids, vcc_score
-from celltwin.eval._registry import build_inputs, compute_metrics
-from celltwin.eval._result import Evaluation
-from celltwin.eval._stats import summarize
+from celltwin.eval import (
+    Evaluation,
+    build_inputs,
+    compute_metrics,
+    evaluate,
+    evaluate_files,
+    mean_of_centroids,
+    rank_sum_test,
+    split_half_ceiling,
+    summarize,
+    vcc_score,
+    write_vcc,
+)
+from celltwin.eval._de_constant import constant_group_de
+from celltwin.eval._result import FILES
 from celltwin.io import ValidationError
 
 # The array-level path (build_inputs + compute_metrics) is the reference for these metrics.
@@ -102,6 +109,45 @@ def test_model_values_equal_the_array_level_path(sim, data) -> None:
     assert pds["mean"] == pytest.approx(expected["pds"].mean())
     assert pds["ci_low"] <= pds["mean"] <= pds["ci_high"]
     assert pds["n"] == len(np.unique(sim.true_labels)) - 1
+
+
+def test_scgen_r2_metrics_and_their_ceiling_equal_a_direct_computation(sim, data) -> None:
+    """r2 of mean expression, on all genes and on the top-100 DE genes of the truth's own
+    rank-sum test; the ceiling is the same two metrics on split halves of the truth."""
+    names = ["r2_mean_all", "r2_mean_top100_de"]
+    result = evaluate(data["truth"], data["good"], metrics=names, n_repeats=2, seed=3, n_boot=10)
+    perts = np.unique(sim.true_labels[sim.true_labels != CONTROL])
+
+    def means(X, labels):
+        return np.array([X[labels == p].astype(np.float64).mean(axis=0) for p in perts])
+
+    pred, true = means(sim.good_X, sim.pred_labels), means(sim.true_X, sim.true_labels)
+    de = rank_sum_test(sim.true_X.astype(np.float32), sim.true_labels).select(perts)
+    score = np.sign(de.log2_fold_change) * -np.log10(np.maximum(de.pvalue, 1e-300))
+    for i, _ in enumerate(perts):
+        top = np.argsort(-score[i], kind="stable")[:100]
+        expected = {
+            "r2_mean_all": np.corrcoef(pred[i], true[i])[0, 1] ** 2,
+            "r2_mean_top100_de": np.corrcoef(pred[i, top], true[i, top])[0, 1] ** 2,
+        }
+        for name, value in expected.items():
+            assert _values(result, name)[i] == pytest.approx(value, rel=1e-9), name
+    direct = split_half_ceiling(
+        sim.true_X.astype(np.float32), sim.true_labels, genes=sim.genes, metrics=names,
+        n_repeats=2, seed=3,
+    ).mean()  # fmt: skip
+    ceiling = result.ceiling_values
+    for name in names:
+        got = ceiling.loc[ceiling["metric"] == name].sort_values(PERTURBATION)["value"]
+        np.testing.assert_allclose(got.to_numpy(), direct[name], rtol=1e-12, err_msg=name)
+    # Not computed unless named; interaction_pearson needs inputs cells do not give.
+    default = evaluate(data["truth"], data["good"], ceiling=False, n_boot=10)
+    assert not set(names) & set(default.summary)
+    skipped = evaluate(
+        data["truth"], data["good"], metrics=["mae", "interaction_pearson"], ceiling=False,
+        n_boot=10,
+    )  # fmt: skip
+    assert "interaction_pearson" in skipped.skipped
 
 
 def test_distributional_metrics_equal_the_array_level_path(sim, data) -> None:
@@ -176,7 +222,7 @@ def test_constant_group_de_equals_the_test_on_copies() -> None:
     profiles = np.vstack([control[0], np.zeros(12), control.mean(axis=0), np.full(12, 0.3)])
     n_cells = np.array([3, 7, 1, 10])
     groups = np.array(["A", "B", "C", "D"])
-    got = _constant_group_de(profiles, sp.csr_matrix(control), n_cells=n_cells, groups=groups)
+    got = constant_group_de(profiles, sp.csr_matrix(control), n_cells=n_cells, groups=groups)
     X = np.vstack([np.repeat(profiles, n_cells, axis=0), control])
     labels = np.append(np.repeat(groups, n_cells), [CONTROL] * len(control))
     expected = rank_sum_test(X, labels)
@@ -379,8 +425,8 @@ def test_write_produces_the_files(data, tmp_path: Path) -> None:
     assert summary["summary"]["pds"]["mean"] == pytest.approx(result.summary["pds"]["mean"])
     assert set(summary["baselines"]) == {"control", "mean"}
     assert "mae" in summary["ceiling"] and "vcc_score" in summary["scores"]
-    html = (out / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+    # eval writes tables; the HTML report is celltwin.pl's (tests/pl/test_evaluation.py).
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     wide = result.to_frame()
     assert list(wide.columns) == ["mae", "des", "pds"]
@@ -390,12 +436,12 @@ def test_write_produces_the_files(data, tmp_path: Path) -> None:
 def test_write_leaves_nothing_behind_on_failure(data, tmp_path: Path, monkeypatch) -> None:
     result = evaluate(data["truth"], data["good"], metrics=["mae"], ceiling=False, n_boot=10)
 
-    def broken(self, *, title=None):
-        raise RuntimeError("report failed")
+    def broken(self):
+        raise RuntimeError("summary failed")
 
-    monkeypatch.setattr(Evaluation, "report", broken)
-    with pytest.raises(RuntimeError, match="report failed"):
-        result.write(tmp_path / "eval")
+    monkeypatch.setattr(Evaluation, "to_dict", broken)  # after metrics.csv is staged
+    with pytest.raises(RuntimeError, match="summary failed"):
+        result.write(tmp_path / "eval", extra_files={"note.txt": "x"})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -425,7 +471,7 @@ def test_evaluate_files_reads_any_convention(data, tmp_path: Path) -> None:
     )  # fmt: skip
     direct = evaluate(truth, good, metrics=["mae", "pds"], ceiling=False, n_boot=10)
     np.testing.assert_allclose(_values(result, "mae"), _values(direct, "mae"), atol=1e-6)
-    assert (tmp_path / "out" / "report.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
     assert result.params["files"]["truth"].endswith("truth.h5ad")
 
 

@@ -16,8 +16,8 @@ import pytest
 import scipy.sparse as sp
 
 from celltwin._keys import CONTEXT, CONTROL, CRISPRI, PERTURBATION, PERTURBATION_TYPE, UNS_KEY
-from celltwin.eval._evaluate import evaluate
-from celltwin.eval._export import VCC_CONTROL, to_vcc, write_vcc
+from celltwin.eval import evaluate, to_vcc, write_vcc
+from celltwin.eval._export import VCC_CONTROL
 from celltwin.io import ValidationError
 
 

@@ -7,8 +7,8 @@ import pytest
 import scipy.stats as st
 from sklearn.metrics import roc_auc_score
 
+import celltwin.eval as m
 from celltwin._keys import CONTROL
-from celltwin.eval import _metrics as m
 
 
 @pytest.fixture
@@ -240,3 +240,47 @@ def test_baseline_scaling_and_vcc_score() -> None:
     assert score == pytest.approx((0.5 + 0.5 + 0.8) / 3)
     with pytest.raises(ValueError, match="'best'"):
         m.baseline_scaled(1.0, 0.5, best=0.5)
+
+
+def test_r2_metrics_match_scipy() -> None:
+    from scipy.stats import linregress
+
+    rng = np.random.default_rng(0)
+    true = rng.gamma(2.0, 1.0, size=(3, 300))
+    pred = true + rng.normal(0, 0.5 + np.arange(3)[:, None], size=true.shape)
+    expected = [linregress(pred[i], true[i]).rvalue ** 2 for i in range(3)]
+    np.testing.assert_allclose(m.r2_mean(pred, true), expected)
+
+    cells = rng.poisson(1.0, size=(120, 300)).astype(float)
+    labels = np.array([CONTROL] * 60 + ["a"] * 30 + ["b"] * 30)
+    cells[labels == "a", :40] += 3  # genes 0..39 up in a
+    de = m.rank_sum_test(np.log1p(cells), labels).select(["a", "b"])
+    got = m.r2_mean_top_de(pred[:2], true[:2], true_de=de, k=100)
+    score = np.sign(de.log2_fold_change) * -np.log10(np.maximum(de.pvalue, 1e-300))
+    for i in range(2):
+        top = np.argsort(-score[i], kind="stable")[:100]
+        assert got[i] == pytest.approx(linregress(pred[i, top], true[i, top]).rvalue ** 2)
+    # The truly up genes of "a" are its top DE genes.
+    assert set(np.argsort(-score[0], kind="stable")[:40]) == set(range(40))
+
+
+def test_interaction_pearson_is_the_partial_correlation_given_the_additive_sum() -> None:
+    rng = np.random.default_rng(1)
+    additive = rng.normal(size=(3, 200))
+    truth = rng.normal(scale=0.2, size=(3, 200))
+    pred = truth + rng.normal(scale=0.2, size=truth.shape)
+    got = m.interaction_pearson(pred, truth, additive=additive)
+    for i in range(3):
+        # Partial r: both residuals of their least-squares fit on [1, additive], correlated.
+        design = np.column_stack([np.ones(200), additive[i]])
+        rx = pred[i] - design @ np.linalg.lstsq(design, pred[i], rcond=None)[0]
+        ry = truth[i] - design @ np.linalg.lstsq(design, truth[i], rcond=None)[0]
+        assert got[i] == pytest.approx(st.pearsonr(rx, ry)[0], rel=1e-12)
+    # No interaction beyond a multiple of the sum of the parts scores 0, not a correlation.
+    shrunk = -0.5 * additive + 0.1
+    np.testing.assert_array_equal(m.interaction_pearson(shrunk, truth, additive=additive), 0.0)
+    # One combination as vectors.
+    one = m.interaction_pearson(pred[0], truth[0], additive=additive[0])
+    assert one.shape == (1,) and one[0] == got[0]
+    with pytest.raises(ValueError, match="same shape"):
+        m.interaction_pearson(pred, truth[:, :3], additive=additive)

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 from celltwin._keys import CONTROL, PERTURBATION
-from celltwin.eval._metrics import mean_of_centroids, vcc_score
-from celltwin.eval._registry import VCC_METRICS, build_inputs, compute_metrics
+from celltwin.eval import VCC_METRICS, build_inputs, compute_metrics, mean_of_centroids, vcc_score
 
 ce = pytest.importorskip(
     "cell_eval", reason="cell-eval is not installed (pip install 'celltwin[parity]')"

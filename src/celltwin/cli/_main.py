@@ -317,12 +317,12 @@ def evaluate(
 ) -> None:
     """Score a prediction against real cells: metrics.csv, summary.json and report.html in OUT."""
     from celltwin.eval import evaluate_files
+    from celltwin.pl import write_evaluation
 
     with _user_errors():
         result = evaluate_files(
             truth,
             pred,
-            out=out,
             train=train,
             metrics=_list(metrics),
             ceiling=ceiling,
@@ -330,6 +330,7 @@ def evaluate(
             split_key=split_key,
             split=split,
         )
+        write_evaluation(result, out)
     typer.echo(result.summary_frame().to_string())
     typer.echo(f"wrote {out}")
 

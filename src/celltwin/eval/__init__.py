@@ -15,18 +15,22 @@ from ._de import (
     top_de_genes,
     welch_t_test,
 )
-from ._evaluate import evaluate, evaluate_files
+from ._evaluate import DEFAULT_METRICS, evaluate
 from ._export import to_vcc, write_vcc
+from ._files import evaluate_files
+from ._inputs import (
+    CELL_KINDS,
+    INPUT_KINDS,
+    NEEDS_PRED_CELLS,
+    MetricInputs,
+    build_inputs,
+    group_means,
+    target_gene_mask,
+)
 from ._metrics import (
-    PCABasis,
-    baseline_scaled,
     centroid_accuracy,
     des,
-    energy_distance,
-    fit_pca,
     mae,
-    mean_of_centroids,
-    mmd,
     mse,
     mse_top_de,
     n_sig_spearman,
@@ -37,27 +41,30 @@ from ._metrics import (
     systema_pearson_delta,
     topk_auroc,
     topk_overlap,
-    vcc_score,
 )
+from ._metrics_cells import PCABasis, energy_distance, fit_pca, mmd
+from ._metrics_interaction import interaction_pearson
+from ._metrics_r2 import r2_mean, r2_mean_top_de
 from ._registry import (
-    INPUT_KINDS,
     METRICS,
+    SCGEN_METRICS,
     VCC_METRICS,
     Metric,
-    MetricInputs,
-    build_inputs,
     compute_metrics,
     get_metric,
-    group_means,
     list_metrics,
-    target_gene_mask,
 )
 from ._result import Evaluation
+from ._scores import baseline_scaled, mean_of_centroids, vcc_score
 from ._stats import PairedComparison, Summary, bootstrap_ci, paired_comparison, summarize
 
 __all__ = [
+    "CELL_KINDS",
+    "DEFAULT_METRICS",
     "INPUT_KINDS",
     "METRICS",
+    "NEEDS_PRED_CELLS",
+    "SCGEN_METRICS",
     "VCC_METRICS",
     "Ceiling",
     "DEResult",
@@ -80,6 +87,7 @@ __all__ = [
     "fit_pca",
     "get_metric",
     "group_means",
+    "interaction_pearson",
     "list_metrics",
     "log2_fold_change",
     "mae",
@@ -92,6 +100,8 @@ __all__ = [
     "pds",
     "pearson_delta",
     "pearson_delta_top_de",
+    "r2_mean",
+    "r2_mean_top_de",
     "rank_sum_test",
     "spearman",
     "spearman_brown",

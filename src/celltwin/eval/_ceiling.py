@@ -18,7 +18,9 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .._keys import CONTROL
-from ._registry import METRICS, Metric, build_inputs, get_metric
+from ._inputs import build_inputs
+from ._matrix import as_matrix
+from ._registry import Metric, _resolve_metrics
 
 __all__ = ["Ceiling", "spearman_brown", "split_half_ceiling", "split_halves"]
 
@@ -106,17 +108,17 @@ def split_half_ceiling(
     n_pcs: int = 50,
     max_cells: int | None = 500,
 ) -> Ceiling:
-    """Real-vs-real ceiling of ``metrics`` (default all registered) by repeated split halves.
+    """Real-vs-real ceiling of ``metrics`` by repeated split halves.
 
     In each repeat, half B of the true cells is scored as the prediction of half A, through
-    :func:`~celltwin.eval._registry.build_inputs` and :meth:`Metric.compute`, so any registered
+    :func:`~celltwin.eval.build_inputs` and :meth:`Metric.compute`, so any registered
     metric gets its ceiling the same way it gets its model score. Inputs are built only for the
-    kinds the metrics need; ``reference`` is passed through for Systema metrics.
+    kinds the metrics need; ``reference`` is passed through for Systema metrics. ``metrics``
+    default: every registered metric computable from cells (as
+    :func:`~celltwin.eval.compute_metrics`).
     """
-    chosen = [
-        get_metric(x) if isinstance(x, str) else x
-        for x in (METRICS if metrics is None else metrics)
-    ]
+    chosen = _resolve_metrics(metrics)
+    X = as_matrix(X)
     kinds = set().union(*(metric.kinds for metric in chosen))
     lab = np.asarray(labels).astype(str)
     perts = np.unique(lab[lab != control])

@@ -281,7 +281,7 @@ class _Prepared:
 
 def _prepare(X: ArrayLike | sp.spmatrix, labels: ArrayLike, control: str) -> _Prepared:
     lab = np.asarray(labels).astype(str)
-    n_obs = X.shape[0]
+    n_obs = np.shape(X)[0]
     if lab.ndim != 1 or lab.shape[0] != n_obs:
         raise ValueError(
             f"labels must have one entry per cell: got shape {lab.shape} for X with {n_obs} rows"

@@ -132,6 +132,9 @@ def value_hash(v, bits):
     return np.int64((key * np.uint64(11400714819323198485)) >> np.uint64(64 - bits))
 
 
+# One function on purpose (155 lines): the prange loop's per-thread scratch buffers and the
+# bucketed control ranks live across its phases; splitting it into njit calls would pass them
+# around per gene block and change nothing a reader gains, at a cost in a hot loop.
 @numba.njit(cache=True, nogil=True, parallel=True)
 def rank_sum(indptr, indices, data, rows, code_start, n_genes, n_chunks, block):
     """U, tie term sum(t^3 - t) and float64 sums of every (group, gene).

@@ -137,62 +137,11 @@ def to_vcc(
     >>> vcc = to_vcc(prediction, control=truth, genes=truth.var_names)  # doctest: +SKIP
     >>> vcc.write_h5ad("pred.h5ad")  # then: cell-eval prep -i pred.h5ad -g genes.csv
     """
-    if not isinstance(pred, AnnData):
-        raise TypeError(f"'pred' must be an AnnData (got {type(pred).__name__})")
-    info = pred.uns.get(UNS_KEY, {}).get("prediction", {})
-    if isinstance(info, dict) and info.get("kind") == "pseudobulk":
-        raise ValueError(
-            "to_vcc: the prediction holds pseudobulk profiles; cell-eval scores cells. Fix: "
-            "predict cells (a 'cells' model), e.g. n copies of each profile"
-        )
-    for obj, role in ((pred, "pred"), (control, "control")):
-        if obj is not None and PERTURBATION not in obj.obs.columns:
-            raise ValidationError(
-                [
-                    Problem(
-                        "not_canonical",
-                        f"{role} lacks obs column {PERTURBATION!r}",
-                        f"{role}.obs",
-                        f"make it canonical with celltwin.io.to_canonical({role})",
-                    )
-                ]
-            )
+    _check_inputs(pred, control)
     order = pd.Index(genes if genes is not None else pred.var_names).astype(str)
     if not order.is_unique:
         raise ValueError("'genes' has duplicated names; pass each gene once")
-    labels = pred.obs[PERTURBATION].astype(str).to_numpy()
-    if control is not None:
-        keep = np.flatnonzero(labels != CONTROL)
-        real = control[control.obs[PERTURBATION].astype(str).to_numpy() == CONTROL]
-        source = "control"
-        if real.n_obs == 0:
-            raise ValidationError(
-                [
-                    Problem(
-                        "no_controls",
-                        "'control' holds no control cells",
-                        f"control.obs[{PERTURBATION!r}] == {CONTROL!r}",
-                        "pass data with real control cells (the truth or the training cells)",
-                    )
-                ]
-            )
-        parts = [_aligned(pred[keep], order, "pred"), _aligned(real, order, "control")]
-    else:
-        if not (labels == CONTROL).any():
-            raise ValidationError(
-                [
-                    Problem(
-                        "no_controls",
-                        "the prediction holds no control cells; cell-eval tests the "
-                        "prediction's DE against control cells in the same file",
-                        f"pred.obs[{PERTURBATION!r}] == {CONTROL!r}",
-                        "pass control=<the truth or training cells> to add real control cells",
-                    )
-                ]
-            )
-        source = "pred"
-        order_rows = np.append(np.flatnonzero(labels != CONTROL), np.flatnonzero(labels == CONTROL))
-        parts = [_aligned(pred[order_rows], order, "pred")]
+    parts, source = _parts(pred, control, order)
     blocks = [sp.csr_matrix(p.X, dtype=np.float32) for p in parts]
     X = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
     X.sort_indices()
@@ -216,6 +165,65 @@ def to_vcc(
         var=var,
         uns={UNS_KEY: {"export": {"format": "vcc", "control_cells_from": source}}},
     )
+
+
+def _check_inputs(pred: AnnData, control: AnnData | None) -> None:
+    """Refuse what cell-eval cannot score: non-AnnData, pseudobulk, non-canonical obs."""
+    if not isinstance(pred, AnnData):
+        raise TypeError(f"'pred' must be an AnnData (got {type(pred).__name__})")
+    info = pred.uns.get(UNS_KEY, {}).get("prediction", {})
+    if isinstance(info, dict) and info.get("kind") == "pseudobulk":
+        raise ValueError(
+            "to_vcc: the prediction holds pseudobulk profiles; cell-eval scores cells. Fix: "
+            "predict cells (a 'cells' model), e.g. n copies of each profile"
+        )
+    for obj, role in ((pred, "pred"), (control, "control")):
+        if obj is not None and PERTURBATION not in obj.obs.columns:
+            raise ValidationError(
+                [
+                    Problem(
+                        "not_canonical",
+                        f"{role} lacks obs column {PERTURBATION!r}",
+                        f"{role}.obs",
+                        f"make it canonical with celltwin.io.to_canonical({role})",
+                    )
+                ]
+            )
+
+
+def _parts(pred: AnnData, control: AnnData | None, order: pd.Index) -> tuple[list[AnnData], str]:
+    """The predicted cells, then the control cells (``control``'s, else ``pred``'s), aligned to
+    ``order``; and where the controls came from."""
+    labels = pred.obs[PERTURBATION].astype(str).to_numpy()
+    if control is not None:
+        keep = np.flatnonzero(labels != CONTROL)
+        real = control[control.obs[PERTURBATION].astype(str).to_numpy() == CONTROL]
+        if real.n_obs == 0:
+            raise ValidationError(
+                [
+                    Problem(
+                        "no_controls",
+                        "'control' holds no control cells",
+                        f"control.obs[{PERTURBATION!r}] == {CONTROL!r}",
+                        "pass data with real control cells (the truth or the training cells)",
+                    )
+                ]
+            )
+        return [_aligned(pred[keep], order, "pred"), _aligned(real, order, "control")], "control"
+    if not (labels == CONTROL).any():
+        raise ValidationError(
+            [
+                Problem(
+                    "no_controls",
+                    "the prediction holds no control cells; cell-eval tests the "
+                    "prediction's DE against control cells in the same file",
+                    f"pred.obs[{PERTURBATION!r}] == {CONTROL!r}",
+                    "pass control=<the truth or training cells> to add real control cells",
+                )
+            ]
+        )
+    order_rows = np.append(np.flatnonzero(labels != CONTROL), np.flatnonzero(labels == CONTROL))
+    return [_aligned(pred[order_rows], order, "pred")], "pred"
 
 
 def write_vcc(

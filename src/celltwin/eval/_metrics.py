@@ -1,46 +1,39 @@
 """Metric functions: pure functions over arrays, one value per perturbation.
 
 Conventions: the prediction then the truth are the two positional arguments, anything else is
-keyword-only and named like the :class:`~celltwin.eval._registry.MetricInputs` field it takes (so
-the registry can pass inputs by name). Rows are perturbations (``P``), columns genes (``G``);
-"means" are pseudobulk profiles
-(mean log1p expression of a perturbation's cells); "delta" is a mean minus a control mean. Every
-per-perturbation metric returns a float64 array of shape ``(P,)``; NaN marks a value that is
-undefined (e.g. a correlation with a constant vector).
+keyword-only and named like the :class:`~celltwin.eval.MetricInputs` field it takes (so the
+registry can pass inputs by name). Rows are perturbations (``P``), columns genes (``G``); "means"
+are pseudobulk profiles (mean log1p expression of a perturbation's cells); "delta" is a mean minus
+a control mean. Every per-perturbation metric returns a float64 array of shape ``(P,)``; NaN marks
+a value that is undefined (e.g. a correlation with a constant vector).
 
 Definitions follow the tools they come from:
 
 - cell-eval 0.8.x (Virtual Cell Challenge): :func:`mae`, :func:`pds` (``discrimination_score_l1``),
-  :func:`des` (``overlap_at_N``), :func:`pearson_delta`, and :func:`vcc_score`.
+  :func:`des` (``overlap_at_N``), :func:`pearson_delta` (and ``vcc_score`` in
+  :mod:`celltwin.eval._scores`).
 - GEARS: :func:`pearson_delta_top_de`, :func:`mse_top_de` (top DE genes by Welch t, control from the
   true data on both sides).
 - Systema: :func:`systema_pearson_delta`, :func:`centroid_accuracy`.
-- Distributional: :func:`energy_distance`, :func:`mmd` on cells in a shared PCA space
-  (:func:`fit_pca`).
 - Rank metrics for signatures: :func:`spearman`, :func:`topk_overlap`, :func:`topk_auroc`.
+
+Elsewhere: scGen's R² (:mod:`celltwin.eval._metrics_r2`), interaction recovery of combinations
+(:mod:`celltwin.eval._metrics_interaction`) and the distributional metrics on cells
+(:mod:`celltwin.eval._metrics_cells`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.distance import cdist
 
 __all__ = [
-    "PCABasis",
-    "baseline_scaled",
     "centroid_accuracy",
     "des",
-    "energy_distance",
-    "fit_pca",
     "mae",
-    "mean_of_centroids",
-    "mmd",
     "mse",
     "mse_top_de",
     "n_sig_spearman",
@@ -51,7 +44,6 @@ __all__ = [
     "systema_pearson_delta",
     "topk_auroc",
     "topk_overlap",
-    "vcc_score",
 ]
 
 #: FDR below which cell-eval calls a gene differentially expressed.
@@ -269,112 +261,6 @@ def centroid_accuracy(pred_means: ArrayLike, true_means: ArrayLike) -> NDArray[n
     return (dist > own).sum(axis=1) / (n_perts - 1)
 
 
-# --- distributional metrics ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
-class PCABasis:
-    """A PCA projection: ``(X - mean) @ components.T``."""
-
-    mean: NDArray[np.float64]
-    components: NDArray[np.float64]
-
-    def transform(self, X: ArrayLike | sp.spmatrix) -> NDArray[np.float64]:
-        """Project cells (rows of ``X``) onto the components."""
-        x = X.toarray() if sp.issparse(X) else np.asarray(X)
-        return (np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T
-
-
-def fit_pca(X: ArrayLike | sp.spmatrix, *, n_components: int = 50, seed: int = 0) -> PCABasis:
-    """Fit a PCA basis, e.g. on the true perturbed cells plus the control cells.
-
-    Fitting on true data only keeps the space independent of the model being scored, so two models
-    are compared in the same space. ``n_components`` is capped by the data's rank limit.
-    """
-    from sklearn.decomposition import PCA
-
-    x = X.toarray() if sp.issparse(X) else np.asarray(X)
-    x = np.asarray(x, dtype=np.float64)
-    k = int(min(n_components, x.shape[0] - 1, x.shape[1]))
-    if k < 1:
-        raise ValueError(f"PCA needs at least 2 cells and 1 gene, got shape {x.shape}")
-    pca = PCA(n_components=k, random_state=seed).fit(x)
-    return PCABasis(
-        mean=pca.mean_.astype(np.float64), components=pca.components_.astype(np.float64)
-    )
-
-
-def _cells(pred_cells: Sequence[ArrayLike], true_cells: Sequence[ArrayLike]) -> list[tuple]:
-    if len(pred_cells) != len(true_cells):
-        raise ValueError(
-            f"pred_cells and true_cells must list the same perturbations: "
-            f"{len(pred_cells)} vs {len(true_cells)}"
-        )
-    return [
-        (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-        for a, b in zip(pred_cells, true_cells, strict=True)
-    ]
-
-
-def energy_distance(
-    pred_cells: Sequence[ArrayLike], true_cells: Sequence[ArrayLike]
-) -> NDArray[np.float64]:
-    """Energy distance between predicted and true cells of each perturbation.
-
-    ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` with Euclidean distances, each expectation the mean over
-    all pairs including a cell with itself (V-statistic, as cell-eval's and pertpy's
-    ``edistance``), so it is >= 0 and exactly 0 for identical sets. Lower is better.
-    """
-    out = []
-    for x, y in _cells(pred_cells, true_cells):
-        if len(x) == 0 or len(y) == 0:
-            out.append(np.nan)
-            continue
-        out.append(2.0 * cdist(x, y).mean() - cdist(x, x).mean() - cdist(y, y).mean())
-    return np.asarray(out, dtype=np.float64)
-
-
-#: Bandwidths of the RBF kernels in :func:`mmd`, as multiples of the median heuristic.
-MMD_SCALES: tuple[float, ...] = (0.5, 1.0, 2.0)
-
-
-def mmd(
-    pred_cells: Sequence[ArrayLike],
-    true_cells: Sequence[ArrayLike],
-    *,
-    scales: Sequence[float] = MMD_SCALES,
-) -> NDArray[np.float64]:
-    """Maximum mean discrepancy (squared, biased estimator) between predicted and true cells.
-
-    Kernel: the average of RBF kernels ``exp(-|a - b|^2 / (2 s^2))`` over ``s = c * sigma`` for
-    ``c`` in ``scales``, where ``sigma`` is the median pairwise distance among the *true* cells of
-    that perturbation (the median heuristic, taken on the truth so every model is scored with the
-    same kernel; 1 if that median is 0). ``MMD^2 = mean K(X, X) + mean K(Y, Y) - 2 mean K(X, Y)``,
-    >= 0 and 0 for identical sets. Lower is better.
-    """
-    out = []
-    for x, y in _cells(pred_cells, true_cells):
-        if len(x) == 0 or len(y) == 0:
-            out.append(np.nan)
-            continue
-        dyy = cdist(y, y, metric="sqeuclidean")
-        off = dyy[~np.eye(len(y), dtype=bool)]
-        sigma = float(np.sqrt(np.median(off))) if off.size else 0.0
-        sigma = sigma if sigma > 0 else 1.0
-        dxx = cdist(x, x, metric="sqeuclidean")
-        dxy = cdist(x, y, metric="sqeuclidean")
-        total = 0.0
-        for c in scales:
-            gamma = 1.0 / (2.0 * (c * sigma) ** 2)
-            total += (
-                np.exp(-gamma * dxx).mean()
-                + np.exp(-gamma * dyy).mean()
-                - 2.0 * np.exp(-gamma * dxy).mean()
-            )
-        out.append(max(total / len(scales), 0.0))
-    return np.asarray(out, dtype=np.float64)
-
-
 # --- rank metrics -------------------------------------------------------------------------------
 
 
@@ -459,74 +345,3 @@ def topk_auroc(
         ranks = _rankdata(score)
         out[i] = (ranks[lab].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
     return out
-
-
-# --- baselines and the VCC score ----------------------------------------------------------------
-
-
-def mean_of_centroids(
-    X: ArrayLike | sp.spmatrix, labels: ArrayLike, *, exclude: Collection[str] = ()
-) -> NDArray[np.float64]:
-    """Equal-weight mean of the group centroids (mean profile of each label's cells).
-
-    - cell-eval's VCC baseline (``build_base_mean_adata``) averages the centroids of *all* groups
-      of the training data, the control's included: ``exclude=()``.
-    - Systema's reference (``average_of_perturbation_centroids``) leaves the control out:
-      ``exclude=(CONTROL,)``.
-    """
-    lab = np.asarray(labels).astype(str)
-    keep = ~np.isin(lab, list(exclude))
-    uniq, inv = np.unique(lab[keep], return_inverse=True)
-    if uniq.size == 0:
-        raise ValueError(f"no cells left after excluding {sorted(exclude)}")
-    x = X[np.flatnonzero(keep)] if sp.issparse(X) else np.asarray(X)[keep]
-    indicator = sp.csr_matrix(
-        (np.ones(inv.size), (inv, np.arange(inv.size))), shape=(uniq.size, inv.size)
-    )
-    sums = indicator @ (x.astype(np.float64) if sp.issparse(x) else np.asarray(x, np.float64))
-    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
-    centroids = sums / np.bincount(inv)[:, None]
-    return centroids.mean(axis=0)
-
-
-def baseline_scaled(value: float, baseline: float, *, best: float) -> float:
-    """Improvement over a baseline on a 0 (no better than the baseline) to 1 (perfect) scale.
-
-    ``best = 0`` (errors): ``1 - value / baseline``; ``best = 1`` (scores): ``(value - baseline) /
-    (1 - baseline)``. NaN becomes 0 and negatives are clipped to 0, as cell-eval's
-    ``score_agg_metrics`` does; there is no upper clip.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if best == 0:
-            scaled = 1.0 - np.float64(value) / np.float64(baseline)
-        elif best == 1:
-            scaled = (np.float64(value) - baseline) / (1.0 - np.float64(baseline))
-        else:
-            raise ValueError(f"'best' must be 0 or 1 for baseline scaling (got {best})")
-    if not np.isfinite(scaled):
-        return 0.0
-    return float(max(scaled, 0.0))
-
-
-def vcc_score(
-    *,
-    mae: float,
-    des: float,
-    pds: float,
-    baseline_mae: float,
-    baseline_des: float,
-    baseline_pds: float,
-) -> float:
-    """The Virtual Cell Challenge score: mean of the three baseline-scaled metrics.
-
-    Arguments are means over perturbations of :func:`mae`, :func:`des` and :func:`pds` for the
-    model and for the baseline (cell-eval: every perturbation predicted as the mean of the training
-    centroids, see :func:`mean_of_centroids`). MAE is scaled with ``1 - u / b``, DES and PDS with
-    ``(u - b) / (1 - b)``; each is clipped at 0 (see :func:`baseline_scaled`).
-    """
-    parts = (
-        baseline_scaled(mae, baseline_mae, best=0),
-        baseline_scaled(des, baseline_des, best=1),
-        baseline_scaled(pds, baseline_pds, best=1),
-    )
-    return float(np.mean(parts))

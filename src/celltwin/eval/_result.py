@@ -29,7 +29,6 @@ SUMMARY_FIELDS = ("mean", "median", "ci_low", "ci_high", "n")
 FILES = (
     "metrics.csv",
     "summary.json",
-    "report.html",
     "baselines.csv",
     "ceiling.csv",
     "aggregate.csv",
@@ -152,7 +151,8 @@ class Evaluation:
         return pd.DataFrame(rows).set_index(METRIC)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables :func:`celltwin.pl.render_report` consumes.
+        """The tables :func:`celltwin.pl.render_report` consumes (see
+        :func:`celltwin.pl.evaluation_report`).
 
         ``metrics`` (long per-perturbation values), ``summary`` (one row per source and metric:
         columns ``source, role, metric, mean, median, ci_low, ci_high, n, higher_is_better,
@@ -197,39 +197,27 @@ class Evaluation:
             }
         )
 
-    def report(self, *, title: str | None = None) -> str:
-        """The self-contained HTML report (see :func:`celltwin.pl.render_report`)."""
-        from ..pl._report import render_report
-
-        model = str(self.params.get("model") or "prediction")
-        notes = []
-        if "vcc_score" in self.scores:
-            notes.append(f"VCC score (vs the mean baseline): {self.scores['vcc_score']:.4f}")
-        n, contexts = self.params.get("n_perturbations"), self.params.get("contexts", [])
-        if n is not None:
-            notes.append(f"{n} perturbations in {len(contexts)} context(s): {', '.join(contexts)}")
-        notes += [f"baseline {k}: {v}" for k, v in self.params.get("baselines", {}).items()]
-        if self.ceiling:
-            notes.append(
-                f"ceiling: the truth predicting itself, {self.params.get('n_repeats')} random "
-                "split halves at half depth (n/2 cells a side)"
-            )
-        notes += [*self.params.get("notes", [])]
-        notes += [f"{name} not computed: {why}" for name, why in self.skipped.items()]
-        return render_report(
-            {model: self.tables()},
-            title=title or f"celltwin evaluation: {model}",
-            notes=notes,
-        )
-
-    def write(self, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        extra_files: Mapping[str, str] | None = None,
+    ) -> Path:
         """Write the result into directory ``path`` (created if needed).
 
         Files: ``metrics.csv`` (long: ``perturbation, context, metric, value``),
-        ``summary.json`` (summary, scores, baselines, ceiling, skipped, params), ``report.html``,
+        ``summary.json`` (summary, scores, baselines, ceiling, skipped, params),
         ``baselines.csv``, ``ceiling.csv``, ``aggregate.csv`` and ``top_de_deltas.csv``. They are
         written into a temporary folder next to ``path`` and moved in only when all succeeded,
         so a failure leaves ``path`` as it was.
+
+        Parameters
+        ----------
+        path
+            Output directory.
+        extra_files
+            ``{file name: text}``: more text files written with the tables, as part of the same
+            all-or-nothing write (:func:`celltwin.pl.write_evaluation` adds ``report.html`` so).
 
         Returns
         -------
@@ -250,9 +238,11 @@ class Evaluation:
             self.ceiling_values.to_csv(staging / "ceiling.csv", index=False)
             self.aggregate.to_csv(staging / "aggregate.csv", index=False)
             self.deltas.to_csv(staging / "top_de_deltas.csv", index=False)
-            (staging / "report.html").write_text(self.report(title=title), encoding="utf-8")
+            extra = dict(extra_files or {})
+            for name, text in extra.items():
+                (staging / name).write_text(text, encoding="utf-8")
             path.mkdir(exist_ok=True)
-            for name in FILES:
+            for name in (*FILES, *extra):
                 os.replace(staging / name, path / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,75 @@
+"""An evaluation as a page: the HTML report of :func:`celltwin.eval.evaluate`'s result.
+
+:mod:`celltwin.eval` returns tables (:class:`~celltwin.eval.Evaluation`); this module renders
+them (:func:`evaluation_report`) and writes them with the report (:func:`write_evaluation`, the
+files of ``celltwin evaluate``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..eval import Evaluation
+from ._report import render_report
+
+__all__ = ["REPORT_FILE", "evaluation_notes", "evaluation_report", "write_evaluation"]
+
+#: File name of the HTML report next to an evaluation's tables.
+REPORT_FILE = "report.html"
+
+
+def evaluation_notes(result: Evaluation) -> list[str]:
+    """Lines shown under the report's title: the VCC score, what was scored, baselines,
+    ceiling, the evaluation's notes and the metrics not computed (with the reason)."""
+    params = result.params
+    notes = []
+    if "vcc_score" in result.scores:
+        notes.append(f"VCC score (vs the mean baseline): {result.scores['vcc_score']:.4f}")
+    n, contexts = params.get("n_perturbations"), params.get("contexts", [])
+    if n is not None:
+        notes.append(f"{n} perturbations in {len(contexts)} context(s): {', '.join(contexts)}")
+    notes += [f"baseline {k}: {v}" for k, v in params.get("baselines", {}).items()]
+    if result.ceiling:
+        notes.append(
+            f"ceiling: the truth predicting itself, {params.get('n_repeats')} random "
+            "split halves at half depth (n/2 cells a side)"
+        )
+    notes += [*params.get("notes", [])]
+    notes += [f"{name} not computed: {why}" for name, why in result.skipped.items()]
+    return notes
+
+
+def evaluation_report(result: Evaluation, *, title: str | None = None) -> str:
+    """The self-contained HTML report of an evaluation (see :func:`render_report`).
+
+    Parameters
+    ----------
+    result
+        As :func:`celltwin.eval.evaluate` returns it.
+    title
+        Page title; default ``"celltwin evaluation: <model>"``.
+    """
+    model = str(result.params.get("model") or "prediction")
+    return render_report(
+        {model: result.tables()},
+        title=title or f"celltwin evaluation: {model}",
+        notes=evaluation_notes(result),
+    )
+
+
+def write_evaluation(
+    result: Evaluation, path: str | os.PathLike[str], *, title: str | None = None
+) -> Path:
+    """Write an evaluation's tables and its HTML report into directory ``path``.
+
+    The files of :meth:`celltwin.eval.Evaluation.write` plus ``report.html``
+    (:func:`evaluation_report`), all or none: a failure leaves ``path`` as it was.
+
+    Returns
+    -------
+    Path
+        The directory written.
+    """
+    report = evaluation_report(result, title=title)
+    return result.write(path, extra_files={REPORT_FILE: report})

@@ -1,0 +1,79 @@
+"""An evaluation rendered and written by celltwin.pl: the files of `celltwin evaluate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from celltwin._keys import CONTEXT, CONTROL, CRISPRI, PERTURBATION, PERTURBATION_TYPE
+from celltwin.eval import Evaluation, evaluate
+from celltwin.pl import evaluation_notes, evaluation_report, write_evaluation
+
+FILES = {
+    "metrics.csv",
+    "summary.json",
+    "report.html",
+    "baselines.csv",
+    "ceiling.csv",
+    "aggregate.csv",
+    "top_de_deltas.csv",
+}
+
+
+def _cells(seed: int, shift: float) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([CONTROL, "A", "B", "C"], 20)
+    X = rng.gamma(2.0, 0.5, size=(labels.size, 30)).astype(np.float32)
+    X[labels == "A", :5] += 1.0 + shift
+    X[labels == "B", 5:10] += 1.5 + shift
+    X[labels == "C", 10:15] += 2.0 + shift
+    obs = pd.DataFrame(
+        {
+            PERTURBATION: labels,
+            PERTURBATION_TYPE: np.where(labels == CONTROL, CONTROL, CRISPRI),
+            CONTEXT: "K562",
+        },
+        index=[f"c{seed}_{i}" for i in range(labels.size)],
+    )
+    return ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"G{j}" for j in range(30)]))
+
+
+@pytest.fixture(scope="module")
+def result() -> Evaluation:
+    truth, pred, train = _cells(0, 0.0), _cells(1, 0.1), _cells(2, 0.0)
+    return evaluate(truth, pred, train=train, metrics=["mae", "des", "pds"], n_repeats=1, n_boot=20)
+
+
+def test_report_is_one_page_with_the_notes(result: Evaluation) -> None:
+    html = evaluation_report(result, title="my <run>")
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+    assert "<title>my &lt;run&gt;</title>" in html
+    notes = evaluation_notes(result)
+    assert notes[0].startswith("VCC score (vs the mean baseline): ")
+    assert any(n.startswith("ceiling: the truth predicting itself, 1 random") for n in notes)
+    assert "celltwin evaluation: prediction" in evaluation_report(result)
+
+
+def test_write_evaluation_writes_the_tables_and_the_report(result, tmp_path: Path) -> None:
+    out = write_evaluation(result, tmp_path / "eval", title="run")
+    assert {p.name for p in out.iterdir()} == FILES
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<title>run</title>" in html
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["summary"]["pds"]["mean"] == pytest.approx(result.summary["pds"]["mean"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_a_failed_report_writes_nothing(result, tmp_path: Path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("report failed")
+
+    monkeypatch.setattr("celltwin.pl._evaluation.render_report", broken)
+    with pytest.raises(RuntimeError, match="report failed"):
+        write_evaluation(result, tmp_path / "eval")
+    assert list(tmp_path.iterdir()) == []

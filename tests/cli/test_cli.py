@@ -127,3 +127,16 @@ def test_info_on_shared_signature_file() -> None:
     result = runner.invoke(app, ["info", str(path)])
     assert result.exit_code == 0, result.output
     assert "23 perturbations; ranking full" in result.output
+
+
+def test_models_lists_every_registered_model_once_in_a_narrow_table() -> None:
+    from celltwin.models import available
+
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.rstrip("\n").split("\n")
+    names = [line.split()[0] for line in lines[1:]]
+    # Every kind: cell, pseudobulk and signature models, nearest_dose included, each once.
+    assert names == list(available().index)
+    assert {"nearest_dose", "low_rank", "signature_factor", "linear"} <= set(names)
+    assert max(len(line.rstrip()) for line in lines) <= 200

@@ -41,6 +41,7 @@ from celltwin.models import (
     get_spec,
     load,
 )
+from celltwin.models._persist import metadata_checksum
 
 #: Tiny training settings of the models that are slow at their defaults (a second or two each).
 QUICK: dict[str, dict] = {
@@ -49,8 +50,10 @@ QUICK: dict[str, dict] = {
     ),
     "scgen": dict(n_hidden=16, n_latent=4, max_epochs=1, n_threads=1),
 }
-#: Registered models whose packages are installed (every model without a pip extra).
-INSTALLED = [name for name in available().index if get_spec(name).installed]
+#: Registered cell and pseudobulk models (signature models have their own checks).
+CELL_MODELS = [name for name in available().index if get_spec(name).predicts != "signatures"]
+#: Those whose packages are installed (every model without a pip extra).
+INSTALLED = [name for name in CELL_MODELS if get_spec(name).installed]
 
 
 def _param(name: str) -> object:
@@ -61,7 +64,7 @@ def _param(name: str) -> object:
     return pytest.param(name, marks=pytest.mark.skip(reason=reason))
 
 
-NAMES = [_param(name) for name in available().index]
+NAMES = [_param(name) for name in CELL_MODELS]
 
 
 def _model(name: str, **params) -> Model:
@@ -315,10 +318,17 @@ def _pickle_payload(marker: Path) -> bytes:
     return f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
 
 
-def _edit_json(directory: Path, edit) -> None:
+def _edit_json(directory: Path, edit, *, reseal: bool = True) -> None:
+    """Edit model.json; ``reseal`` updates its checksum, to reach the checks behind it."""
     meta = json.loads((directory / "model.json").read_text())
     edit(meta)
+    if reseal:
+        meta["metadata_sha256"] = metadata_checksum(meta)
     (directory / "model.json").write_text(json.dumps(meta))
+
+
+def _swap_two_genes(meta: dict) -> None:
+    meta["genes"][0], meta["genes"][1] = meta["genes"][1], meta["genes"][0]
 
 
 def _set_sha(directory: Path) -> None:
@@ -333,6 +343,14 @@ def _first_array(meta: dict) -> dict:
 
 
 TAMPERING = {
+    "json_genes_swapped": (
+        lambda d: _edit_json(d, _swap_two_genes, reseal=False),
+        "model.json does not match its checksum",
+    ),
+    "json_param_edited": (
+        lambda d: _edit_json(d, lambda m: m.__setitem__("celltwin_version", "9"), reseal=False),
+        "edited by hand or damaged",
+    ),
     "json_syntax": (lambda d: (d / "model.json").write_text("{not json"), "not valid JSON"),
     "json_truncated": (
         lambda d: (d / "model.json").write_bytes((d / "model.json").read_bytes()[:200]),

@@ -14,49 +14,59 @@ from anndata import AnnData
 import celltwin.models as models
 from celltwin._keys import CONTEXT, DOSE, PERTURBATION, TEST
 from celltwin.models import (
+    MODELS,
+    CellModel,
     MeanBaseline,
     Model,
     ModelSpec,
+    SignatureModel,
     as_conditions,
     available,
     conditions_of,
     get_model,
     get_spec,
+    register_model,
 )
 
 PUBLIC = {
+    # the contract, the registry and persistence
+    "Model",
+    "CellModel",
+    "SignatureModel",
+    "ModelSpec",
+    "MODELS",
+    "PEERS_EXTRA",
+    "available",
+    "get_model",
+    "get_spec",
+    "register_model",
+    "load",
+    "ModelFormatError",
+    "NotFittedError",
+    "UnseenConditionError",
+    # conditions
+    "ConditionKey",
+    "as_conditions",
+    "condition_label",
+    "conditions_of",
+    "dose_components",
+    # one-call training and prediction (what `celltwin fit` / `celltwin predict` run)
+    "fit",
+    "predict",
+    # baselines
     "AdditiveBaseline",
     "ContextShiftBaseline",
     "ControlBaseline",
     "LinearBaseline",
     "MeanBaseline",
-    "Model",
-    "ModelFormatError",
-    "ModelSpec",
+    "NearestDoseBaseline",
     "NearestPerturbationBaseline",
-    "NotFittedError",
-    "UnseenConditionError",
-    "as_conditions",
-    "available",
-    "conditions_of",
-    "get_model",
-    "get_spec",
-    "load",
-    # one-call training and prediction (what `celltwin fit` / `celltwin predict` run)
-    "fit",
-    "predict",
     # signature-data models
     "ContextTransferLinear",
     "LowRankSignatures",
     "MeanOtherContexts",
     "MeanOtherPerturbations",
-    "SignatureModel",
-    "SignatureModelSpec",
     "SignatureFactor",
-    "available_signature_models",
-    "get_signature_model",
-    "load_signature_model",
-    "register_signature_model",
     # learned models
     "TransitionModel",
     # peers (other groups' models, the "peers" extra)
@@ -79,9 +89,15 @@ def test_available_lists_every_registered_model() -> None:
         "linear",
         "context_shift",
         "nearest_perturbation",
+        "nearest_dose",
         "transition",
         "state",
         "scgen",
+        "mean_other_contexts",
+        "mean_other_perturbations",
+        "low_rank",
+        "context_transfer_linear",
+        "signature_factor",
     ]
     assert list(table.columns) == [
         "description",
@@ -92,10 +108,12 @@ def test_available_lists_every_registered_model() -> None:
         "extra",
         "installed",
     ]
-    assert set(table["predicts"]) <= {"cells", "pseudobulk"}
+    assert set(table["predicts"]) == {"cells", "pseudobulk", "signatures"}
     for name, row in table.iterrows():
         spec = get_spec(name)
         assert issubclass(spec.cls, Model) and spec.cls.name == name
+        kind_base = SignatureModel if spec.predicts == "signatures" else CellModel
+        assert issubclass(spec.cls, kind_base)
         assert row["predicts"] == spec.predicts == spec.cls.predicts
         assert row["handles_unseen"] == ",".join(sorted(spec.handles_unseen))
         assert "\n" not in spec.description and spec.reference
@@ -177,6 +195,30 @@ def test_model_spec_must_agree_with_its_class() -> None:
     with pytest.raises(ValueError, match=r"extra must be None or one of \['peers'\] \(got 'gpu'\)"):
         ModelSpec("mean", MeanBaseline, "x", "y", "cells", frozenset(), extra="gpu")
     assert ModelSpec("mean", MeanBaseline, "x", "y", "cells").installed
+
+
+def test_register_model_adds_a_model_every_function_knows(tmp_path) -> None:
+    class Halved(MeanBaseline):
+        name = "halved_mean"
+
+    spec = ModelSpec("halved_mean", Halved, "Test model.", "here", "cells")
+    try:
+        assert register_model(spec) is spec
+        assert get_spec("halved_mean") is spec and "halved_mean" in available().index
+        assert isinstance(get_model("halved_mean"), Halved)
+        with pytest.raises(ValueError, match="already registered"):
+            register_model(spec)
+    finally:
+        MODELS.pop("halved_mean", None)
+    with pytest.raises(TypeError, match="takes a ModelSpec"):
+        register_model("mean")  # type: ignore[arg-type]
+
+
+def test_models_taking_no_fit_parameters_refuse_them(experiment) -> None:
+    with pytest.raises(TypeError, match=r"mean.fit got an unexpected fit parameter 'bogus'"):
+        get_model("mean").fit(experiment.adata, bogus=1)
+    with pytest.raises(TypeError, match=r"low_rank.fit got an unexpected fit parameter 'seed'"):
+        get_model("low_rank").fit(AnnData(np.zeros((1, 1))), seed=0)
 
 
 def test_conditions_accept_tables_and_tuples() -> None:

@@ -12,10 +12,18 @@ from anndata import AnnData
 from celltwin._keys import CONTEXT, PERTURBATION
 from celltwin._settings import shared_dir
 from celltwin.eval._metrics import spearman
-from celltwin.models import SignatureFactor, get_signature_model, load_signature_model
+from celltwin.models import (
+    MODELS,
+    ContextTransferLinear,
+    ModelFormatError,
+    SignatureFactor,
+    UnseenConditionError,
+    get_model,
+    load,
+)
 from celltwin.models import _signature_factor as sf
-from celltwin.models._base import ModelFormatError, UnseenConditionError
-from celltwin.models._signature import SIGNATURE_MODELS, ContextTransferLinear, SignatureData
+from celltwin.models import _signature_priors as priors
+from celltwin.models._signature_data import SignatureData
 
 FAST = {"max_epochs": 150, "patience": 30}
 
@@ -60,7 +68,7 @@ def planted_prior(monkeypatch):
         out = np.array([features.get(p, np.zeros(8)) for p in perturbations])
         return out, known
 
-    monkeypatch.setitem(sf._PRIOR_FEATURES, "gene", lookup)
+    monkeypatch.setitem(priors._PRIOR_FEATURES, "gene", lookup)
     return scores, conditions, truth
 
 
@@ -69,30 +77,28 @@ def mean_spearman(pred: AnnData, truth: np.ndarray) -> float:
 
 
 def test_registered_and_exported() -> None:
-    assert SIGNATURE_MODELS["signature_factor"].cls is SignatureFactor
-    assert isinstance(get_signature_model("signature_factor", rank=4), SignatureFactor)
+    assert MODELS["signature_factor"].cls is SignatureFactor
+    assert isinstance(get_model("signature_factor", rank=4), SignatureFactor)
 
 
 def test_learns_planted_prior_structure_better_than_baselines(planted_prior) -> None:
     scores, conditions, truth = planted_prior
-    model = get_signature_model("signature_factor", prior="gene", **FAST).fit(scores)
+    model = get_model("signature_factor", prior="gene", **FAST).fit(scores)
     assert model.prior_ == "gene" and model.epochs_ > 0
     ours = mean_spearman(model.predict(conditions=conditions), truth)
     others = {
-        name: mean_spearman(
-            get_signature_model(name).fit(scores).predict(conditions=conditions), truth
-        )
+        name: mean_spearman(get_model(name).fit(scores).predict(conditions=conditions), truth)
         for name in ("mean_other_perturbations", "context_transfer_linear", "low_rank")
     }
     assert ours > max(others.values()) + 0.05, (ours, others)
     # Without the features the same model has nothing to learn the c0-only part from.
-    blind = get_signature_model("signature_factor", prior="none", **FAST).fit(scores)
+    blind = get_model("signature_factor", prior="none", **FAST).fit(scores)
     assert ours > mean_spearman(blind.predict(conditions=conditions), truth) + 0.05
 
 
 def test_untrained_module_returns_the_base_prediction(planted_prior) -> None:
     scores, conditions, _ = planted_prior
-    model = get_signature_model("signature_factor", prior="gene", **FAST).fit(scores)
+    model = get_model("signature_factor", prior="gene", **FAST).fit(scores)
     fresh = model._module(model._sizes())  # zero factors, scale and bias; random prior network
     model.weights_ = sf.nn.utils.parameters_to_vector(fresh.parameters()).detach().numpy()
     assert np.abs(model.weights_).max() > 0
@@ -121,8 +127,7 @@ def test_crossfit_never_sees_the_row_it_predicts() -> None:
 def test_fit_is_deterministic_and_seeded(planted_prior) -> None:
     scores, conditions, _ = planted_prior
     fits = [
-        get_signature_model("signature_factor", prior="gene", seed=s, **FAST).fit(scores)
-        for s in (0, 0, 1)
+        get_model("signature_factor", prior="gene", seed=s, **FAST).fit(scores) for s in (0, 0, 1)
     ]
     preds = [m.predict(conditions=conditions).X for m in fits]
     np.testing.assert_array_equal(preds[0], preds[1])
@@ -132,7 +137,7 @@ def test_fit_is_deterministic_and_seeded(planted_prior) -> None:
 
 def test_save_load_round_trip(planted_prior, tmp_path) -> None:
     scores, conditions, _ = planted_prior
-    model = get_signature_model("signature_factor", prior="gene", **FAST).fit(scores)
+    model = get_model("signature_factor", prior="gene", **FAST).fit(scores)
     model.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "model.json",
@@ -140,7 +145,7 @@ def test_save_load_round_trip(planted_prior, tmp_path) -> None:
     ]
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["model"] == "signature_factor" and meta["state"]["prior_"] == "gene"
-    again = load_signature_model(tmp_path / "m")
+    again = load(tmp_path / "m")
     assert isinstance(again, SignatureFactor) and again.get_params() == model.get_params()
     # No prior lookup at predict time: the features were saved with the model.
     np.testing.assert_array_equal(
@@ -151,31 +156,31 @@ def test_save_load_round_trip(planted_prior, tmp_path) -> None:
 
 def test_load_refuses_inconsistent_weights(planted_prior, tmp_path) -> None:
     scores, _, _ = planted_prior
-    model = get_signature_model("signature_factor", prior="gene", max_epochs=5).fit(scores)
+    model = get_model("signature_factor", prior="gene", max_epochs=5).fit(scores)
     model.weights_ = model.weights_[:-1]
     model.save(tmp_path / "m")
     with pytest.raises(ModelFormatError, match="weights_"):
-        load_signature_model(tmp_path / "m")
+        load(tmp_path / "m")
 
 
 def test_unseen_pairs_and_bad_parameters(planted_prior) -> None:
     scores, _, _ = planted_prior
-    model = get_signature_model("signature_factor", prior="none", max_epochs=5).fit(scores)
+    model = get_model("signature_factor", prior="none", max_epochs=5).fit(scores)
     assert model.prior_ == "none" and model.features_.shape == (60, 0)
     with pytest.raises(UnseenConditionError, match="signature_factor"):
         model.predict(conditions=[("c0", "never_measured")])
     with pytest.raises(UnseenConditionError, match="no training signatures"):
         model.predict(conditions=[("c9", "p1")])
     with pytest.raises(ValueError, match="'prior'"):
-        get_signature_model("signature_factor", prior="protein").fit(scores)
+        get_model("signature_factor", prior="protein").fit(scores)
     with pytest.raises(ValueError, match="'rank'"):
-        get_signature_model("signature_factor", rank=0).fit(scores)
+        get_model("signature_factor", rank=0).fit(scores)
 
 
 def test_drug_name_variants_match_the_smiles_table_names() -> None:
-    variants = sf._name_variants("Quisinostat (JNJ-26481585) 2HCl")
+    variants = priors._name_variants("Quisinostat (JNJ-26481585) 2HCl")
     assert "quisinostat" in variants and "jnj26481585" in variants
-    assert sf._norm("Belinostat") in sf._name_variants("Belinostat (PXD101)")
+    assert priors._norm("Belinostat") in priors._name_variants("Belinostat (PXD101)")
 
 
 @pytest.mark.shared
@@ -186,17 +191,17 @@ def test_real_priors_cover_the_shared_perturbations() -> None:
         pytest.skip(f"shared signatures not found under {shared_dir()} (set CELLTWIN_SHARED)")
     pytest.importorskip("rdkit", reason="drug fingerprints need RDKit (celltwin[chem])")
     drugs = load_signatures("sciplex3", progress=False).perturbations
-    source, features, known = sf.prior_features(drugs, prior="auto")
+    source, features, known = priors.prior_features(drugs, prior="auto")
     assert source == "drug" and known.sum() >= 15 and features.shape[0] == len(drugs)
     assert np.allclose(np.linalg.norm(features[known], axis=1), 1.0)
     genes = load_signatures("replogle2022_rpe1", progress=False).perturbations[:40]
-    source, features, known = sf.prior_features(genes, prior="auto")
+    source, features, known = priors.prior_features(genes, prior="auto")
     assert source == "gene" and known.mean() > 0.9 and features.shape == (40, 128)
 
 
 def test_top_lists_get_the_top_loss(planted_prior) -> None:
     scores, conditions, truth = planted_prior
-    model = get_signature_model("signature_factor", prior="gene", **FAST)
+    model = get_model("signature_factor", prior="gene", **FAST)
     data = SignatureData.from_pairs(
         np.asarray(scores.X, dtype=np.float64),
         scores.obs[CONTEXT],

@@ -11,18 +11,22 @@ from anndata import AnnData
 
 from celltwin._keys import CONTEXT, PERTURBATION
 from celltwin.eval._metrics import spearman
-from celltwin.models._base import ModelFormatError, NotFittedError, UnseenConditionError
-from celltwin.models._signature import (
-    SIGNATURE_MODELS,
+from celltwin.models import (
+    MODELS,
     ContextTransferLinear,
     LowRankSignatures,
     MeanOtherContexts,
-    SignatureModelSpec,
-    available_signature_models,
-    get_signature_model,
-    load_signature_model,
-    register_signature_model,
+    ModelFormatError,
+    ModelSpec,
+    NotFittedError,
+    SignatureModel,
+    UnseenConditionError,
+    available,
+    get_model,
+    load,
+    register_model,
 )
+from celltwin.models._signature_data import scores_data
 
 BASELINES = [
     "mean_other_contexts",
@@ -72,7 +76,7 @@ def test_mean_other_contexts_hand_values() -> None:
             ("C", "q"): [-9.0, -9.0, -9.0],
         }
     )
-    model = get_signature_model("mean_other_contexts").fit(train)
+    model = get_model("mean_other_contexts").fit(train)
     pred = model.predict(conditions=[("C", "p"), ("A", "p"), ("D", "p"), ("B", "q")])
     expected = [[2.0, 2.0, 4.0], [3.0, 0.0, 5.0], [2.0, 2.0, 4.0], [0.0, 0.0, 0.0]]
     np.testing.assert_allclose(pred.X, expected)
@@ -90,7 +94,7 @@ def test_mean_other_perturbations_hand_values() -> None:
             ("B", "p1"): [5.0, 5.0, 5.0],
         }
     )
-    model = get_signature_model("mean_other_perturbations").fit(train)
+    model = get_model("mean_other_perturbations").fit(train)
     pred = model.predict(conditions=[("A", "new"), ("A", "p1"), ("B", "p2")])
     np.testing.assert_allclose(
         pred.X, [[1 / 3, 1 / 3, 1 / 2], [0.0, 0.5, 1.0], [5.0, 5.0, 5.0]], rtol=1e-6
@@ -126,7 +130,7 @@ def test_context_transfer_linear_identity_prior_recovers_scaled_copy() -> None:
     offset = rng.normal(size=30)
     rows = {("S", f"q{i}"): x[i].tolist() for i in range(10)}
     rows |= {("T", f"q{i}"): (0.5 * x[i] + offset).tolist() for i in range(8)}  # q8, q9 hidden
-    model = get_signature_model("context_transfer_linear").fit(scores_of(rows))
+    model = get_model("context_transfer_linear").fit(scores_of(rows))
     pred = model.predict(conditions=[("T", "q8"), ("T", "q9")]).X
     np.testing.assert_allclose(pred, 0.5 * x[8:] + offset, atol=1e-4)
 
@@ -141,7 +145,7 @@ def test_context_transfer_linear_uses_only_measured_sources() -> None:
         ("T", "b"): [0.0, 2.0],
         ("S2", "a"): [5.0, 5.0],
     }
-    model = get_signature_model("context_transfer_linear", min_examples=2).fit(scores_of(rows))
+    model = get_model("context_transfer_linear", min_examples=2).fit(scores_of(rows))
     pred = model.predict(conditions=[("T", "c")]).X[0]
     # Examples a, b (measured in T and S1): y = 2 x exactly, so c -> (2, 2).
     np.testing.assert_allclose(pred, [2.0, 2.0], atol=1e-5)
@@ -157,7 +161,7 @@ def test_low_rank_recovers_planted_tensor_better_than_means() -> None:
     train, conditions, truth = planted()
     errors, rhos = {}, {}
     for name in ("mean_other_contexts", "mean_other_perturbations", "low_rank"):
-        pred = get_signature_model(name).fit(train).predict(conditions=conditions).X
+        pred = get_model(name).fit(train).predict(conditions=conditions).X
         errors[name] = float(np.mean((pred - truth) ** 2))
         rhos[name] = float(np.nanmean(spearman(pred, truth)))
     assert errors["low_rank"] < 0.25 * min(
@@ -187,9 +191,7 @@ def test_low_rank_chooses_rank_by_internal_validation() -> None:
 def test_low_rank_validation_never_hides_a_perturbations_only_rows() -> None:
     train, _, _ = planted(seed=3)
     model = LowRankSignatures(validation_fraction=0.5)
-    from celltwin.models._signature import _scores_data
-
-    data = _scores_data(train, where="test")
+    data = scores_data(train, where="test")
     hidden = model._validation_rows(data)
     rows = np.concatenate(
         [np.flatnonzero(data.row_context == c)[mask] for c, mask in hidden.items()]
@@ -210,36 +212,37 @@ def test_nan_scores_give_finite_predictions(name: str) -> None:
     x[np.random.default_rng(0).random(x.shape) < 0.3] = np.nan
     x[:, 0] = np.nan  # a gene measured nowhere
     train.X = x
-    pred = get_signature_model(name).fit(train).predict(conditions=conditions[:3])
+    pred = get_model(name).fit(train).predict(conditions=conditions[:3])
     assert pred.shape == (3, 40) and np.isfinite(pred.X).all()
 
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_save_load_round_trip(name: str, tmp_path) -> None:
     train, conditions, _ = planted(n_pert=20, n_genes=30)
-    model = get_signature_model(name).fit(train)
+    model = get_model(name).fit(train)
     model.save(tmp_path / name)
-    same = load_signature_model(tmp_path / name)
+    same = load(tmp_path / name)
     assert type(same) is type(model)
     np.testing.assert_array_equal(
         same.predict(conditions=conditions).X, model.predict(conditions=conditions).X
     )
     assert type(model).load(tmp_path / name).genes_ == model.genes_
     meta = json.loads((tmp_path / name / "model.json").read_text())
-    assert meta["format"] == "celltwin.signature_model" and meta["model"] == name
+    assert meta["format"] == "celltwin.model" and meta["model"] == name
+    assert meta["predicts"] == "signatures"
 
 
 def test_load_rejects_damage_and_wrong_class(tmp_path) -> None:
     train, _, _ = planted(n_pert=10, n_genes=20)
-    get_signature_model("mean_other_contexts").fit(train).save(tmp_path / "m")
+    get_model("mean_other_contexts").fit(train).save(tmp_path / "m")
     with pytest.raises(ModelFormatError, match="not a 'LowRankSignatures'"):
         LowRankSignatures.load(tmp_path / "m")
     weights = tmp_path / "m" / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8])
     with pytest.raises(ModelFormatError, match="checksum"):
-        load_signature_model(tmp_path / "m")
+        load(tmp_path / "m")
     with pytest.raises(FileNotFoundError):
-        load_signature_model(tmp_path / "absent")
+        load(tmp_path / "absent")
 
 
 def test_unseen_and_unfitted_are_refused() -> None:
@@ -247,11 +250,11 @@ def test_unseen_and_unfitted_are_refused() -> None:
     with pytest.raises(NotFittedError):
         MeanOtherContexts().predict(conditions=[("A", "p")])
     with pytest.raises(UnseenConditionError, match="no other context"):
-        get_signature_model("mean_other_contexts").fit(train).predict(conditions=[("A", "p")])
+        get_model("mean_other_contexts").fit(train).predict(conditions=[("A", "p")])
     with pytest.raises(UnseenConditionError, match="no training signatures"):
-        get_signature_model("mean_other_perturbations").fit(train).predict(conditions=[("C", "p")])
+        get_model("mean_other_perturbations").fit(train).predict(conditions=[("C", "p")])
     with pytest.raises(UnseenConditionError, match="no training signature at all"):
-        get_signature_model("low_rank").fit(train).predict(conditions=[("A", "zz")])
+        get_model("low_rank").fit(train).predict(conditions=[("A", "zz")])
 
 
 def test_fit_validates_its_input() -> None:
@@ -273,14 +276,20 @@ def test_fit_validates_its_input() -> None:
 
 
 def test_registry_is_data() -> None:
-    table = available_signature_models()
+    table = available()
+    signatures = table[table["predicts"] == "signatures"]
     # The classical models, then the learned one (tests/models/test_signature_factor.py).
-    assert list(table.index) == [*BASELINES, "signature_factor"]
-    assert set(table.columns) == {"description", "reference", "class"}
-    assert all(SIGNATURE_MODELS[n].cls.name == n for n in BASELINES)
-    with pytest.raises(KeyError, match="no signature model"):
-        get_signature_model("nope")
+    assert list(signatures.index) == [*BASELINES, "signature_factor"]
+    assert {"description", "reference", "class"} <= set(table.columns)
+    assert all(MODELS[n].cls.name == n for n in BASELINES)
+    assert all(issubclass(MODELS[n].cls, SignatureModel) for n in signatures.index)
+    with pytest.raises(KeyError, match="no model named 'nope'"):
+        get_model("nope")
     with pytest.raises(ValueError, match="already registered"):
-        register_signature_model(SIGNATURE_MODELS["low_rank"])
+        register_model(MODELS["low_rank"])
     with pytest.raises(ValueError, match="must agree"):
-        SignatureModelSpec(name="other", cls=MeanOtherContexts, description="", reference="")
+        ModelSpec(
+            name="other", cls=MeanOtherContexts, description="", reference="", predicts="signatures"
+        )
+    with pytest.raises(ValueError, match="must agree"):
+        ModelSpec("mean_other_contexts", MeanOtherContexts, "", "", predicts="cells")

@@ -378,18 +378,22 @@ def benchmark(
 
 @app.command("models")
 def models_command() -> None:
-    """List the registered models: what they predict, which unseen conditions they handle, and
-    the pip extra they need (with whether it is installed)."""
-    import pandas as pd
-
+    """List the registered models (cell, pseudobulk and signature models): what they predict,
+    which unseen conditions they handle, and the pip extra they need (with whether it is
+    installed)."""
     from celltwin.benchmark import list_models
 
-    table = list_models()
+    # A model both registered and suite-local (nearest_dose, until benchmark drops its copy)
+    # is listed once, as registered.
+    table = list_models().drop_duplicates("name", ignore_index=True)
     table["installed"] = table["installed"].map({True: "yes", False: "no"})
     table["extra"] = table["extra"].replace("", "-")
     columns = ["name", "predicts", "handles_unseen", "extra", "installed", "suites", "description"]
-    with pd.option_context("display.max_colwidth", 70, "display.width", 240):
-        typer.echo(table[columns].to_string(index=False))
+    # to_string ignores display.max_colwidth: long suite lists and descriptions are cut here.
+    for column, width in (("suites", 40), ("description", 70)):
+        text = table[column].astype(str)
+        table[column] = text.where(text.str.len() <= width, text.str.slice(0, width - 3) + "...")
+    typer.echo(table[columns].to_string(index=False))
 
 
 def main() -> None:

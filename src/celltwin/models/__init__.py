@@ -1,4 +1,4 @@
-"""Models: one estimator contract, a registry, and the strong simple baselines.
+"""Models: one estimator contract, one registry, one persistence, and the strong baselines.
 
 Every model follows the same contract (see :class:`Model`)::
 
@@ -8,47 +8,52 @@ Every model follows the same contract (see :class:`Model`)::
     model.save("linear_model/")                         # JSON + safetensors, no pickle
     same = load("linear_model/")
 
-:func:`available` lists the registered models with what they predict (cells or pseudobulk)
-and which unseen conditions (perturbation, context, combination) they handle; the others are
-refused with :class:`UnseenConditionError`, never guessed silently.
+Three kinds of model share it, named by what they predict (``ModelSpec.predicts``):
+``"cells"`` and ``"pseudobulk"`` (:class:`CellModel`: from control cells) and ``"signatures"``
+(:class:`SignatureModel`: gene-score rows of (context, perturbation) pairs, fitted on other
+signatures, ``model.fit(scores)`` then ``model.predict(conditions=[("RPE1", "MED1")])``).
+
+:func:`available` lists every registered model with what it predicts and which unseen
+conditions (perturbation, context, combination) it handles; the others are refused with
+:class:`UnseenConditionError`, never guessed silently. :func:`register_model` adds a model;
+:func:`celltwin.testing.check_model` checks that it follows the contract.
 
 Peers, other groups' models run through their own packages (:class:`StateTransitionModel`,
 registered as ``"state"``, and :class:`ScGenModel`, ``"scgen"``), need the ``peers`` extra
 (``pip install 'celltwin[peers]'``); :func:`available` says whether it is installed.
 """
 
-from ._base import (
-    Model,
-    ModelFormatError,
-    NotFittedError,
-    UnseenConditionError,
-    as_conditions,
-    conditions_of,
-)
 from ._baselines import AdditiveBaseline, ContextShiftBaseline, ControlBaseline, MeanBaseline
+from ._cell import CellModel
+from ._conditions import (
+    ConditionKey,
+    as_conditions,
+    condition_label,
+    conditions_of,
+    dose_components,
+)
+from ._context_transfer import ContextTransferLinear
+from ._errors import ModelFormatError, NotFittedError, UnseenConditionError
 from ._fit import fit, predict
 from ._linear import LinearBaseline
+from ._low_rank import LowRankSignatures
+from ._model import Model
 from ._nearest import NearestPerturbationBaseline
+from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
-from ._persist import load
-from ._registry import ModelSpec, available, get_model, get_spec
-from ._signature import (
-    ContextTransferLinear,
-    LowRankSignatures,
-    MeanOtherContexts,
-    MeanOtherPerturbations,
-    SignatureModel,
-    SignatureModelSpec,
-    available_signature_models,
-    get_signature_model,
-    load_signature_model,
-    register_signature_model,
-)
+from ._registry import MODELS, available, get_model, get_spec, load, register_model
 from ._signature_factor import SignatureFactor
+from ._signature_means import MeanOtherContexts, MeanOtherPerturbations
+from ._signature_model import SignatureModel
+from ._spec import PEERS_EXTRA, ModelSpec
 from ._transition import TransitionModel
 
 __all__ = [
+    "MODELS",
+    "PEERS_EXTRA",
     "AdditiveBaseline",
+    "CellModel",
+    "ConditionKey",
     "ContextShiftBaseline",
     "ContextTransferLinear",
     "ControlBaseline",
@@ -60,25 +65,24 @@ __all__ = [
     "Model",
     "ModelFormatError",
     "ModelSpec",
+    "NearestDoseBaseline",
     "NearestPerturbationBaseline",
     "NotFittedError",
     "ScGenModel",
     "SignatureFactor",
     "SignatureModel",
-    "SignatureModelSpec",
     "StateTransitionModel",
     "TransitionModel",
     "UnseenConditionError",
     "as_conditions",
     "available",
-    "available_signature_models",
+    "condition_label",
     "conditions_of",
+    "dose_components",
     "fit",
     "get_model",
-    "get_signature_model",
     "get_spec",
     "load",
-    "load_signature_model",
     "predict",
-    "register_signature_model",
+    "register_model",
 ]

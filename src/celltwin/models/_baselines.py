@@ -13,8 +13,9 @@ import numpy as np
 from anndata import AnnData
 
 from .._keys import CONTEXT, split_combination
-from ._base import ConditionKey, dose_components
-from ._effects import EffectModel, condition_keys, describe
+from ._conditions import ConditionKey, condition_keys, dose_components
+from ._conditions import condition_label as describe
+from ._effects import EffectModel
 
 
 class ControlBaseline(EffectModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,21 @@ from anndata import AnnData
 
 from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
 from ..pp import pseudobulk
-from ._base import ConditionKey, Model, ModelFormatError, UnseenConditionError
+from ._cell import CellModel
+from ._conditions import ConditionKey, condition_keys
+from ._conditions import condition_label as describe
+from ._errors import ModelFormatError, UnseenConditionError
+
+# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label);
+# they stay importable from here, where models/_transition imports them.
+__all__ = [
+    "EffectModel",
+    "TrainingEffects",
+    "condition_keys",
+    "describe",
+    "expect_shape",
+    "training_effects",
+]
 
 
 @dataclass(frozen=True)
@@ -61,24 +76,7 @@ def training_effects(train: AnnData, conditions: pd.DataFrame) -> TrainingEffect
     )
 
 
-def condition_keys(table: pd.DataFrame) -> list[ConditionKey]:
-    """(context, perturbation, dose) per row of a conditions table."""
-    return list(
-        zip(
-            table[CONTEXT].astype(str),
-            table[PERTURBATION].astype(str),
-            table[DOSE].astype(str),
-            strict=True,
-        )
-    )
-
-
-def describe(key: ConditionKey) -> str:
-    context, perturbation, dose = key
-    return f"{perturbation!r} in context {context!r}" + (f" at dose {dose!r}" if dose else "")
-
-
-class EffectModel(Model):
+class EffectModel(CellModel):
     """A model predicting ``max(control + effect, 0)`` per cell (or per control mean).
 
     Log-normalised expression cannot be negative, so shifted values are clipped at 0; this is
@@ -90,7 +88,7 @@ class EffectModel(Model):
     :meth:`_array_names`.
     """
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         effects = training_effects(train, self.conditions_)
         if "delta_" in self._array_names():
             self.delta_: np.ndarray = effects.delta
@@ -139,7 +137,7 @@ class EffectModel(Model):
             )
 
 
-def expect_shape(model: Model, attr: str, shape: tuple[int, ...]) -> None:
+def expect_shape(model: CellModel, attr: str, shape: tuple[int, ...]) -> None:
     """Raise :class:`ModelFormatError` when a loaded array has the wrong shape."""
     got = tuple(getattr(model, attr).shape)
     if got != shape:

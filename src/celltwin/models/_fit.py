@@ -8,7 +8,6 @@ that take them, refuse the ones a model does not take, and save or write what th
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -22,9 +21,11 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import SPLIT, TEST, TRAIN
-from ._base import Model, conditions_of
-from ._persist import load
-from ._registry import get_spec
+from ._cell import CellModel
+from ._conditions import conditions_of
+from ._model import Model
+from ._params import fit_arguments, init_param_names
+from ._registry import get_spec, load
 
 logger = logging.getLogger("celltwin")
 
@@ -43,7 +44,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     out: str | os.PathLike[str] | None = None,
-) -> Model:
+) -> CellModel:
     """Create a registered model, fit it on the training cells and optionally save it.
 
     Parameters
@@ -83,8 +84,13 @@ def fit(
     >>> model = fit("split.h5ad", params={"n_members": 3}, out="model/")  # doctest: +SKIP
     """
     spec = get_spec(model)
+    if not issubclass(spec.cls, CellModel):
+        raise ValueError(
+            f"fit trains models of cells; {model!r} predicts {spec.predicts}. Fix: "
+            f"celltwin.models.get_model({model!r}).fit(scores) with the training signatures."
+        )
     given = dict(params or {})
-    accepted = _constructor_params(spec.cls)
+    accepted = set(init_param_names(spec.cls))
     repeated = [k for k in _SETTINGS if k in given]
     if repeated:
         raise ValueError(
@@ -107,7 +113,7 @@ def fit(
         raise ValueError(
             f"time_budget must be > 0 seconds or None (got {time_budget!r}). Fix: e.g. 600."
         )
-    takes_checkpoints = "checkpoint_dir" in inspect.signature(spec.cls.fit).parameters
+    takes_checkpoints = "checkpoint_dir" in fit_arguments(spec.cls)
     if checkpoint_dir is not None and not takes_checkpoints:
         raise ValueError(
             f"model {model!r} writes no checkpoints (its fit is not trained in steps). "
@@ -136,7 +142,7 @@ def fit(
 
 
 def predict(
-    model: Model | str | os.PathLike[str],
+    model: CellModel | str | os.PathLike[str],
     adata: AnnData | str | os.PathLike[str],
     *,
     conditions: pd.DataFrame | Sequence[Sequence[str]] | Sequence[str] | None = None,
@@ -181,7 +187,7 @@ def predict(
     """
     if out is not None and Path(out).suffix != ".h5ad":
         raise ValueError(f"out must be an .h5ad file (got {str(out)!r}). Fix: e.g. pred.h5ad.")
-    fitted = model if isinstance(model, Model) else load(model)
+    fitted = _cell_model(model if isinstance(model, CellModel) else load(model))
     data = _as_adata(adata)
     if conditions is None:
         table = _held_out_conditions(data, split_key=split_key, split=split)
@@ -202,13 +208,13 @@ def predict(
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _constructor_params(cls: type[Model]) -> set[str]:
-    signature = inspect.signature(cls.__init__)
-    return {
-        name
-        for name, p in signature.parameters.items()
-        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
+def _cell_model(model: Model) -> CellModel:
+    if not isinstance(model, CellModel):
+        raise TypeError(
+            f"predict runs models of cells; {model.name!r} predicts {model.predicts}. Fix: "
+            "model.predict(conditions=...) for a signature model."
+        )
+    return model
 
 
 def _as_adata(adata: AnnData | str | os.PathLike[str]) -> AnnData:
@@ -243,7 +249,7 @@ def _log_training_cells(adata: AnnData, split_key: str | None, model: str) -> No
     )
 
 
-def _training_note(model: Model) -> str:
+def _training_note(model: CellModel) -> str:
     """How each trained part stopped (models that record it, e.g. ``transition``)."""
     records = getattr(model, "training_", None)
     if not isinstance(records, list) or not records:

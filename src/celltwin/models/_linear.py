@@ -9,9 +9,12 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONTEXT, SPLIT, split_combination
-from ._base import ConditionKey, dose_components, is_genetic
-from ._effects import EffectModel, condition_keys, describe, expect_shape, training_effects
+from ._checks import is_genetic
+from ._conditions import ConditionKey, condition_keys, dose_components
+from ._conditions import condition_label as describe
+from ._effects import EffectModel, expect_shape, training_effects
 from ._embedding import embed_label, gene_embedding, row_scores, validated_embedding
+from ._errors import ModelFormatError
 
 _MODES = ("auto", "gene", "pca", "external")
 
@@ -295,7 +298,6 @@ class LinearBaseline(EffectModel):
         )
 
     def _check_state(self) -> None:
-        from ._base import ModelFormatError
 
         super()._check_state()
         if self.embedding_ not in _MODES[1:]:

@@ -10,9 +10,11 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONTEXT, DOSE, PERTURBATION, SPLIT
-from ._base import ConditionKey, ModelFormatError
-from ._effects import EffectModel, describe, expect_shape, training_effects
+from ._conditions import ConditionKey, as_conditions, condition_keys
+from ._conditions import condition_label as describe
+from ._effects import EffectModel, expect_shape, training_effects
 from ._embedding import embed_label, gene_embedding, validated_embedding
+from ._errors import ModelFormatError
 
 _MODES = ("auto", "gene", "external")
 
@@ -125,8 +127,6 @@ class NearestPerturbationBaseline(EffectModel):
         Returns the conditions table with added columns ``neighbor`` and ``similarity``;
         raises :class:`UnseenConditionError` like :meth:`predict`.
         """
-        from ._base import as_conditions
-        from ._effects import condition_keys
 
         self._check_fitted()
         table = as_conditions(conditions)

@@ -1,112 +1,45 @@
-"""The model registry: one :class:`ModelSpec` per model, as data."""
+"""The model registry: one :class:`ModelSpec` per model, as data, and loading by name.
+
+Every model of every kind is registered here: cell and pseudobulk models, the peers (behind the
+``peers`` extra) and the signature models. :func:`load` reads any saved registered model.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass, field
+import os
 from typing import Any, Final
 
 import pandas as pd
 
-from ._base import Model, PredictionKind
 from ._baselines import AdditiveBaseline, ContextShiftBaseline, ControlBaseline, MeanBaseline
+from ._context_transfer import ContextTransferLinear
+from ._errors import ModelFormatError
 from ._linear import LinearBaseline
+from ._low_rank import LowRankSignatures
+from ._model import Model
 from ._nearest import NearestPerturbationBaseline
+from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
+from ._persist import read_model
+from ._signature_factor import SignatureFactor
+from ._signature_means import MeanOtherContexts, MeanOtherPerturbations
+from ._spec import PEERS_EXTRA, ModelSpec
 from ._transition import TransitionModel
 
-#: What a model may be asked to predict beyond the training conditions.
-UNSEEN_KINDS: Final = frozenset({"perturbation", "context", "combination"})
-#: The pip extra of the peer models (other groups' models run through celltwin).
-PEERS_EXTRA: Final = "peers"
-#: Import names of the packages each pip extra of celltwin brings (checked with
-#: :func:`importlib.util.find_spec`, which finds a package without importing it).
-EXTRA_MODULES: Final[dict[str, tuple[str, ...]]] = {
-    PEERS_EXTRA: ("state", "cell_load", "scgen", "scvi"),
-}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registered model and what it can do.
-
-    Attributes
-    ----------
-    name
-        Registry name (``get_model(name)``), equal to ``cls.name``.
-    cls
-        The :class:`Model` subclass.
-    description
-        One line.
-    reference
-        Where the method comes from.
-    predicts
-        ``"cells"`` (one row per generated cell) or ``"pseudobulk"`` (one mean per condition).
-    handles_unseen
-        Which unseen conditions it predicts instead of refusing: a subset of
-        ``{"perturbation", "context", "combination"}``. "perturbation": a perturbation without
-        training cells anywhere; "context": a context without perturbed training cells;
-        "combination": a combination not trained on whose components were.
-    extra
-        The pip extra of celltwin the model needs (``pip install 'celltwin[<extra>]'``), one of
-        :data:`EXTRA_MODULES`; ``None`` when the core dependencies suffice.
-    """
-
-    name: str
-    cls: type[Model]
-    description: str
-    reference: str
-    predicts: PredictionKind
-    handles_unseen: frozenset[str] = field(default_factory=frozenset)
-    extra: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.cls.name != self.name or self.cls.predicts != self.predicts:
-            raise ValueError(
-                f"ModelSpec {self.name!r}: cls {self.cls.__name__} declares name="
-                f"{self.cls.name!r}, predicts={self.cls.predicts!r}; the spec must agree."
-            )
-        if not set(self.handles_unseen) <= UNSEEN_KINDS:
-            raise ValueError(
-                f"ModelSpec {self.name!r}: handles_unseen must be a subset of "
-                f"{sorted(UNSEEN_KINDS)} (got {sorted(self.handles_unseen)})."
-            )
-        if self.extra is not None and self.extra not in EXTRA_MODULES:
-            raise ValueError(
-                f"ModelSpec {self.name!r}: extra must be None or one of {sorted(EXTRA_MODULES)} "
-                f"(got {self.extra!r})."
-            )
-        object.__setattr__(self, "handles_unseen", frozenset(self.handles_unseen))
-
-    @property
-    def install_hint(self) -> str:
-        """The command installing what the model needs (``""`` without an extra)."""
-        return f"pip install 'celltwin[{self.extra}]'" if self.extra else ""
-
-    def missing_modules(self) -> list[str]:
-        """Packages of the model's extra that cannot be found (none are imported)."""
-        if self.extra is None:
-            return []
-        return [m for m in EXTRA_MODULES[self.extra] if importlib.util.find_spec(m) is None]
-
-    @property
-    def installed(self) -> bool:
-        """Whether every package of the model's extra is installed (always, without one)."""
-        return not self.missing_modules()
-
-    def require(self) -> None:
-        """Raise ImportError, saying what to install, when the model's extra is missing."""
-        missing = self.missing_modules()
-        if missing:
-            raise ImportError(
-                f"the {self.name!r} model needs the package(s) {missing} of celltwin's "
-                f"{self.extra!r} extra, which are not installed. Fix: {self.install_hint}."
-            )
-
+__all__ = [
+    "MODELS",
+    "PEERS_EXTRA",
+    "ModelSpec",
+    "available",
+    "get_model",
+    "get_spec",
+    "load",
+    "register_model",
+]
 
 _AHLMANN_ELTZE = "Ahlmann-Eltze, Huber & Anders, Nat Methods 22:1657 (2025)"
 
-_SPECS: Final = (
+_CELL_SPECS: Final = (
     ModelSpec(
         name="control",
         cls=ControlBaseline,
@@ -157,6 +90,14 @@ _SPECS: Final = (
         handles_unseen=frozenset({"perturbation", "combination"}),
     ),
     ModelSpec(
+        name="nearest_dose",
+        cls=NearestDoseBaseline,
+        description="Control cells shifted by the drug's training effect at the nearest dose.",
+        reference="Nearest-neighbour interpolation in log dose (baseline of unseen doses, "
+        "e.g. Hetzel et al. (chemCPA), NeurIPS 2022)",
+        predicts="cells",
+    ),
+    ModelSpec(
         name="transition",
         cls=TransitionModel,
         description=(
@@ -193,8 +134,87 @@ _SPECS: Final = (
     ),
 )
 
-#: Registered models by name.
-MODELS: Final[dict[str, ModelSpec]] = {spec.name: spec for spec in _SPECS}
+# Signature models: one gene-score row per (context, perturbation), from other signatures.
+_SIGNATURE_SPECS: Final = (
+    ModelSpec(
+        name="mean_other_contexts",
+        cls=MeanOtherContexts,
+        description="The perturbation's mean signature over the other contexts measuring it.",
+        reference="Cross-context reference of signature transfer (sigrecon; Szalata et al. 2024)",
+        predicts="signatures",
+        handles_unseen=frozenset({"context"}),
+    ),
+    ModelSpec(
+        name="mean_other_perturbations",
+        cls=MeanOtherPerturbations,
+        description="The target context's mean signature over its training perturbations.",
+        reference="Ahlmann-Eltze, Huber & Anders, Nat Methods 2025 (mean baseline)",
+        predicts="signatures",
+        handles_unseen=frozenset({"context", "perturbation"}),
+    ),
+    ModelSpec(
+        name="low_rank",
+        cls=LowRankSignatures,
+        description="Low-rank completion mu[c] + U[p] W[c] of the context x perturbation x gene "
+        "tensor (ALS, rank by internal validation).",
+        reference="Mazumder, Hastie & Tibshirani, JMLR 2010 (soft-impute)",
+        predicts="signatures",
+        handles_unseen=frozenset({"context"}),
+    ),
+    ModelSpec(
+        name="context_transfer_linear",
+        cls=ContextTransferLinear,
+        description="Ridge map from source-context signatures to the target context, learned on "
+        "the perturbations measured in both (shrunk towards a scaled copy).",
+        reference="Hoerl & Kennard 1970; few-shot setting of Szalata et al. 2024",
+        predicts="signatures",
+        handles_unseen=frozenset({"context"}),
+    ),
+    ModelSpec(
+        name="signature_factor",
+        cls=SignatureFactor,
+        description="context_transfer_linear plus a torch factor model of its residual: "
+        "context factors x (learned + prior-feature) perturbation factors, early-stopped.",
+        reference="Hybrid of ridge transfer (Hoerl & Kennard 1970) and factorisation with side "
+        "features (e.g. Zhou et al. 2012; Roohani et al. 2024 GEARS priors)",
+        predicts="signatures",
+        handles_unseen=frozenset({"context"}),
+    ),
+)
+
+
+#: Registered models by name, in the order :func:`available` lists them (add more with
+#: :func:`register_model`).
+MODELS: Final[dict[str, ModelSpec]] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a model to the registry and return its spec.
+
+    Names are unique: registering a taken name raises :class:`ValueError`.
+
+    Examples
+    --------
+    >>> from celltwin.models import MeanBaseline
+    >>> class MyMean(MeanBaseline):
+    ...     name = "my_mean"
+    >>> spec = register_model(ModelSpec("my_mean", MyMean, "Mine.", "Me", predicts="cells"))
+    >>> get_model("my_mean")
+    MyMean()
+    >>> del MODELS["my_mean"]
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"register_model takes a ModelSpec (got {type(spec).__name__}).")
+    if spec.name in MODELS:
+        raise ValueError(
+            f"a model named {spec.name!r} is already registered. Fix: choose another name."
+        )
+    MODELS[spec.name] = spec
+    return spec
+
+
+for _spec in (*_CELL_SPECS, *_SIGNATURE_SPECS):
+    register_model(_spec)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -215,6 +235,8 @@ def get_model(name: str, **params: Any) -> Model:
     --------
     >>> get_model("linear", n_components=5)
     LinearBaseline(n_components=5, ridge=0.1, embedding='auto')
+    >>> get_model("low_rank", rank=3)
+    LowRankSignatures(rank=3, ridge=None, ranks=(1, 2, 4, 8, 16, 32, 64), ridges=(0.1, 0.3), validation_fraction=0.2, max_iter=100, tol=1e-05, seed=0)
 
     Raises
     ------
@@ -233,19 +255,43 @@ def available() -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per model, indexed by ``name``, with columns ``description``, ``reference``,
-        ``predicts``, ``handles_unseen`` (sorted, comma-separated), ``class``, ``extra`` (the
-        pip extra it needs, ``""`` for none) and ``installed`` (whether that extra's packages
-        are found; they are not imported).
+        ``predicts`` (``cells``, ``pseudobulk`` or ``signatures``), ``handles_unseen``
+        (sorted, comma-separated), ``class``, ``extra`` (the pip extra it needs, ``""`` for
+        none) and ``installed`` (whether that extra's packages are found; they are not
+        imported).
     """
+    specs = list(MODELS.values())
     return pd.DataFrame(
         {
-            "description": [s.description for s in _SPECS],
-            "reference": [s.reference for s in _SPECS],
-            "predicts": [s.predicts for s in _SPECS],
-            "handles_unseen": [",".join(sorted(s.handles_unseen)) for s in _SPECS],
-            "class": [s.cls.__name__ for s in _SPECS],
-            "extra": [s.extra or "" for s in _SPECS],
-            "installed": [s.installed for s in _SPECS],
+            "description": [s.description for s in specs],
+            "reference": [s.reference for s in specs],
+            "predicts": [s.predicts for s in specs],
+            "handles_unseen": [",".join(sorted(s.handles_unseen)) for s in specs],
+            "class": [s.cls.__name__ for s in specs],
+            "extra": [s.extra or "" for s in specs],
+            "installed": [s.installed for s in specs],
         },
-        index=pd.Index([s.name for s in _SPECS], name="name"),
+        index=pd.Index([s.name for s in specs], name="name"),
     )
+
+
+def load(path: str | os.PathLike[str]) -> Model:
+    """Load a model saved with :meth:`Model.save`, whichever registered model it is.
+
+    ``model.json`` names the model; its class comes from :data:`MODELS`.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not a directory.
+    ModelFormatError
+        When ``model.json`` or the weights are missing, not valid, edited, of another format
+        version, fail their checksum, or do not fit together (names, shapes).
+    """
+    return read_model(path, _registered_class)
+
+
+def _registered_class(name: str) -> type[Model]:
+    if name not in MODELS:
+        raise ModelFormatError(f"unknown model {name!r} (registered: {sorted(MODELS)})")
+    return MODELS[name].cls

@@ -1,18 +1,15 @@
 """A learned signature model: context and perturbation factors on top of the ridge transfer.
 
 :class:`SignatureFactor` (registry name ``signature_factor``) is a hybrid. Its first stage is the
-classical :class:`~celltwin.models._signature.ContextTransferLinear` prediction; its second stage
-is a small torch factor model of what that prediction gets wrong, trained on out-of-fold
-predictions of the training rows and stopped early on a validation split of those rows. The
-torch module (:class:`ResidualFactorNet`) sees tensors only.
+classical :class:`~celltwin.models.ContextTransferLinear` prediction; its second stage is a small
+torch factor model of what that prediction gets wrong (:class:`ResidualFactorNet`, tensors only,
+in :mod:`._factor_net`), trained on out-of-fold predictions of the training rows and stopped
+early on a validation split of those rows.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Sequence
-from functools import cache
 from typing import Final
 
 import numpy as np
@@ -20,24 +17,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._keys import CONTEXT, PERTURBATION, split_combination
-from ._base import ModelFormatError, UnseenConditionError
-from ._signature import (
-    ContextTransferLinear,
-    SignatureData,
-    SignatureModel,
-    SignatureModelSpec,
-    register_signature_model,
-)
+from .._keys import CONTEXT, PERTURBATION
+from ._context_transfer import ContextTransferLinear
+from ._errors import ModelFormatError, UnseenConditionError
+from ._factor_net import ResidualFactorNet, _standardised, _tensor, _threads
+from ._signature_data import SignatureData
+from ._signature_model import SignatureModel
+from ._signature_priors import PRIORS, prior_features
 
-#: Values of :class:`SignatureFactor`'s ``prior`` parameter.
-PRIORS: Final = ("auto", "gene", "drug", "none")
-#: Gene-embedding sources of the ``gene`` prior (:func:`celltwin.priors.gene_embedding`).
-GENE_PRIOR_SOURCE: Final = "go+string"
-#: Dimensions the drug fingerprints are reduced to (SVD over the training perturbations).
-DRUG_PRIOR_DIM: Final = 32
-# float32: the module works in gene space (rows x thousands of genes); half the memory traffic.
-_DTYPE: Final = torch.float32
 #: Values of :class:`SignatureFactor`'s ``loss`` parameter.
 LOSSES: Final = ("auto", "correlation", "top")
 # ListNet settings of the "top" loss: temperature of the true scores (linear-rank scores lie in
@@ -45,216 +32,6 @@ LOSSES: Final = ("auto", "correlation", "top")
 # over the standardised prediction.
 _TOP_TEMPERATURE: Final = 0.1
 _TOP_SHARPNESS: Final = 3.0
-_SALTS = re.compile(
-    r"\s+(hcl|2hcl|hydrochloride|dihydrochloride|bromide|sodium|calcium|mesylate|maleate|"
-    r"tosylate|citrate|sulfate|acetate|phosphate)$",
-    re.IGNORECASE,
-)
-
-
-# --- the torch module ------------------------------------------------------------------------------
-
-
-class ResidualFactorNet(nn.Module):
-    """Correction, in gene space, of a base prediction for (context, perturbation) pairs.
-
-    ``delta = a[c] * base + (e[p] + g(z[p])) @ W[c] + b[c]``: a per-context rescaling of the
-    (context-centred) base prediction, a perturbation factor (a learned embedding ``e`` plus a
-    network ``g`` of the perturbation's prior features ``z``) mapped to genes by the context
-    factor ``W[c]`` (``rank x genes``), and a per-context gene bias. ``a``, ``e``, ``W`` and
-    ``b`` start at zero, so the untrained module returns no correction (the base prediction).
-
-    Parameters
-    ----------
-    n_contexts, n_perturbations
-        Sizes of the context and perturbation tables.
-    n_features
-        Width of the prior features (0: no prior network).
-    n_genes
-        Width of the base input and the correction.
-    rank
-        Width of the perturbation and context factors.
-    hidden
-        Hidden width of ``g``.
-    """
-
-    def __init__(
-        self,
-        n_contexts: int,
-        n_perturbations: int,
-        n_features: int,
-        n_genes: int,
-        rank: int,
-        hidden: int,
-    ) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.zeros(n_contexts, 1, dtype=_DTYPE))
-        self.bias = nn.Parameter(torch.zeros(n_contexts, n_genes, dtype=_DTYPE))
-        self.embedding = nn.Parameter(torch.zeros(n_perturbations, rank, dtype=_DTYPE))
-        self.maps = nn.Parameter(torch.zeros(n_contexts, rank, n_genes, dtype=_DTYPE))
-        self.prior = (
-            nn.Sequential(
-                nn.Linear(n_features, hidden, dtype=_DTYPE),
-                nn.Tanh(),
-                nn.Linear(hidden, rank, dtype=_DTYPE),
-            )
-            if n_features > 0
-            else None
-        )
-
-    def forward(
-        self,
-        context: torch.Tensor,
-        perturbation: torch.Tensor,
-        features: torch.Tensor,
-        base: torch.Tensor,
-    ) -> torch.Tensor:
-        """``(rows, n_genes)`` corrections for index tensors ``context`` and ``perturbation``,
-        prior ``features`` ``(rows, n_features)`` and centred ``base`` ``(rows, n_genes)``."""
-        factor = self.embedding[perturbation]
-        if self.prior is not None:
-            factor = factor + self.prior(features)
-        out = self.scale[context] * base + self.bias[context]
-        # One matmul per context: gathering maps[context] would be rows x rank x genes.
-        for c in torch.unique(context):
-            rows = torch.nonzero(context == c).squeeze(1)
-            out = out.index_add(0, rows, factor[rows] @ self.maps[c])
-        return out
-
-
-# --- prior features ---------------------------------------------------------------------------------
-
-
-@cache
-def _gene_prior_table() -> pd.DataFrame:
-    """The gene embedding used as prior (computed once per process; never mutate it)."""
-    from ..priors import gene_embedding
-
-    return gene_embedding(GENE_PRIOR_SOURCE)
-
-
-@cache
-def _gene_symbols() -> frozenset[str]:
-    """Genes the gene prior knows (read cheaply, before the embedding is computed)."""
-    from ..priors import read_go, read_string
-
-    string = read_string()
-    return frozenset(read_go()["gene"]) | frozenset(string["gene_a"]) | frozenset(string["gene_b"])
-
-
-@cache
-def _smiles_index() -> dict[str, str]:
-    """Normalised drug name -> SMILES from the shared sci-Plex drug table."""
-    from ..priors import read_smiles
-
-    return {_norm(name): smi for name, smi in read_smiles().items()}
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def _name_variants(name: str) -> list[str]:
-    """A drug label and its likely aliases: ``"Belinostat (PXD101)"`` -> both names, salts cut."""
-    out = [name]
-    match = re.match(r"^(.*?)\s*\((.*)\)\s*(.*)$", name)
-    if match:
-        out += [match.group(1), match.group(2), f"{match.group(1)} {match.group(3)}"]
-    out += [_SALTS.sub("", v) for v in list(out)]
-    return [_norm(v) for v in out if v.strip()]
-
-
-def _gene_features(perturbations: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean gene embedding of each perturbation's components; coverage mask."""
-    table = _gene_prior_table()
-    out = np.zeros((len(perturbations), table.shape[1]))
-    has = np.zeros(len(perturbations), dtype=bool)
-    for i, pert in enumerate(perturbations):
-        known = [g for g in split_combination(pert) if g in table.index]
-        if known:
-            out[i] = table.loc[known].to_numpy(dtype=np.float64).mean(axis=0)
-            has[i] = True
-    return out, has
-
-
-def _drug_features(perturbations: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Morgan fingerprints (mean over components) reduced by SVD; coverage mask."""
-    from ..priors import drug_embedding
-
-    index = _smiles_index()
-    smiles: dict[str, str] = {}
-    for pert in perturbations:
-        for part in split_combination(pert):
-            hit = next((index[v] for v in _name_variants(part) if v in index), None)
-            if hit is not None:
-                smiles[part] = hit
-    fps = drug_embedding(smiles) if smiles else pd.DataFrame()
-    raw = np.zeros((len(perturbations), fps.shape[1] if len(fps) else 1))
-    has = np.zeros(len(perturbations), dtype=bool)
-    for i, pert in enumerate(perturbations):
-        known = [d for d in split_combination(pert) if d in fps.index]
-        if known:
-            raw[i] = fps.loc[known].to_numpy(dtype=np.float64).mean(axis=0)
-            has[i] = True
-    if has.sum() < 2:
-        return np.zeros((len(perturbations), 0)), np.zeros(len(perturbations), dtype=bool)
-    centred = np.where(has[:, None], raw - raw[has].mean(axis=0), 0.0)
-    u, s, _ = np.linalg.svd(centred[has], full_matrices=False)
-    k = min(DRUG_PRIOR_DIM, int((s > 1e-9 * s[0]).sum()))
-    out = np.zeros((len(perturbations), k))
-    out[has] = u[:, :k] * s[:k]
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out, has
-
-
-_PRIOR_FEATURES = {"gene": _gene_features, "drug": _drug_features}
-
-
-def prior_features(
-    perturbations: Sequence[str], *, prior: str = "auto"
-) -> tuple[str, np.ndarray, np.ndarray]:
-    """Prior features of perturbation labels: gene embeddings or drug fingerprints.
-
-    Parameters
-    ----------
-    perturbations
-        Perturbation labels (combinations ``A+B`` get the mean over their components).
-    prior
-        ``"gene"``: :func:`celltwin.priors.gene_embedding` (GO + STRING) of the target genes;
-        ``"drug"``: Morgan fingerprints (:func:`celltwin.priors.drug_embedding`) of the drugs
-        whose name matches the shared sci-Plex SMILES table, reduced to at most 32 dimensions by
-        an SVD over these perturbations; ``"auto"``: ``gene`` when at least half of the labels
-        are known genes, else ``drug`` when any drug matches, else ``none`` (also when the
-        shared folder is missing); ``"none"``: no features.
-
-    Returns
-    -------
-    tuple
-        ``(source, features, known)``: the source used, ``(perturbations, dims)`` features
-        (zeros where unknown) and the mask of perturbations with features.
-    """
-    if prior not in PRIORS:
-        raise ValueError(f"'prior' must be one of {PRIORS} (got {prior!r}).")
-    n = len(perturbations)
-    empty = ("none", np.zeros((n, 0)), np.zeros(n, dtype=bool))
-    if prior == "none":
-        return empty
-    if prior != "auto":
-        features, known = _PRIOR_FEATURES[prior](perturbations)
-        return prior, features, known
-    try:
-        symbols = _gene_symbols()
-        genetic = [any(g in symbols for g in split_combination(p)) for p in perturbations]
-        if np.mean(genetic) >= 0.5:
-            features, known = _gene_features(perturbations)
-            return "gene", features, known
-        features, known = _drug_features(perturbations)
-    except (FileNotFoundError, ImportError):
-        return empty  # no shared priors (or no RDKit) here: the model runs without features
-    return ("drug", features, known) if known.any() else empty
-
-
-# --- out-of-fold base predictions --------------------------------------------------------------------
 
 
 def crossfit_transfer(
@@ -301,9 +78,6 @@ def crossfit_transfer(
                     p = data.row_perturbation[r]
                     out[r] = fit.predict([x[index[s, p]] for s in sources])
     return out
-
-
-# --- the model -----------------------------------------------------------------------------------------
 
 
 class SignatureFactor(SignatureModel):
@@ -636,41 +410,3 @@ class SignatureFactor(SignatureModel):
             raise ModelFormatError(
                 f"{self.name}: array 'weights_' should hold {size} module parameters."
             )
-
-
-def _tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x), dtype=_DTYPE)
-
-
-def _standardised(x: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Rows centred and scaled to unit weighted variance over the measured genes."""
-    w = measured / np.maximum(measured.sum(axis=1, keepdims=True), 1)
-    centred = x - (w * x).sum(axis=1, keepdims=True)
-    sd = np.sqrt((w * centred**2).sum(axis=1, keepdims=True))
-    return np.where(measured > 0, centred, 0.0) / np.maximum(sd, 1e-12)
-
-
-class _threads:
-    """Run torch with a fixed CPU thread count (deterministic reductions), then restore it."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __enter__(self) -> None:
-        self.before = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.before)
-
-
-register_signature_model(
-    SignatureModelSpec(
-        name="signature_factor",
-        cls=SignatureFactor,
-        description="context_transfer_linear plus a torch factor model of its residual: "
-        "context factors x (learned + prior-feature) perturbation factors, early-stopped.",
-        reference="Hybrid of ridge transfer (Hoerl & Kennard 1970) and factorisation with side "
-        "features (e.g. Zhou et al. 2012; Roohani et al. 2024 GEARS priors)",
-    )
-)

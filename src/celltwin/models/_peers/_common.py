@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from .._base import ModelFormatError
+from .._errors import ModelFormatError
 
 #: How to install the peers' packages (the ``peers`` extra of celltwin).
 INSTALL_HINT: Final = "pip install 'celltwin[peers]'"

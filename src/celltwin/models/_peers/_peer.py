@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .._base import Model
+from .._cell import CellModel
 from ._common import import_peer
 
 
-class PeerModel(Model):
+class PeerModel(CellModel):
     """A model that runs another group's package; fit and predict import it on first use.
 
     Subclasses list the modules they need in ``_peer_modules``; a missing one raises

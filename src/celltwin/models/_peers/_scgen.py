@@ -31,8 +31,9 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from ..._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
-from .._base import ModelFormatError, UnseenConditionError
-from .._effects import condition_keys, expect_shape
+from .._conditions import condition_keys
+from .._effects import expect_shape
+from .._errors import ModelFormatError, UnseenConditionError
 from ._common import (
     check_manifest,
     check_n_threads,

@@ -29,8 +29,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from ..._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
-from .._base import ModelFormatError, UnseenConditionError
-from .._effects import condition_keys
+from .._conditions import condition_keys
+from .._errors import ModelFormatError, UnseenConditionError
 from ._common import (
     check_manifest,
     check_n_threads,

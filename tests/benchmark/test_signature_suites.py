@@ -21,12 +21,13 @@ from celltwin.benchmark._suites._transfer import (
     REFERENCE,
     fold_predictions,
     run_transfer_fold,
+    signature_models,
     transfer_splits,
 )
 from celltwin.io import RankSignatures, write_signatures
-from celltwin.models._signature import SIGNATURE_MODELS, get_signature_model
+from celltwin.models import get_model
 
-MODELS = list(SIGNATURE_MODELS)
+MODELS = signature_models()
 REAL = ["replogle2022-k562-to-rpe1", "neurips2023-heldout-celltype", "sciplex3-heldout-line"]
 
 
@@ -281,4 +282,4 @@ def test_model_seed_is_passed_only_to_models_that_take_one() -> None:
     b = fold_predictions(sigs, split, models=["low_rank"], seed=0)["low_rank"]
     np.testing.assert_array_equal(a.X, b.X)
     assert a.uns["celltwin"]["prediction"]["params"]["seed"] == 0
-    assert get_signature_model("mean_other_contexts").get_params() == {}
+    assert get_model("mean_other_contexts").get_params() == {}

@@ -23,8 +23,7 @@ import pandas as pd
 
 from .._keys import CONTEXT, PERTURBATION
 from ..eval import METRICS
-from ..models._registry import MODELS, PEERS_EXTRA
-from ._suite_metrics import SUITE_METRICS
+from ..models import MODELS, PEERS_EXTRA
 
 #: Columns of ``leaderboard.csv``.
 LEADERBOARD_COLUMNS: Final = ("suite", "fold", "model", "metric", "value")
@@ -67,7 +66,7 @@ def higher_is_better(name: str) -> bool:
     if name.endswith("/ceiling") or name == COVERAGE:
         return True
     base = base_metric(name)
-    metric = METRICS.get(base) or SUITE_METRICS.get(base)
+    metric = METRICS.get(base)
     return True if metric is None else bool(metric.higher_is_better)
 
 

@@ -35,7 +35,7 @@ from anndata import AnnData
 
 from .._keys import CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, UNS_KEY
 from ..models import conditions_of
-from ..split._parts import held_out_mask
+from ..split import held_out_mask
 
 #: Default number of highly variable genes a cell suite keeps.
 N_TOP_GENES = 2000

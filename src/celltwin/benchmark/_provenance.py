@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,6 @@ def run_record(
 
 def versions() -> dict[str, str]:
     """Versions of Python, celltwin and the packages its numbers depend on (``""``: absent)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for package in ("celltwin", "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn"):
         try:

@@ -8,7 +8,6 @@ units). :func:`effect_interval_coverage` scores the effect intervals of models t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,17 +15,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, UNS_KEY
-from ..eval import (
-    METRICS,
-    build_inputs,
-    compute_metrics,
-    evaluate,
-    rank_sum_test,
-    split_half_ceiling,
-)
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from ..eval import CELL_KINDS, VCC_METRICS, Evaluation, evaluate, list_metrics
 from ._features import FoldData
-from ._suite_metrics import SUITE_METRICS
 
 #: Model name of the split-half noise-ceiling rows.
 CEILING = "ceiling"
@@ -55,14 +46,15 @@ def score_fold(
     metrics: Sequence[str],
     seed: int = 0,
     ceiling: bool = True,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, dict[str, Evaluation]]:
     """Score every model's prediction of one fold: the suite's single metric step.
 
     Each prediction goes through :func:`celltwin.eval.evaluate` (with the fold's training cells,
-    for the VCC score's mean-of-training baseline and the Systema reference); the split-half
-    ceiling is computed once, in the call of the first model that predicted every unit. Metrics
-    of :data:`~celltwin.benchmark._suite_metrics.SUITE_METRICS` that the registry does not know
-    yet are computed next to it from the same inputs (:func:`_suite_metric_rows`).
+    for the VCC score's mean-of-training baseline and the Systema reference) with every metric
+    of ``metrics`` that cells give (``vcc_score`` as its parts); the split-half ceiling is
+    computed once, in the call of the first model that predicted every unit. Metrics that need
+    more than cells (``interaction_pearson``: the true interactions) are left to the suite
+    (:attr:`~celltwin.benchmark.CellTask.extra_scores`).
 
     Returns
     -------
@@ -73,61 +65,58 @@ def score_fold(
     evaluations
         ``{model: Evaluation}``, for the report.
     """
-    names = [m for m in _expand(metrics) if m in METRICS]
-    truth_units = set(
-        zip(fold.truth.obs[CONTEXT].astype(str), unit_labels(fold.truth.obs), strict=False)
-    )
-    truth_units = {u for u in truth_units if u[1] != CONTROL}
-
-    def covers(pred: AnnData) -> bool:
-        have = set(zip(pred.obs[CONTEXT].astype(str), unit_labels(pred.obs), strict=False))
-        return truth_units <= have
-
+    from_cells = set(list_metrics(kinds=CELL_KINDS))
+    names = [m for m in _expand(metrics) if m in from_cells]
+    truth_units = _units(fold.truth.obs)
     frames: list[pd.DataFrame] = []
-    evaluations: dict[str, Any] = {}
+    evaluations: dict[str, Evaluation] = {}
     need_ceiling = ceiling
     # Models predicting every unit first: the ceiling is computed in the first call.
-    for model in sorted(predictions, key=lambda m: (not covers(predictions[m]), m)):
-        pred = predictions[model]
-        full = covers(pred)
+    full = {m: truth_units <= _units(p.obs) for m, p in predictions.items()}
+    for model in sorted(predictions, key=lambda m: (not full[m], m)):
         result = evaluate(
             fold.truth,
-            pred,
+            predictions[model],
             train=fold.train,
             metrics=names,
-            ceiling=need_ceiling and full,
+            ceiling=need_ceiling and full[model],
             n_boot=200,
             seed=seed,
-            allow_missing=not full,
+            allow_missing=not full[model],
         )
         evaluations[model] = result
-        frames.append(_long(result.per_perturbation, model))
-        if need_ceiling and full:
-            frames.append(_long(result.ceiling_values, CEILING))
-            need_ceiling = False
-        if len(result.aggregate):
-            agg = result.aggregate.assign(model=model, perturbation="")
-            frames.append(agg.loc[:, list(SCORE_COLUMNS)])
+        frames += _result_rows(result, model, ceiling=need_ceiling and full[model])
+        need_ceiling = need_ceiling and not full[model]
         if "vcc_score" in metrics:
             value = result.scores.get("vcc_score", np.nan)
             frames.append(_fold_row(model, "vcc_score", value))
-    local = [m for m in metrics if m not in METRICS and m in SUITE_METRICS]
-    if local:
-        frames.append(_suite_metric_rows(fold, predictions, local, seed=seed, ceiling=ceiling))
     columns = list(SCORE_COLUMNS)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     return table.loc[:, columns], evaluations
 
 
-#: Metrics making up the Virtual Cell Challenge score.
-_VCC_PARTS = ("mae", "des", "pds")
+def _units(obs: pd.DataFrame) -> set[tuple[str, str]]:
+    """The (context, unit label) pairs of perturbed cells."""
+    units = set(zip(obs[CONTEXT].astype(str), unit_labels(obs), strict=False))
+    return {u for u in units if u[1] != CONTROL}
+
+
+def _result_rows(result: Evaluation, model: str, *, ceiling: bool) -> list[pd.DataFrame]:
+    """An evaluation's per-unit rows, its ceiling's (``ceiling=True``) and its aggregates."""
+    frames = [_long(result.per_perturbation, model)]
+    if ceiling:
+        frames.append(_long(result.ceiling_values, CEILING))
+    if len(result.aggregate):
+        agg = result.aggregate.assign(model=model, perturbation="")
+        frames.append(agg.loc[:, list(SCORE_COLUMNS)])
+    return frames
 
 
 def _expand(metrics: Sequence[str]) -> list[str]:
-    """Metric names with ``vcc_score`` replaced by its parts (mae, des, pds)."""
+    """Metric names with ``vcc_score`` replaced by its parts (:data:`celltwin.eval.VCC_METRICS`)."""
     out: list[str] = []
     for name in metrics:
-        for part in _VCC_PARTS if name == "vcc_score" else (name,):
+        for part in VCC_METRICS if name == "vcc_score" else (name,):
             if part not in out:
                 out.append(part)
     return out
@@ -156,77 +145,6 @@ def _long(values: pd.DataFrame, model: str) -> pd.DataFrame:
             "value": values["value"].to_numpy(dtype=float),
         }
     )
-
-
-def _rows_of(x: Any, mask: np.ndarray) -> Any:
-    return x[np.flatnonzero(mask)]
-
-
-def _suite_metric_rows(
-    fold: FoldData,
-    predictions: Mapping[str, AnnData],
-    names: Sequence[str],
-    *,
-    seed: int,
-    ceiling: bool,
-) -> pd.DataFrame:
-    """Suite metrics not (yet) in the registry, from the registry's own input builder.
-
-    The same :func:`~celltwin.eval.build_inputs` and :func:`~celltwin.eval.split_half_ceiling`
-    that :func:`~celltwin.eval.evaluate` relies on, per context, against the truth's control
-    cells; a metric needing predicted cells is left out for pseudobulk predictions.
-    """
-    chosen = [SUITE_METRICS[n] for n in names]
-    needs_cells = {"pred_de", "pred_lfc", "pred_fdr", "pred_cells"}
-    kinds = set().union(*(m.kinds for m in chosen))
-    truth = fold.truth
-    genes = np.asarray(fold.genes, dtype=str)
-    t_lab = unit_labels(truth.obs).astype(str)
-    t_ctx = truth.obs[CONTEXT].astype(str).to_numpy()
-    rows: list[tuple[str, str, str, str, float]] = []
-    for context in sorted(set(t_ctx.tolist())):
-        in_ctx = t_ctx == context
-        t_x = _rows_of(truth.X, in_ctx)
-        lab = t_lab[in_ctx]
-        true_de = rank_sum_test(t_x, lab, control=CONTROL) if "de" in kinds else None
-        for model in sorted(predictions):
-            pred = predictions[model]
-            in_pred = pred.obs[CONTEXT].astype(str).to_numpy() == context
-            if not in_pred.any():
-                continue
-            p_lab = unit_labels(pred.obs).astype(str)[in_pred]
-            keep = np.isin(lab, np.append(np.unique(p_lab), CONTROL))
-            kind = pred.uns.get(UNS_KEY, {}).get("prediction", {}).get("kind", "cells")
-            usable = [
-                m for m in chosen if not (kind == "pseudobulk" and set(m.needs) & needs_cells)
-            ]
-            if not usable:
-                continue
-            # Only the prediction's means are used from it (pseudobulk kind): no DE on it.
-            inputs = build_inputs(
-                _rows_of(pred.X, in_pred),
-                _rows_of(t_x, keep),
-                pred_labels=p_lab,
-                true_labels=lab[keep],
-                genes=genes,
-                kinds={"pseudobulk"},
-                control=CONTROL,
-                seed=seed,
-            )
-            if true_de is not None:
-                inputs = dataclasses.replace(inputs, true_de=true_de.select(inputs.perturbations))
-            for name, value in compute_metrics(inputs, metrics=usable).items():
-                for pert, v in zip(inputs.perturbations, np.atleast_1d(value), strict=True):
-                    rows.append((model, context, str(pert), name, float(v)))
-        if ceiling:
-            ceil = split_half_ceiling(
-                t_x, lab, genes=genes, metrics=chosen, n_repeats=3, seed=seed, control=CONTROL
-            ).mean()
-            perts = np.unique(lab[lab != CONTROL])
-            for name, value in ceil.items():
-                for pert, v in zip(perts, np.atleast_1d(value), strict=True):
-                    rows.append((CEILING, context, str(pert), name, float(v)))
-    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
 
 def effect_interval_coverage(fold: FoldData, effects: Mapping[str, AnnData]) -> pd.DataFrame:

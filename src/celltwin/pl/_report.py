@@ -214,6 +214,29 @@ if (m && table) {
 """
 
 
+def _figures_html(models: Mapping[str, Tables], *, max_scatter: int) -> list[str]:
+    """The metric distributions and the delta scatter plots (when there are deltas)."""
+    parts = []
+    if metric_order(models):
+        parts += [
+            "<h2>Distributions over perturbations</h2>",
+            '<div class="figure" id="distributions">',
+            figure_svg(metric_distributions(models)),
+            "</div>",
+        ]
+    scatter = delta_scatter(models, max_perturbations=max_scatter)
+    if scatter is not None:
+        parts += [
+            "<h2>Predicted vs true change on the top DE genes</h2>",
+            f'<p class="notes">Up to {max_scatter} perturbations with the largest true effects; '
+            "each point is one of the perturbation's top DE genes in the truth.</p>",
+            '<div class="figure" id="scatter">',
+            figure_svg(scatter),
+            "</div>",
+        ]
+    return parts
+
+
 def render_report(
     models: Mapping[str, Tables],
     *,
@@ -261,24 +284,7 @@ def render_report(
         '<p class="notes">95% CI: percentile bootstrap of the mean over perturbations. Baselines '
         "and ceiling: means over the same perturbations.</p>"
     )
-    per_pert = [m for m in metric_order(models)]
-    if per_pert:
-        parts += [
-            "<h2>Distributions over perturbations</h2>",
-            '<div class="figure" id="distributions">',
-            figure_svg(metric_distributions(models)),
-            "</div>",
-        ]
-    scatter = delta_scatter(models, max_perturbations=max_scatter)
-    if scatter is not None:
-        parts += [
-            "<h2>Predicted vs true change on the top DE genes</h2>",
-            f'<p class="notes">Up to {max_scatter} perturbations with the largest true effects; '
-            "each point is one of the perturbation's top DE genes in the truth.</p>",
-            '<div class="figure" id="scatter">',
-            figure_svg(scatter),
-            "</div>",
-        ]
+    parts += _figures_html(models, max_scatter=max_scatter)
     parts += [
         "<h2>Per perturbation</h2>",
         '<p class="notes">Click a column header to sort.</p>',

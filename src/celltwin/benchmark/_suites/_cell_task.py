@@ -18,12 +18,13 @@ import pandas as pd
 from anndata import AnnData
 
 from ..._keys import UNS_KEY
-from ...models import Model, get_model
-from ...models._registry import MODELS
+from ...models import MODELS, Model, get_model
 from .._features import FoldData, make_fold, poison_held_out
 
 Options = Mapping[str, Any]
 
+#: What the models of a cell suite predict (:attr:`celltwin.models.ModelSpec.predicts`).
+CELL_PREDICTIONS = ("cells", "pseudobulk")
 #: Models given a perturbation embedding as ``perturbation_features`` where a suite has one
 #: (papalexi2021-heldout-ko: prior knowledge; sim-doses: the drug's identity).
 EMBEDDING_MODELS = ("linear", "nearest_perturbation", "transition")
@@ -51,9 +52,8 @@ class CellTask:
         Models run by default. Models needing a pip extra (the peers) are never among them:
         ask for them by name (``models=[..., "state", "scgen"]``).
     metrics
-        Metrics reported, the primary first (registry names,
-        :data:`~celltwin.benchmark._suite_metrics.SUITE_METRICS`, ``vcc_score``, and what
-        :attr:`extra_scores` reports).
+        Metrics reported, the primary first (names of :data:`celltwin.eval.METRICS`,
+        ``vcc_score``, and what :attr:`extra_scores` reports).
     defaults
         Options and their defaults; always ``smoke``, ``n_top_genes`` and ``model_params``
         (``{model: {parameter: value}}``, passed to the models' constructors).
@@ -62,8 +62,6 @@ class CellTask:
     fit_kwargs
         ``fit_kwargs(model, fold, options) -> dict``: extra keyword arguments of ``fit`` (e.g. a
         prior-knowledge ``perturbation_features``), built without the truth.
-    local_models
-        Models of this suite only (name -> factory).
     model_defaults
         Constructor parameters of models on this suite (``{model: {parameter: value}}``), e.g.
         the peers' training budget; the ``model_params`` option overrides them per parameter.
@@ -89,7 +87,6 @@ class CellTask:
     defaults: dict[str, Any]
     smoke: dict[str, Any]
     fit_kwargs: Callable[[str, FoldData, Options], dict[str, Any]] | None = None
-    local_models: Mapping[str, type[Model]] = field(default_factory=dict)
     model_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     smoke_model_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     include_genes: Callable[[AnnData, Options], list[str]] | None = None
@@ -143,11 +140,11 @@ class CellTask:
 
     def skip_reason(self, model: str) -> str:
         """Why ``model`` is not run on this suite (``""``: it is run)."""
-        if model in self.local_models:
-            return ""
         if model not in MODELS:
             return f"no model named {model!r} (celltwin.models.available())"
         spec = MODELS[model]
+        if spec.predicts not in CELL_PREDICTIONS:
+            return f"{model} predicts {spec.predicts}, not cells: it runs on signature suites"
         missing = spec.missing_modules()
         if missing:
             return (
@@ -166,8 +163,6 @@ class CellTask:
         self, model: str, *, seed: int, params: Mapping[str, Any] | None = None
     ) -> Model:
         """A fresh, unfitted model: seeded when it takes a seed, with ``params`` passed on."""
-        if model in self.local_models:
-            return self.local_models[model](**dict(params or {}))
         cls = MODELS[model].cls
         seeded = {"seed": seed} if "seed" in inspect.signature(cls.__init__).parameters else {}
         return get_model(model, **{**seeded, **dict(params or {})})
@@ -199,19 +194,21 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
-def accepts(model: str, argument: str, local: Mapping[str, type[Model]]) -> bool:
-    cls = type(local[model]()) if model in local else MODELS[model].cls
-    return argument in inspect.signature(cls.fit).parameters
+def accepts(model: str, argument: str) -> bool:
+    """Whether the registered ``model``'s ``fit`` takes ``argument``."""
+    return argument in inspect.signature(MODELS[model].cls.fit).parameters
 
 
 def plus_registered(base: Sequence[str], *, unseen: str | None, extra: Sequence[str]) -> tuple:
-    """``base`` models, then registered models handling ``unseen`` and ``extra`` ones if present.
+    """``base`` models, then registered cell models handling ``unseen`` and ``extra`` ones if
+    present.
 
     Models needing a pip extra (the peers) are left out: they run only when asked for by name.
+    Signature models are never among them (they run on the signature suites).
     """
     names = list(base)
     for name, spec in MODELS.items():
-        if name in names or spec.extra is not None:
+        if name in names or spec.extra is not None or spec.predicts not in CELL_PREDICTIONS:
             continue
         if (unseen is not None and unseen in spec.handles_unseen) or name in extra:
             names.append(name)

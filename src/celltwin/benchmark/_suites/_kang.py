@@ -16,6 +16,8 @@ import pandas as pd
 from anndata import AnnData
 
 from ..._keys import CONTEXT, CONTROL, PERTURBATION
+from ...data import load
+from ...split import split_contexts
 from .._features import N_TOP_GENES
 from ._cell_task import CellTask, Options, int_option, plus_registered, subsample, truthy
 from ._cells import register_cell_suite
@@ -25,8 +27,6 @@ _KANG_MIN_CELLS = 20
 
 @cache
 def _kang(dataset: str, smoke: bool, max_cells: int) -> AnnData:
-    from ...data import load
-
     adata = load(dataset, progress=False)
     keep = adata.obs[PERTURBATION].astype(str).isin([CONTROL, _kang_stimulus(adata)])
     adata = adata[keep.to_numpy()].copy()
@@ -84,8 +84,6 @@ def _kang_folds(adata: AnnData, opts: Options) -> list[str]:
 
 
 def _kang_assign(adata: AnnData, fold: str, opts: Options) -> None:
-    from ...split import split_contexts
-
     split_contexts(adata, test=fold, seed=0)
 
 

@@ -15,7 +15,10 @@ import pandas as pd
 from anndata import AnnData
 
 from ..._keys import CONTROL, PERTURBATION
-from ...models._registry import MODELS
+from ...data import load
+from ...models import MODELS
+from ...priors import gene_embedding
+from ...split import split_perturbations
 from .._features import FoldData
 from ._cell_task import (
     EMBEDDING_MODELS,
@@ -32,8 +35,6 @@ from ._cells import register_cell_suite
 
 @cache
 def _papalexi(smoke: bool) -> AnnData:
-    from ...data import load
-
     adata = load("papalexi2021_subset", progress=False)
     for layer in list(adata.layers):
         del adata.layers[layer]
@@ -55,15 +56,11 @@ def _ko_chunks(adata: AnnData, opts: Options) -> dict[str, list[str]]:
 
 
 def _papalexi_assign(adata: AnnData, fold: str, opts: Options) -> None:
-    from ...split import split_perturbations
-
     split_perturbations(adata, test=_ko_chunks(adata, opts)[fold], val=[], seed=0)
 
 
 @cache
 def _prior_embedding(source: str, genes: tuple[str, ...]) -> pd.DataFrame:
-    from ...priors import gene_embedding
-
     return gene_embedding(source, genes=list(genes))
 
 
@@ -79,7 +76,7 @@ def _papalexi_fit_kwargs(model: str, fold: FoldData, opts: Options) -> dict[str,
     """
     if model not in EMBEDDING_MODELS or model not in MODELS:
         return {}
-    if not accepts(model, "perturbation_features", {}):
+    if not accepts(model, "perturbation_features"):
         return {}
     targets = sorted(
         set(fold.train.obs[PERTURBATION].astype(str)) | set(fold.conditions[PERTURBATION])

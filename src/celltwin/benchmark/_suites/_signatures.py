@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...data import load_signatures
 from ...io import RankSignatures, concat_signatures, read_signatures
-from ...models._signature import SIGNATURE_MODELS
 from ._rank_scores import RANK_METRICS
 from ._registry import Suite, register_suite
-from ._transfer import TransferSplit, run_transfer_fold, transfer_splits
+from ._transfer import TransferSplit, run_transfer_fold, signature_models, transfer_splits
 
 # --- suites ------------------------------------------------------------------------------------------
 
@@ -42,8 +42,6 @@ def _subsample(sigs: RankSignatures, max_perturbations: int | None, seed: int) -
 @cache
 def _registered(names: tuple[str, ...]) -> RankSignatures:
     """Registered signature datasets, loaded once per process and stacked."""
-    from ...data import load_signatures
-
     return concat_signatures([load_signatures(n, progress=False) for n in names])
 
 
@@ -122,13 +120,13 @@ class _RegisteredModels(Sequence[str]):
     later are included)."""
 
     def __getitem__(self, i: Any) -> Any:
-        return list(SIGNATURE_MODELS)[i]
+        return signature_models()[i]
 
     def __len__(self) -> int:
-        return len(SIGNATURE_MODELS)
+        return len(signature_models())
 
     def __repr__(self) -> str:
-        return repr(list(SIGNATURE_MODELS))
+        return repr(signature_models())
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -22,60 +23,17 @@ from anndata import AnnData
 from numpy.typing import NDArray
 
 from ..._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, split_combination
-from ...models._base import ConditionKey, dose_components
-from ...models._effects import EffectModel, describe
+from ...eval import interaction_pearson
+from ...models import dose_components
+from ...simulate import simulate
+from ...split import split_combinations, split_doses
 from .._features import FoldData
 from ._cell_task import EMBEDDING_MODELS, CellTask, Options, int_option, plus_registered, truthy
 from ._cells import register_cell_suite
 
-#: Extra per-unit scores a suite computes itself (name -> higher is better).
+#: The interaction metric of sim-combinations (:func:`celltwin.eval.interaction_pearson`), scored
+#: by the suite itself: it needs the simulator's true interactions, which cells do not give.
 INTERACTION_METRIC = "interaction_pearson"
-
-
-# --- a baseline for unseen doses ------------------------------------------------------------------
-
-
-def _log_dose(dose: str) -> NDArray[np.float64]:
-    values = np.array([float(d) if d else 0.0 for d in dose.split("+")], dtype=np.float64)
-    return np.log10(np.maximum(values, 1e-12))
-
-
-class NearestDoseBaseline(EffectModel):
-    """Shift control cells by the drug's training effect at the nearest dose (in log dose).
-
-    For condition ``(c, p, dose)`` the candidates are the training conditions of ``p`` in
-    context ``c``; the one whose dose is closest in ``log10`` (summed over the components of a
-    combination) gives the effect (ties: the lower dose). Perturbations without training cells
-    in ``c`` are refused. A suite-local baseline of ``sim-doses``.
-    """
-
-    name = "nearest_dose"
-    predicts = "cells"
-
-    def __init__(self) -> None:
-        pass
-
-    def _effects(self, keys: list[ConditionKey]) -> np.ndarray:
-        table = self.conditions_
-        out = np.zeros((len(keys), len(self.genes_)))
-        problems = []
-        for i, key in enumerate(keys):
-            context, perturbation, dose = key
-            rows = np.flatnonzero(
-                (table[CONTEXT].to_numpy() == context)
-                & (table[PERTURBATION].to_numpy() == perturbation)
-            )
-            if rows.size == 0:
-                problems.append(f"{describe(key)} (no training dose of it in that context)")
-                continue
-            target = _log_dose(dose) if dose else np.zeros(len(dose_components(perturbation, "")))
-            candidates = [
-                (float(np.abs(_log_dose(str(table[DOSE].iloc[r])) - target).sum()), r) for r in rows
-            ]
-            best = min(candidates, key=lambda c: (c[0], _log_dose(str(table[DOSE].iloc[c[1]]))[0]))
-            out[i] = self.delta_[best[1]]
-        self._refuse(problems, fix="nearest_dose needs the drug measured in the same context.")
-        return out
 
 
 # --- simulated suites --------------------------------------------------------------------------
@@ -83,8 +41,6 @@ class NearestDoseBaseline(EffectModel):
 
 @cache
 def _simulation(kind: str, smoke: bool, data_seed: int, cells: int | None = None) -> Any:
-    from ...simulate import simulate
-
     if kind == "combinations":
         return simulate(
             n_genes=60 if smoke else 200,
@@ -130,41 +86,10 @@ def _combo_folds(adata: AnnData, opts: Options) -> list[str]:
 
 
 def _combo_assign(adata: AnnData, fold: str, opts: Options) -> None:
-    from ...split import split_combinations
-
     seed = int(fold.removeprefix("split"))
     split_combinations(
         adata, test_single_fraction=0.25, test_seen2_fraction=0.25, val_fraction=0.0, seed=seed
     )
-
-
-def _pearson_rows(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, np.einsum("ij,ij->i", a, b) / den, np.nan)
-
-
-def _partial_pearson(
-    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]
-) -> float:
-    """Pearson r of ``x`` and ``y`` over genes after removing from both their fit on ``[1, z]``.
-
-    0 when nothing of ``x`` is left (a prediction with no interaction beyond the additive one
-    recovers none).
-    """
-    design = np.column_stack([np.ones_like(z), z])
-
-    def residual(v: NDArray[np.float64]) -> NDArray[np.float64]:
-        return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
-
-    rx, ry = residual(x), residual(y)
-    # Below this, what is left is float32 rounding of the predicted cells, not an interaction.
-    scale = max(float(np.linalg.norm(x)), float(np.linalg.norm(z)), 1e-12)
-    if float(np.linalg.norm(rx)) <= 1e-5 * scale or not np.any(ry):
-        return 0.0
-    return float(_pearson_rows(rx[None, :], ry[None, :])[0])
 
 
 def _group_means(adata: AnnData, keys: Sequence[str]) -> dict[tuple[str, ...], NDArray[np.float64]]:
@@ -197,8 +122,8 @@ def interaction_scores(
     :attr:`Simulation.interactions` (the combination's true effect minus its singles' true
     effects).
 
-    The score is their *partial* Pearson r over the fold's genes given the model's additive
-    expectation ``s``: both interactions are first freed of their least-squares fit on
+    The score is their *partial* Pearson r (:func:`celltwin.eval.interaction_pearson`) over the
+    fold's genes given the model's additive expectation ``s``: both interactions are first freed of their least-squares fit on
     ``[1, s]``. Without that, any prediction that merely shrinks the sum of its parts (the
     ``control`` model, which "predicts" a combination cancels its parts) correlates with the
     true interactions, which lean sub-additive in the simulator. A prediction with no
@@ -210,33 +135,17 @@ def interaction_scores(
     any shrinkage of the additive prediction scores like a recovered interaction: a model that
     knew every true interaction exactly scored 0.09 and ``control`` 0.16.
     """
-    truth = simulation.interactions
     genes = list(fold.genes)
-    inter = np.asarray(truth.X, dtype=np.float64)[:, truth.var_names.get_indexer(genes)]
-    inter_row = {
-        (str(c), str(p), str(d)): i
-        for i, (c, p, d) in enumerate(truth.obs[[CONTEXT, PERTURBATION, DOSE]].to_numpy())
-    }
-    control_mean = {k[0]: v for k, v in _group_means(fold.query, [CONTEXT]).items()}
-    trained = {
-        key: mean - control_mean[key[0]]
-        for key, mean in _group_means(fold.train, [CONTEXT, PERTURBATION, DOSE]).items()
-        if key[1] != CONTROL and key[0] in control_mean
-    }
-    combos = [
-        (str(c), str(p), str(d))
-        for c, p, d in fold.conditions[[CONTEXT, PERTURBATION, DOSE]].to_numpy()
-        if len(split_combination(str(p))) > 1 and (str(c), str(p), str(d)) in inter_row
-    ]
+    truth = _TrueInteractions.of(simulation, fold)
     rows = []
     for model, pred in predictions.items():
         pred = pred[:, pred.var_names.get_indexer(genes)]
         predicted = {
-            key: mean - control_mean[key[0]]
+            key: mean - truth.control_mean[key[0]]
             for key, mean in _group_means(pred, [CONTEXT, PERTURBATION, DOSE]).items()
-            if key[0] in control_mean
+            if key[0] in truth.control_mean
         }
-        for key in combos:
+        for key in truth.combos:
             if key not in predicted:
                 continue
             context, combo, d = key
@@ -246,14 +155,55 @@ def interaction_scores(
                     split_combination(combo), dose_components(combo, d), strict=True
                 )
             ]
-            reference = [trained.get(s, predicted.get(s)) for s in parts]
+            reference = [truth.trained.get(s, predicted.get(s)) for s in parts]
             known = [r for r in reference if r is not None]
             if len(known) < len(reference):
                 continue
             additive = np.sum(known, axis=0)
-            value = _partial_pearson(predicted[key] - additive, inter[inter_row[key]], additive)
-            rows.append((model, context, combo, INTERACTION_METRIC, value))
+            value = interaction_pearson(
+                predicted[key] - additive, truth.interaction[truth.row[key]], additive=additive
+            )
+            rows.append((model, context, combo, INTERACTION_METRIC, float(value[0])))
     return pd.DataFrame(rows, columns=["model", CONTEXT, PERTURBATION, "metric", "value"])
+
+
+@dataclass(frozen=True)
+class _TrueInteractions:
+    """What every model's interactions are scored against on one fold.
+
+    ``interaction``: the simulator's true interactions on the fold's genes, one row per
+    combination (``row``: its row by (context, perturbation, dose)); ``control_mean``: mean
+    query control cells per context; ``trained``: effects of the training conditions;
+    ``combos``: the held-out combinations with a true interaction.
+    """
+
+    interaction: NDArray[np.float64]
+    row: dict[tuple[str, str, str], int]
+    control_mean: dict[str, NDArray[np.float64]]
+    trained: dict[tuple[str, ...], NDArray[np.float64]]
+    combos: list[tuple[str, str, str]]
+
+    @classmethod
+    def of(cls, simulation: Any, fold: FoldData) -> _TrueInteractions:
+        truth = simulation.interactions
+        genes = list(fold.genes)
+        inter = np.asarray(truth.X, dtype=np.float64)[:, truth.var_names.get_indexer(genes)]
+        inter_row = {
+            (str(c), str(p), str(d)): i
+            for i, (c, p, d) in enumerate(truth.obs[[CONTEXT, PERTURBATION, DOSE]].to_numpy())
+        }
+        control_mean = {k[0]: v for k, v in _group_means(fold.query, [CONTEXT]).items()}
+        trained = {
+            key: mean - control_mean[key[0]]
+            for key, mean in _group_means(fold.train, [CONTEXT, PERTURBATION, DOSE]).items()
+            if key[1] != CONTROL and key[0] in control_mean
+        }
+        combos = [
+            (str(c), str(p), str(d))
+            for c, p, d in fold.conditions[[CONTEXT, PERTURBATION, DOSE]].to_numpy()
+            if len(split_combination(str(p))) > 1 and (str(c), str(p), str(d)) in inter_row
+        ]
+        return cls(inter, inter_row, control_mean, trained, combos)
 
 
 COMBINATIONS = CellTask(
@@ -289,8 +239,6 @@ _DOSE_FOLDS = {"highest": ("highest", 0), "lowest": ("lowest", 0), "random": ("r
 
 
 def _dose_assign(adata: AnnData, fold: str, opts: Options) -> None:
-    from ...split import split_doses
-
     which, seed = _DOSE_FOLDS[fold]
     split_doses(adata, which=which, n_test=1, seed=seed)  # type: ignore[arg-type]
 
@@ -327,7 +275,6 @@ DOSES = CellTask(
     defaults={"smoke": False, "model_params": {}, "n_top_genes": None, "data_seed": 0},
     smoke={},
     fit_kwargs=_dose_fit_kwargs,
-    local_models={"nearest_dose": NearestDoseBaseline},
 )
 
 

@@ -39,10 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from tqdm.auto import tqdm
 
 from ..._keys import CONTEXT, PERTURBATION
 from ...io import RankSignatures
-from ...models._signature import SIGNATURE_MODELS, get_signature_model
+from ...models import MODELS, SignatureModel, get_model
 from ._rank_scores import _Scored, _Truth, score_predictions
 from ._registry import RESULT_COLUMNS
 
@@ -209,19 +210,23 @@ def fold_predictions(
     out: dict[str, AnnData] = {}
     names = list(models)
     if progress:
-        from tqdm.auto import tqdm
-
         names = tqdm(names, desc=split.name, leave=False)
     for name in names:
-        if name not in SIGNATURE_MODELS:
+        if name not in signature_models():
             raise KeyError(
-                f"no signature model named {name!r}. Fix: use one of {sorted(SIGNATURE_MODELS)}."
+                f"no signature model named {name!r}. Fix: use one of {sorted(signature_models())}."
             )
-        cls = SIGNATURE_MODELS[name].cls
+        cls = MODELS[name].cls
         params = {"seed": seed} if "seed" in inspect.signature(cls.__init__).parameters else {}
-        model = get_signature_model(name, **params).fit(scores)
-        out[name] = model.predict(conditions=pairs)
+        model = get_model(name, **params)
+        assert isinstance(model, SignatureModel)  # registered as predicting signatures
+        out[name] = model.fit(scores).predict(conditions=pairs)
     return out
+
+
+def signature_models() -> list[str]:
+    """The registered models predicting signatures (:data:`celltwin.models.MODELS`), in order."""
+    return [name for name, spec in MODELS.items() if spec.predicts == "signatures"]
 
 
 def _on_genes(pred: AnnData, genes: pd.Index) -> np.ndarray:

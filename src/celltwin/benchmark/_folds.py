@@ -19,6 +19,7 @@ from anndata import AnnData
 from tqdm.auto import tqdm
 
 from .._keys import CONTEXT, PERTURBATION
+from ..eval import Evaluation
 from ._features import FoldData
 from ._isolation import fit_predict_process, run_fold_process, write_fold_inputs
 from ._measure import measure, measured
@@ -87,7 +88,7 @@ class FoldRun:
     name: str
     results: pd.DataFrame
     timings: list[dict[str, Any]] = field(default_factory=list)
-    evaluations: dict[str, Any] = field(default_factory=dict)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
 
 def _safe(name: str) -> str:
@@ -170,7 +171,7 @@ def _score(
     predictions: Mapping[str, AnnData],
     intervals: Mapping[str, AnnData],
     settings: FoldSettings,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, dict[str, Evaluation]]:
     """Per-unit results (:data:`UNIT_COLUMNS`) of the fold's predictions, and the evaluations."""
     results, evaluations = score_fold(fold, predictions, metrics=task.metrics, seed=settings.seed)
     if intervals:

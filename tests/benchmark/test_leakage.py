@@ -147,7 +147,7 @@ def _cell_case(suite: Suite) -> None:
         for fd in (clean, dirty):
             model = task.make_model(name, seed=0, params=task.model_params(name, run_opts))
             model.fit(fd.train, **task.model_fit_kwargs(name, fd, run_opts))
-            pred, refused = predict_conditions(model, fd.query, fd.conditions, seed=0)
+            pred, refused = predict_conditions(model, fd.query, conditions=fd.conditions, seed=0)
             preds.append(pred)
             refusals.append(refused)
         assert refusals[0] == refusals[1], name

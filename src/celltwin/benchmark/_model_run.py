@@ -23,7 +23,7 @@ from ._suites._cell_task import CellTask
 
 
 def predict_conditions(
-    model: Any, query: AnnData, conditions: pd.DataFrame, *, seed: int
+    model: Any, query: AnnData, *, conditions: pd.DataFrame, seed: int
 ) -> tuple[AnnData | None, list[str]]:
     """Predict every condition the model accepts; return the prediction and refusals.
 
@@ -94,7 +94,7 @@ def fit_predict(
         model.fit(fold.train, **fit_kwargs)
         fit_s = time.perf_counter() - start
         start = time.perf_counter()
-        pred, refused = predict_conditions(model, fold.query, fold.conditions, seed=seed)
+        pred, refused = predict_conditions(model, fold.query, conditions=fold.conditions, seed=seed)
         predict_s = time.perf_counter() - start
     effects = predict_intervals(model, fold.query, pred, seed=seed)
     stats = {"fit_s": fit_s, "predict_s": predict_s, **measured(total)}

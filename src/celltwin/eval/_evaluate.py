@@ -106,7 +106,8 @@ def evaluate(
     >>> result = celltwin.eval.evaluate(test_cells, prediction, train=train_cells)  # doctest: +SKIP
     >>> result.summary["pds"]["mean"]  # doctest: +SKIP
     0.93
-    >>> result.write("eval/")  # metrics.csv, summary.json, report.html  # doctest: +SKIP
+    >>> result.write("eval/")  # metrics.csv, summary.json and the other tables  # doctest: +SKIP
+    >>> celltwin.pl.write_evaluation(result, "eval/")  # the same plus report.html  # doctest: +SKIP
     """
     if n_repeats < 1:
         raise ValueError(f"'n_repeats' must be >= 1 (got {n_repeats})")

@@ -2,14 +2,13 @@
 
 ``experiment``: a :func:`celltwin.simulate.simulate` run (three contexts, singles, combinations)
 with a split that holds out one single perturbation, one combination and every perturbed cell of
-context ``C``. ``make_cells``: a factory of log-space cells with exactly planted effects, for
+context ``C`` (the data of :mod:`celltwin.testing`'s checks). ``make_cells``: a factory of log-space cells with exactly planted effects, for
 value tests that need full control over the effects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,51 +22,15 @@ from celltwin._keys import (
     PERTURBATION,
     PERTURBATION_TYPE,
     SPLIT,
-    TEST,
     TRAIN,
-    split_combination,
 )
-from celltwin.simulate import simulate
-
-
-@dataclass(frozen=True)
-class Experiment:
-    adata: AnnData  # canonical cells with obs['split']; never modify (session-scoped)
-    seen_single: str  # a single trained in contexts A and B
-    seen_combo: str  # a combination trained in A and B
-    held_single: str  # a single perturbation never trained on (test everywhere)
-    held_combo: str  # a combination never trained on, both singles trained
-    unseen_context: str  # a context with control cells only in training
+from celltwin.testing._data import CellData, cell_data
 
 
 @pytest.fixture(scope="session")
-def experiment() -> Experiment:
-    sim = simulate(
-        n_genes=40,
-        n_tfs=6,
-        contexts=("A", "B", "C"),
-        n_perturbations=5,
-        combinations=2,
-        cells_per_condition=12,
-        seed=3,
-    )
-    adata = sim.adata
-    labels = sorted(set(adata.obs[PERTURBATION].astype(str)) - {CONTROL})
-    combos = [p for p in labels if len(split_combination(p)) > 1]
-    singles = [p for p in labels if len(split_combination(p)) == 1]
-    in_combos = {c for p in combos for c in split_combination(p)}
-    held_combo, seen_combo = combos[0], combos[1]
-    held_single = next(p for p in singles if p not in in_combos)
-    seen_single = next(p for p in singles if p in in_combos)
-
-    obs = adata.obs
-    pert = obs[PERTURBATION].astype(str).to_numpy()
-    context = obs[CONTEXT].astype(str).to_numpy()
-    test = np.isin(pert, [held_single, held_combo]) | ((context == "C") & (pert != CONTROL))
-    # A few control cells of A are test cells too: fit must not read them either.
-    test[np.flatnonzero((context == "A") & (pert == CONTROL))[:4]] = True
-    obs[SPLIT] = pd.Categorical(np.where(test, TEST, TRAIN))
-    return Experiment(adata, seen_single, seen_combo, held_single, held_combo, "C")
+def experiment() -> CellData:
+    """The generated cells of the conformance checks (:func:`celltwin.testing._data.cell_data`)."""
+    return cell_data()
 
 
 Key = tuple[str, str, str]  # (context, perturbation, dose)

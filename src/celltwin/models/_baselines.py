@@ -8,6 +8,7 @@ them next to every model.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 from anndata import AnnData
@@ -37,7 +38,7 @@ class ControlBaseline(EffectModel):
     def __init__(self) -> None:
         pass
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         pass  # nothing to learn; fit only records the genes, contexts and conditions
 
     def _array_names(self) -> tuple[str, ...]:
@@ -74,7 +75,7 @@ class MeanBaseline(EffectModel):
     def __init__(self) -> None:
         pass
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         if len(self.conditions_) == 0:
             raise ValueError(
                 "mean.fit: no perturbed training cells, so there is no effect to average. "

@@ -100,7 +100,11 @@ class CellModel(Model):
         """
         self._check_fit_params(fit_params)
         train = self._start_fit(adata, split_key=split_key)
-        self._fit(train, **fit_params)
+        try:
+            self._fit(train, **fit_params)
+        except BaseException:
+            self._reset_fitted()  # a failed fit leaves no half-fitted model behind
+            raise
         return self
 
     @abstractmethod

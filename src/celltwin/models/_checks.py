@@ -97,7 +97,7 @@ def _clean_obs(obs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_log_space(x: np.ndarray | sp.spmatrix, *, where: str) -> None:
-    values = x.data if sp.issparse(x) else np.asarray(x)
+    values = np.asarray(x.data) if sp.issparse(x) else np.asarray(x)
     if values.size == 0:
         return
     if not np.all(np.isfinite(values)):

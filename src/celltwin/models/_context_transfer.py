@@ -175,3 +175,49 @@ class _TransferFit:
         k = sum(a @ q for a, q in zip(self.xs, centred, strict=True))
         prior = sum(b * q for b, q in zip(self.beta, centred, strict=True))
         return self.mu_t + prior + k @ self.dual
+
+
+def crossfit_transfer(
+    data: SignatureData, x: np.ndarray, base: ContextTransferLinear, *, folds: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold :class:`ContextTransferLinear` predictions of the training rows.
+
+    For each context, the rows whose perturbation is measured in another context too are cut
+    into ``folds`` chunks; each chunk is predicted from every row but the chunk (its own
+    perturbations' other-context rows included), as a test pair would be. Rows that cannot be
+    predicted (perturbation in one context only, or too few examples) are ``NaN``.
+
+    Parameters
+    ----------
+    data
+        Training rows.
+    x
+        ``data.x`` with missing scores filled (:meth:`SignatureData.filled`).
+    base
+        The transfer model whose regression is used (its ``alphas`` and ``identity_prior``).
+    folds, seed
+        Chunks per context and the seed of their shuffle.
+    """
+    out = np.full_like(x, np.nan)
+    rng = np.random.default_rng(seed)
+    n_contexts_of = (data.index >= 0).sum(axis=0)
+    for c in range(len(data.contexts)):
+        rows = np.flatnonzero((data.row_context == c) & (n_contexts_of[data.row_perturbation] >= 2))
+        if rows.size == 0:
+            continue
+        for chunk in np.array_split(rng.permutation(rows), min(int(folds), rows.size)):
+            index = data.index.copy()
+            index[c, data.row_perturbation[chunk]] = -1
+            groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+            for r in chunk:
+                p = data.row_perturbation[r]
+                groups[tuple(int(s) for s in np.flatnonzero(index[:, p] >= 0))].append(int(r))
+            for sources, members in groups.items():
+                examples = np.flatnonzero((index[[c, *sources]] >= 0).all(axis=0))
+                if examples.size < max(int(base.min_examples), 2):
+                    continue
+                fit = base._regression(x, index, c, sources, examples)
+                for r in members:
+                    p = data.row_perturbation[r]
+                    out[r] = fit.predict([x[index[s, p]] for s in sources])
+    return out

@@ -8,23 +8,25 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, SPLIT
 from ..pp import pseudobulk
 from ._cell import CellModel
 from ._conditions import ConditionKey, condition_keys
 from ._conditions import condition_label as describe
-from ._errors import ModelFormatError, UnseenConditionError
+from ._errors import UnseenConditionError
+from ._model import expect_shape
 
-# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label);
-# they stay importable from here, where models/_transition imports them.
+# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label),
+# expect_shape to ._model; they stay importable from here, where models/_transition imports them.
 __all__ = [
     "EffectModel",
+    "FeatureEffectModel",
     "TrainingEffects",
     "condition_keys",
     "describe",
@@ -137,12 +139,33 @@ class EffectModel(CellModel):
             )
 
 
-def expect_shape(model: CellModel, attr: str, shape: tuple[int, ...]) -> None:
-    """Raise :class:`ModelFormatError` when a loaded array has the wrong shape."""
-    got = tuple(getattr(model, attr).shape)
-    if got != shape:
-        raise ModelFormatError(
-            f"shape mismatch in saved {model.name!r} model: {attr.rstrip('_')!r} has shape {got}, "
-            f"expected {shape} from model.json (genes, conditions). The directory is damaged or "
-            "was edited; save the model again."
+class FeatureEffectModel(EffectModel):
+    """An effect model that takes prior features of the perturbations at fit.
+
+    ``fit(adata, perturbation_features=table)`` hands the table to ``_fit``; ``fit`` names the
+    argument so callers can see (and introspect) that the model takes it.
+    """
+
+    def fit(
+        self,
+        adata: AnnData,
+        *,
+        split_key: str | None = SPLIT,
+        perturbation_features: pd.DataFrame | None = None,
+        **fit_params: Any,
+    ) -> Self:
+        """Learn from the training cells of ``adata`` (see :meth:`CellModel.fit`).
+
+        Parameters
+        ----------
+        adata
+            Canonical cells x genes, ``X`` in log1p(CP10k).
+        split_key
+            obs column of the split; only ``"train"`` cells are used.
+        perturbation_features
+            Optional DataFrame, one row per perturbation name, numeric columns: an embedding
+            of the perturbations (e.g. from prior knowledge) used instead of the default.
+        """
+        return super().fit(
+            adata, split_key=split_key, perturbation_features=perturbation_features, **fit_params
         )

@@ -83,45 +83,14 @@ def fit(
     --------
     >>> model = fit("split.h5ad", params={"n_members": 3}, out="model/")  # doctest: +SKIP
     """
-    spec = get_spec(model)
-    if not issubclass(spec.cls, CellModel):
-        raise ValueError(
-            f"fit trains models of cells; {model!r} predicts {spec.predicts}. Fix: "
-            f"celltwin.models.get_model({model!r}).fit(scores) with the training signatures."
-        )
-    given = dict(params or {})
-    accepted = set(init_param_names(spec.cls))
-    repeated = [k for k in _SETTINGS if k in given]
-    if repeated:
-        raise ValueError(
-            f"params holds {repeated[0]!r}, a training setting with an argument of its own. "
-            f"Fix: pass {repeated[0]}=... to fit (--{repeated[0].replace('_', '-')} on the "
-            "command line) instead."
-        )
-    unknown = sorted(set(given) - accepted)
-    if unknown:
-        raise ValueError(
-            f"model {model!r} has no parameter {unknown[0]!r}. Fix: use one of "
-            f"{sorted(accepted - set(_SETTINGS))}."
-        )
-    if time_budget is not None and "time_budget" not in accepted:
-        raise ValueError(
-            f"model {model!r} takes no time budget (its fit is not trained in steps). "
-            "Fix: drop time_budget (--time-budget), or use model 'transition'."
-        )
-    if time_budget is not None and not float(time_budget) > 0:
-        raise ValueError(
-            f"time_budget must be > 0 seconds or None (got {time_budget!r}). Fix: e.g. 600."
-        )
-    takes_checkpoints = "checkpoint_dir" in fit_arguments(spec.cls)
-    if checkpoint_dir is not None and not takes_checkpoints:
-        raise ValueError(
-            f"model {model!r} writes no checkpoints (its fit is not trained in steps). "
-            "Fix: drop checkpoint_dir (--checkpoint-dir), or use model 'transition'."
-        )
-    settings = {"seed": int(seed), "time_budget": time_budget, "progress": bool(progress)}
-    estimator = spec.cls(**given, **{k: v for k, v in settings.items() if k in accepted})
-
+    estimator = _create(
+        model,
+        params,
+        checkpoint_dir=checkpoint_dir,
+        time_budget=time_budget,
+        seed=seed,
+        progress=progress,
+    )
     data = _as_adata(adata)
     _log_training_cells(data, split_key, model)
     fit_kwargs: dict[str, Any] = {"split_key": split_key}
@@ -193,7 +162,7 @@ def predict(
         table = _held_out_conditions(data, split_key=split_key, split=split)
     elif not isinstance(conditions, pd.DataFrame) and _all_strings(conditions):
         table = pd.DataFrame(
-            [_parse_condition(text) for text in conditions],
+            [_parse_condition(str(text)) for text in conditions],
             columns=["context", "perturbation", "dose"],
         )
     else:
@@ -206,6 +175,57 @@ def predict(
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _create(
+    model: str,
+    params: Mapping[str, Any] | None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    time_budget: float | None,
+    seed: int,
+    progress: bool,
+) -> CellModel:
+    """The registered cell model ``model`` with ``params`` and the training settings it takes;
+    settings it does not take are refused, naming the fix."""
+    spec = get_spec(model)
+    if not issubclass(spec.cls, CellModel):
+        raise ValueError(
+            f"fit trains models of cells; {model!r} predicts {spec.predicts}. Fix: "
+            f"celltwin.models.get_model({model!r}).fit(scores) with the training signatures."
+        )
+    given = dict(params or {})
+    accepted = set(init_param_names(spec.cls))
+    repeated = [k for k in _SETTINGS if k in given]
+    if repeated:
+        raise ValueError(
+            f"params holds {repeated[0]!r}, a training setting with an argument of its own. "
+            f"Fix: pass {repeated[0]}=... to fit (--{repeated[0].replace('_', '-')} on the "
+            "command line) instead."
+        )
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise ValueError(
+            f"model {model!r} has no parameter {unknown[0]!r}. Fix: use one of "
+            f"{sorted(accepted - set(_SETTINGS))}."
+        )
+    if time_budget is not None and "time_budget" not in accepted:
+        raise ValueError(
+            f"model {model!r} takes no time budget (its fit is not trained in steps). "
+            "Fix: drop time_budget (--time-budget), or use model 'transition'."
+        )
+    if time_budget is not None and not float(time_budget) > 0:
+        raise ValueError(
+            f"time_budget must be > 0 seconds or None (got {time_budget!r}). Fix: e.g. 600."
+        )
+    takes_checkpoints = "checkpoint_dir" in fit_arguments(spec.cls)
+    if checkpoint_dir is not None and not takes_checkpoints:
+        raise ValueError(
+            f"model {model!r} writes no checkpoints (its fit is not trained in steps). "
+            "Fix: drop checkpoint_dir (--checkpoint-dir), or use model 'transition'."
+        )
+    settings = {"seed": int(seed), "time_budget": time_budget, "progress": bool(progress)}
+    return spec.cls(**given, **{k: v for k, v in settings.items() if k in accepted})
 
 
 def _cell_model(model: Model) -> CellModel:
@@ -223,7 +243,7 @@ def _as_adata(adata: AnnData | str | os.PathLike[str]) -> AnnData:
     if isinstance(adata, str | os.PathLike):
         from ..io import read
 
-        return read(adata)
+        return read(Path(adata))
     raise TypeError(
         f"'adata' must be an AnnData or the path of an .h5ad file (got {type(adata).__name__})."
     )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, SPLIT, split_combination
+from .._keys import CONTEXT, split_combination
 from ._checks import is_genetic
 from ._conditions import ConditionKey, condition_keys, dose_components
 from ._conditions import condition_label as describe
-from ._effects import EffectModel, expect_shape, training_effects
+from ._effects import FeatureEffectModel, expect_shape, training_effects
 from ._embedding import embed_label, gene_embedding, row_scores, validated_embedding
 from ._errors import ModelFormatError
 
@@ -42,7 +42,7 @@ def solve_bilinear_ridge(y: np.ndarray, g: np.ndarray, p: np.ndarray, ridge: flo
         ) from None
 
 
-class LinearBaseline(EffectModel):
+class LinearBaseline(FeatureEffectModel):
     """Bilinear ridge model of perturbation effects: ``Y ≈ G W Pᵀ + b``.
 
     ``Y`` (genes x training conditions) holds the training effects (pseudobulk mean minus the
@@ -112,21 +112,19 @@ class LinearBaseline(EffectModel):
         self.ridge = ridge
         self.embedding = embedding
 
-    def fit(
+    def _fit(
         self,
-        adata: AnnData,
+        train: AnnData,
         *,
-        split_key: str | None = SPLIT,
         perturbation_features: pd.DataFrame | None = None,
-    ) -> Self:
-        """Fit ``W`` and ``b`` on the training cells (see :meth:`Model.fit`).
+        **fit_params: Any,
+    ) -> None:
+        """Fit ``W`` and ``b`` on the training cells (``fit(adata, perturbation_features=...)``).
 
         Parameters
         ----------
-        adata
-            Canonical cells x genes, ``X`` in log1p(CP10k).
-        split_key
-            obs column of the split; only ``"train"`` cells are used.
+        train
+            The validated training cells.
         perturbation_features
             Optional DataFrame, one row per perturbation name (and optionally per combination
             label), numeric columns: the perturbation embedding ``P`` (``embedding="external"``).
@@ -137,7 +135,6 @@ class LinearBaseline(EffectModel):
             if perturbation_features is not None
             else None
         )
-        train = self._start_fit(adata, split_key=split_key)
         if len(self.conditions_) == 0:
             raise ValueError(
                 "linear.fit: no perturbed training cells. Fix: include perturbed cells in the "
@@ -178,11 +175,10 @@ class LinearBaseline(EffectModel):
             [delta[contexts == c].mean(axis=0) for c in self.center_contexts_]
         )
         centred = delta - self.center_[[self.center_contexts_.index(c) for c in contexts]]
-        p = np.vstack([embedded[i] for i in used])
+        p = np.vstack([e for e in embedded if e is not None])  # the rows of `used`, in order
         self.coef_: np.ndarray = solve_bilinear_ridge(
             centred.T, self.gene_embedding_, p, float(self.ridge)
         )
-        return self
 
     def _check_params(self, perturbation_features: pd.DataFrame | None) -> None:
         n = self.n_components
@@ -249,9 +245,10 @@ class LinearBaseline(EffectModel):
             self._pca_embed(context, c, d, lookups)
             for c, d in zip(components, dose_components(perturbation, dose), strict=True)
         ]
-        if any(part is None for part in parts):
+        present = [part for part in parts if part is not None]
+        if len(present) < len(parts):
             return None
-        return np.sum(parts, axis=0)
+        return np.sum(present, axis=0)
 
     def _effects(self, keys: list[ConditionKey]) -> np.ndarray:
         gw = self.gene_embedding_ @ self.coef_
@@ -281,7 +278,7 @@ class LinearBaseline(EffectModel):
     # --- persistence ---------------------------------------------------------------------------
 
     def _array_names(self) -> tuple[str, ...]:
-        names = ("gene_embedding_", "coef_", "center_")
+        names: tuple[str, ...] = ("gene_embedding_", "coef_", "center_")
         if self.embedding_ == "pca":
             names += ("condition_embedding_",)
         if self.embedding_ == "external":
@@ -305,7 +302,7 @@ class LinearBaseline(EffectModel):
         n_genes, k = len(self.genes_), self.n_components_
         expect_shape(self, "gene_embedding_", (n_genes, k))
         expect_shape(self, "center_", (len(self.center_contexts_), n_genes))
-        k_p = {"gene": k}.get(self.embedding_)
+        k_p = k  # embedding "gene"
         if self.embedding_ == "pca":
             k_p = self.condition_embedding_.shape[1]
             expect_shape(self, "condition_embedding_", (len(self.conditions_), k_p))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._keys import CONTEXT, PERTURBATION
-from ._errors import ModelFormatError
+from ._model import expect_shape
 from ._signature_data import SignatureData
 from ._signature_model import SignatureModel, unseen
 
@@ -77,7 +78,7 @@ def _als(
     s1 = float(problem.s[0]) if problem.s.size else 0.0
     lam = max(ridge * s1, 1e-12)
     r = min(rank, problem.s.size)
-    factors = np.zeros((n_perts, rank))
+    factors: np.ndarray = np.zeros((n_perts, rank))
     factors[:, :r] = problem.u[:, :r] * np.sqrt(problem.s[:r])
     eye = lam * np.eye(rank)
     prev = np.inf
@@ -189,7 +190,7 @@ class LowRankSignatures(SignatureModel):
             [float(self.ridge)] if self.ridge is not None else list(map(float, self.ridges))
         )
         rank_grid = sorted({min(r, n_perts) for r in rank_grid})
-        options = dict(max_iter=int(self.max_iter), tol=float(self.tol))
+        options: dict[str, Any] = dict(max_iter=int(self.max_iter), tol=float(self.tol))
         hidden = self._validation_rows(data)
         table = []
         if (len(rank_grid) > 1 or len(ridge_grid) > 1) and hidden:
@@ -232,7 +233,7 @@ class LowRankSignatures(SignatureModel):
         n_hide = round(float(self.validation_fraction) * eligible.size)
         used_perts: set[int] = set()
         left = np.bincount(data.row_context, minlength=len(data.contexts))
-        hidden_rows = []
+        hidden_rows: list[int] = []
         for row in order:
             if len(hidden_rows) >= n_hide:
                 break
@@ -263,8 +264,7 @@ class LowRankSignatures(SignatureModel):
             (len(self.contexts_), self.rank_, len(self.genes_)),
         )
         for name, shape in zip(self._array_names(), shapes, strict=True):
-            if getattr(self, name).shape != shape:
-                raise ModelFormatError(f"low_rank: array {name!r} should have shape {shape}.")
+            expect_shape(self, name, shape)
 
     def _predict(self, table: pd.DataFrame) -> np.ndarray:
         c_of = {c: i for i, c in enumerate(self.contexts_)}

@@ -154,3 +154,14 @@ def _subclass_named(cls: type[Model], name: str, path: str | os.PathLike[str]) -
         f"{path} holds a {name!r} model, not a {cls.__name__!r}. Fix: use "
         "celltwin.models.load(path), which returns whichever registered model it holds."
     )
+
+
+def expect_shape(model: Model, attr: str, shape: tuple[int, ...]) -> None:
+    """Raise :class:`ModelFormatError` when a loaded array has the wrong shape."""
+    got = tuple(getattr(model, attr).shape)
+    if got != shape:
+        raise ModelFormatError(
+            f"shape mismatch in saved {model.name!r} model: {attr.rstrip('_')!r} has shape {got}, "
+            f"expected {shape} from model.json (genes, conditions). The directory is damaged or "
+            "was edited; save the model again."
+        )

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, DOSE, PERTURBATION, SPLIT
+from .._keys import CONTEXT, DOSE, PERTURBATION
 from ._conditions import ConditionKey, as_conditions, condition_keys
 from ._conditions import condition_label as describe
-from ._effects import EffectModel, expect_shape, training_effects
+from ._effects import FeatureEffectModel, expect_shape, training_effects
 from ._embedding import embed_label, gene_embedding, validated_embedding
 from ._errors import ModelFormatError
 
 _MODES = ("auto", "gene", "external")
 
 
-class NearestPerturbationBaseline(EffectModel):
+class NearestPerturbationBaseline(FeatureEffectModel):
     """Shift control cells by the effect of the most similar training perturbation.
 
     Similarity is the cosine between perturbation embeddings. For condition ``(c, p, dose)``
@@ -57,21 +57,19 @@ class NearestPerturbationBaseline(EffectModel):
         self.n_components = n_components
         self.embedding = embedding
 
-    def fit(
+    def _fit(
         self,
-        adata: AnnData,
+        train: AnnData,
         *,
-        split_key: str | None = SPLIT,
         perturbation_features: pd.DataFrame | None = None,
-    ) -> Self:
-        """Store the training effects and the embedding (see :meth:`Model.fit`).
+        **fit_params: Any,
+    ) -> None:
+        """Store the training effects and the embedding (``fit(adata, perturbation_features=...)``).
 
         Parameters
         ----------
-        adata
-            Canonical cells x genes, ``X`` in log1p(CP10k).
-        split_key
-            obs column of the split; only ``"train"`` cells are used.
+        train
+            The validated training cells.
         perturbation_features
             Optional DataFrame, one row per perturbation name, numeric columns.
         """
@@ -93,7 +91,6 @@ class NearestPerturbationBaseline(EffectModel):
                 )
             )
         external = validated_embedding(perturbation_features, owner=self.name) if given else None
-        train = self._start_fit(adata, split_key=split_key)
         effects = training_effects(train, self.conditions_)
         self.delta_: np.ndarray = effects.delta
         self.embedding_: str = "external" if external is not None else "gene"
@@ -111,7 +108,6 @@ class NearestPerturbationBaseline(EffectModel):
                 f"({self.embedding_!r}; e.g. {labels[:3]}). Fix: pass perturbation_features= "
                 "indexed by perturbation name."
             )
-        return self
 
     def _embedder(self) -> Callable[[str], tuple[np.ndarray | None, list[str]]]:
         """label -> (embedding or None, components without one)."""

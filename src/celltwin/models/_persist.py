@@ -42,7 +42,9 @@ from ._errors import ModelFormatError
 FORMAT: Final = "celltwin.model"
 FORMAT_VERSION: Final = 2
 #: Formats of directories written by earlier celltwin versions, still read (no metadata sum).
-LEGACY_FORMATS: Final = {1: ("celltwin.model", "celltwin.signature_model")}
+LEGACY_FORMATS: Final[dict[int, tuple[str, ...]]] = {
+    1: ("celltwin.model", "celltwin.signature_model")
+}
 MODEL_FILE: Final = "model.json"
 WEIGHTS_FILE: Final = "weights.safetensors"
 CHECKSUM_KEY: Final = "metadata_sha256"
@@ -202,7 +204,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") not in formats:
         raise ModelFormatError(f"{MODEL_FILE} is not a {FORMAT!r} file")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION and meta["format"] not in LEGACY_FORMATS.get(version, ()):
+    legacy = LEGACY_FORMATS.get(version, ()) if isinstance(version, int) else ()
+    if version != FORMAT_VERSION and meta["format"] not in legacy:
         raise ModelFormatError(
             f"format version {version!r} is not supported (this celltwin "
             f"{__version__} reads version {FORMAT_VERSION})"

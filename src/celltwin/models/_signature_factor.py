@@ -9,7 +9,6 @@ early on a validation split of those rows.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Final
 
 import numpy as np
@@ -18,9 +17,10 @@ import torch
 from torch import nn
 
 from .._keys import CONTEXT, PERTURBATION
-from ._context_transfer import ContextTransferLinear
+from ._context_transfer import ContextTransferLinear, crossfit_transfer
 from ._errors import ModelFormatError, UnseenConditionError
 from ._factor_net import ResidualFactorNet, _standardised, _tensor, _threads
+from ._model import expect_shape
 from ._signature_data import SignatureData
 from ._signature_model import SignatureModel
 from ._signature_priors import PRIORS, prior_features
@@ -32,52 +32,6 @@ LOSSES: Final = ("auto", "correlation", "top")
 # over the standardised prediction.
 _TOP_TEMPERATURE: Final = 0.1
 _TOP_SHARPNESS: Final = 3.0
-
-
-def crossfit_transfer(
-    data: SignatureData, x: np.ndarray, base: ContextTransferLinear, *, folds: int, seed: int
-) -> np.ndarray:
-    """Out-of-fold :class:`ContextTransferLinear` predictions of the training rows.
-
-    For each context, the rows whose perturbation is measured in another context too are cut
-    into ``folds`` chunks; each chunk is predicted from every row but the chunk (its own
-    perturbations' other-context rows included), as a test pair would be. Rows that cannot be
-    predicted (perturbation in one context only, or too few examples) are ``NaN``.
-
-    Parameters
-    ----------
-    data
-        Training rows.
-    x
-        ``data.x`` with missing scores filled (:meth:`SignatureData.filled`).
-    base
-        The transfer model whose regression is used (its ``alphas`` and ``identity_prior``).
-    folds, seed
-        Chunks per context and the seed of their shuffle.
-    """
-    out = np.full_like(x, np.nan)
-    rng = np.random.default_rng(seed)
-    n_contexts_of = (data.index >= 0).sum(axis=0)
-    for c in range(len(data.contexts)):
-        rows = np.flatnonzero((data.row_context == c) & (n_contexts_of[data.row_perturbation] >= 2))
-        if rows.size == 0:
-            continue
-        for chunk in np.array_split(rng.permutation(rows), min(int(folds), rows.size)):
-            index = data.index.copy()
-            index[c, data.row_perturbation[chunk]] = -1
-            groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-            for r in chunk:
-                p = data.row_perturbation[r]
-                groups[tuple(int(s) for s in np.flatnonzero(index[:, p] >= 0))].append(int(r))
-            for sources, members in groups.items():
-                examples = np.flatnonzero((index[[c, *sources]] >= 0).all(axis=0))
-                if examples.size < max(int(base.min_examples), 2):
-                    continue
-                fit = base._regression(x, index, c, sources, examples)
-                for r in members:
-                    p = data.row_perturbation[r]
-                    out[r] = fit.predict([x[index[s, p]] for s in sources])
-    return out
 
 
 class SignatureFactor(SignatureModel):
@@ -396,11 +350,7 @@ class SignatureFactor(SignatureModel):
 
     def _check_state(self) -> None:
         super()._check_state()
-        n_genes = len(self.genes_)
-        if self.mu_.shape != (len(self.contexts_), n_genes):
-            raise ModelFormatError(
-                f"{self.name}: array 'mu_' should have shape {(len(self.contexts_), n_genes)}."
-            )
+        expect_shape(self, "mu_", (len(self.contexts_), len(self.genes_)))
         if self.features_.ndim != 2 or self.features_.shape[0] != len(self.perturbations_):
             raise ModelFormatError(
                 f"{self.name}: array 'features_' should have {len(self.perturbations_)} rows."

@@ -28,7 +28,7 @@ from anndata import AnnData
 
 from .._keys import CONTEXT, PERTURBATION, UNS_KEY
 from ._errors import ModelFormatError, UnseenConditionError
-from ._model import Model
+from ._model import Model, expect_shape
 from ._persist import get_field, str_list
 from ._signature_data import SignatureData, scores_data, signature_conditions
 
@@ -104,7 +104,7 @@ class SignatureModel(Model):
         AnnData
             One row per condition (obs ``context``, ``perturbation``), ``var_names`` = the
             training genes, ``X`` float32 finite scores; ``uns['celltwin']['prediction']``
-            records ``kind`` (``"signature_scores"``), ``model`` and ``params``.
+            records ``kind`` (``"signatures"``), ``model`` and ``params``.
 
         Raises
         ------
@@ -121,7 +121,7 @@ class SignatureModel(Model):
             [f"{c}/{p}" for c, p in zip(obs[CONTEXT], obs[PERTURBATION], strict=True)]
         )
         info = {
-            "kind": "signature_scores",
+            "kind": self.predicts,
             "model": self.name,
             "params": {k: v for k, v in self.get_params().items() if v is not None},
         }
@@ -158,9 +158,8 @@ class SignatureModel(Model):
     def _check_state(self) -> None:
         """Check loaded arrays against the gene and pair lists."""
         super()._check_state()
-        shape = (len(self.pairs_), len(self.genes_))
-        if "scores_" in self._array_names() and self.scores_.shape != shape:
-            raise ModelFormatError(f"{self.name}: 'scores_' should have shape {shape}.")
+        if "scores_" in self._array_names():
+            expect_shape(self, "scores_", (len(self.pairs_), len(self.genes_)))
 
 
 def unseen(model: str, context: str, perturbation: str, why: str) -> UnseenConditionError:

@@ -19,7 +19,9 @@ from types import ModuleType
 from typing import Any, Final
 
 import numpy as np
+import pandas as pd
 
+from ..._keys import CONTROL, DOSE, PERTURBATION
 from .._errors import ModelFormatError
 
 #: How to install the peers' packages (the ``peers`` extra of celltwin).
@@ -218,3 +220,14 @@ def plain(value: Any) -> Any:
 def condition_label(perturbation: str, dose: str) -> str:
     """One label per (perturbation, dose): the peers treat each as its own category."""
     return perturbation if not dose else f"{perturbation}@{dose}"
+
+
+def peer_labels(obs: pd.DataFrame) -> np.ndarray:
+    """The peers' perturbation label per cell: the canonical label (with ``@dose`` when dosed)."""
+    return np.array(
+        [
+            CONTROL if p == CONTROL else condition_label(p, d)
+            for p, d in zip(obs[PERTURBATION], obs[DOSE], strict=True)
+        ],
+        dtype=object,
+    )

@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from ..._keys import CONTEXT, CONTROL
 from .._conditions import condition_keys
 from .._effects import expect_shape
 from .._errors import ModelFormatError, UnseenConditionError
@@ -41,6 +41,7 @@ from ._common import (
     condition_label,
     import_peer,
     pack_state_dict,
+    peer_labels,
     quiet,
     resolve_device,
     seeded,
@@ -121,7 +122,7 @@ def _compat_module_class() -> type:
     if not _COMPAT_CLASS:
         scgen = _import_scgen()
 
-        class CompatSCGENVAE(scgen.SCGENVAE):  # type: ignore[name-defined,misc]
+        class CompatSCGENVAE(scgen.SCGENVAE):  # type: ignore[name-defined]  # runtime module
             def inference(self, x: Any) -> dict[str, Any]:
                 outputs = super().inference(x)
                 outputs["qzm"] = outputs["qz_m"]
@@ -233,20 +234,14 @@ class ScGenModel(PeerModel):
         check_n_threads(self.n_threads, model=self.name)
         resolve_device(self.device, model=self.name)
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         self._check_params()
         self._require()
         scgen = _import_scgen()
         module_class = _compat_module_class()
         x = train.X.toarray() if sp.issparse(train.X) else np.asarray(train.X)
         x = np.asarray(x, dtype=np.float32)
-        labels = np.array(
-            [
-                CONTROL if p == CONTROL else condition_label(p, d)
-                for p, d in zip(train.obs[PERTURBATION], train.obs[DOSE], strict=True)
-            ],
-            dtype=object,
-        )
+        labels = peer_labels(train.obs)
         perturbations = sorted(set(labels) - {CONTROL})
         if not perturbations:
             raise ValueError(
@@ -265,32 +260,8 @@ class ScGenModel(PeerModel):
         ):
             for perturbation in perturbations:
                 rows = np.flatnonzero(is_control | (labels == perturbation))
-                adata = AnnData(
-                    X=x[rows],
-                    obs=pd.DataFrame(
-                        {
-                            _CONDITION: pd.Categorical(
-                                np.where(is_control[rows], CTRL_KEY, STIM_KEY)
-                            ),
-                            _CELL_TYPE: pd.Categorical(contexts[rows]),
-                        },
-                        index=pd.Index([f"cell{i}" for i in rows]),
-                    ),
-                    var=pd.DataFrame(index=pd.Index([str(g) for g in train.var_names])),
-                )
-                scgen.SCGEN.setup_anndata(adata, batch_key=_CONDITION, labels_key=_CELL_TYPE)
-                model = scgen.SCGEN(adata, **self._network_params())
-                model.module = module_class(n_input=adata.n_vars, **self._network_params())
-                model.train(
-                    max_epochs=int(self.max_epochs),
-                    batch_size=int(self.batch_size),
-                    accelerator="gpu" if device == "cuda" else "cpu",
-                    devices=1,
-                    early_stopping=bool(self.early_stopping),
-                    early_stopping_patience=int(self.early_stopping_patience),
-                    plan_kwargs={"lr": float(self.lr)},
-                    enable_progress_bar=bool(self.verbose),
-                )
+                adata = _pair_data(train, x, rows, is_control=is_control, contexts=contexts)
+                model = self._train_pair(scgen, module_class, adata, device=device)
                 # scGen's own delta (balanced, equal-size mean latent codes); the one cell
                 # handed over only satisfies predict's signature.
                 _, delta = model.predict(
@@ -307,6 +278,23 @@ class ScGenModel(PeerModel):
         self.tensors_: list[list[Any]] = manifest
         self.epochs_: list[int] = epochs
         self._modules: dict[int, Any] = {}
+
+    def _train_pair(self, scgen: Any, module_class: Any, adata: AnnData, *, device: str) -> Any:
+        """One scGen model trained on the controls and one perturbation's cells (``adata``)."""
+        scgen.SCGEN.setup_anndata(adata, batch_key=_CONDITION, labels_key=_CELL_TYPE)
+        model = scgen.SCGEN(adata, **self._network_params())
+        model.module = module_class(n_input=adata.n_vars, **self._network_params())
+        model.train(
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            accelerator="gpu" if device == "cuda" else "cpu",
+            devices=1,
+            early_stopping=bool(self.early_stopping),
+            early_stopping_patience=int(self.early_stopping_patience),
+            plan_kwargs={"lr": float(self.lr)},
+            enable_progress_bar=bool(self.verbose),
+        )
+        return model
 
     def _network_params(self) -> dict[str, Any]:
         return {
@@ -392,3 +380,20 @@ class ScGenModel(PeerModel):
 
     def _prediction_info(self) -> dict[str, Any]:
         return {"epochs": [int(e) for e in self.epochs_]}
+
+
+def _pair_data(
+    train: AnnData, x: np.ndarray, rows: np.ndarray, *, is_control: np.ndarray, contexts: np.ndarray
+) -> AnnData:
+    """The training cells of ``rows`` as scGen reads them: condition ctrl/stim, cell type."""
+    return AnnData(
+        X=x[rows],
+        obs=pd.DataFrame(
+            {
+                _CONDITION: pd.Categorical(np.where(is_control[rows], CTRL_KEY, STIM_KEY)),
+                _CELL_TYPE: pd.Categorical(contexts[rows]),
+            },
+            index=pd.Index([f"cell{i}" for i in rows]),
+        ),
+        var=pd.DataFrame(index=pd.Index([str(g) for g in train.var_names])),
+    )

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from importlib.resources import files
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, cast
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
-from ..._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from ..._keys import CONTROL
 from .._conditions import condition_keys
 from .._errors import ModelFormatError, UnseenConditionError
 from ._common import (
@@ -37,6 +35,7 @@ from ._common import (
     check_positive,
     condition_label,
     pack_state_dict,
+    peer_labels,
     plain,
     quiet,
     resolve_device,
@@ -44,14 +43,13 @@ from ._common import (
     unpack_state_dict,
 )
 from ._peer import PeerModel
+from ._state_inputs import (
+    STATE_CONTROL,
+    close_data_module,
+    state_config,
+    write_inputs,
+)
 
-#: Column names and control label of the files cell-load reads (the layout of State's examples).
-PERT_COL: Final = "target_gene"
-CELL_TYPE_COL: Final = "cell_type"
-BATCH_COL: Final = "gem_group"
-STATE_CONTROL: Final = "non-targeting"
-#: Name of the one dataset in the TOML config.
-DATASET: Final = "celltwin"
 #: ``output_space`` -> ``data.kwargs.embed_key``: "all" reads the genes from X and predicts
 #: them directly; "gene" reads them from obsm['X_hvg'] (State's VCC/Replogle recipe).
 _EMBED_KEY: Final[dict[str, str | None]] = {"all": None, "gene": "X_hvg"}
@@ -189,10 +187,10 @@ class StateTransitionModel(PeerModel):
         check_n_threads(self.n_threads, model=self.name)
         resolve_device(self.device, model=self.name)
 
-    def _fit(self, train: AnnData) -> None:
+    def _fit(self, train: AnnData, **fit_params: Any) -> None:
         self._check_params()
         self._require()
-        labels = _labels(train.obs)
+        labels = peer_labels(train.obs)
         if (labels == STATE_CONTROL).any():
             raise ValueError(
                 f"{self.name}.fit: a perturbation is named {STATE_CONTROL!r}, State's control "
@@ -203,7 +201,6 @@ class StateTransitionModel(PeerModel):
                 f"{self.name}.fit: no perturbed training cells. Fix: include perturbed cells in "
                 "the training split."
             )
-        import lightning.pytorch as pl
         from cell_load.utils.modules import get_datamodule
         from state.tx.utils import get_lightning_module
 
@@ -213,10 +210,15 @@ class StateTransitionModel(PeerModel):
             quiet(self.verbose),
             seeded(self.seed, n_threads=self.n_threads),
         ):
-            toml_path = _write_inputs(
+            toml_path = write_inputs(
                 Path(tmp), train, labels, embed_key=_EMBED_KEY[self.output_space]
             )
-            cfg = self._config(toml_path)
+            cfg = state_config(
+                self.get_params(),
+                toml_path,
+                embed_key=_EMBED_KEY[self.output_space],
+                device=device,
+            )
             data_module = get_datamodule(
                 cfg["data"]["name"],
                 cfg["data"]["kwargs"],
@@ -225,19 +227,7 @@ class StateTransitionModel(PeerModel):
             )
             try:
                 data_module.setup(stage="fit")
-                var_dims = data_module.get_var_dims()
-                spec = {
-                    "model_type": cfg["model"]["name"],
-                    "data_config": {
-                        k: cfg["data"]["kwargs"][k]
-                        for k in ("embed_key", "output_space", "control_pert")
-                    }
-                    | {"basal_mapping_strategy": cfg["data"]["kwargs"]["basal_mapping_strategy"]},
-                    "model_config": cfg["model"]["kwargs"],
-                    "training_config": cfg["training"],
-                    "var_dims": var_dims,
-                }
-                spec = plain(spec)
+                spec = _network_spec(cfg, data_module.get_var_dims())
                 # State's factory adds keys to the dicts it is given: keep a clean copy.
                 network = get_lightning_module(
                     spec["model_type"],
@@ -246,25 +236,11 @@ class StateTransitionModel(PeerModel):
                     copy.deepcopy(spec["training_config"]),
                     copy.deepcopy(spec["var_dims"]),
                 )
-                trainer = pl.Trainer(
-                    accelerator="gpu" if device == "cuda" else "cpu",
-                    devices=1,
-                    max_steps=int(cfg["training"]["max_steps"]),
-                    gradient_clip_val=cfg["training"]["gradient_clip_val"],
-                    accumulate_grad_batches=cfg["training"]["gradient_accumulation_steps"],
-                    limit_val_batches=0,
-                    num_sanity_val_steps=0,
-                    logger=False,
-                    enable_checkpointing=False,
-                    enable_progress_bar=self.verbose,
-                    enable_model_summary=self.verbose,
-                    use_distributed_sampler=False,
-                    deterministic=False,
-                )
+                trainer = _trainer(cfg, device=device, verbose=self.verbose)
                 trainer.fit(network, datamodule=data_module)
                 pert_map = data_module.pert_onehot_map
             finally:
-                _close(data_module)
+                close_data_module(data_module)
         network = network.cpu().eval()
         # cell-load one-hot encodes the sorted labels: row i of the identity is label i.
         pert_labels = sorted(pert_map)
@@ -276,66 +252,6 @@ class StateTransitionModel(PeerModel):
         self.weights_, self.tensors_ = pack_state_dict(network.state_dict())
         self.n_steps_: int = int(trainer.global_step)
         self._network = network
-
-    def _config(self, toml_path: Path) -> dict[str, Any]:
-        """State's Hydra defaults with the adapter's parameters, resolved to plain dicts."""
-        from omegaconf import OmegaConf
-
-        root = files("state.configs")
-        cfg = OmegaConf.create(
-            {
-                "model": OmegaConf.load(str(root / "model" / "state.yaml")),
-                "training": OmegaConf.load(str(root / "training" / "default.yaml")),
-                "data": OmegaConf.load(str(root / "data" / "perturbation.yaml")),
-            }
-        )
-        overrides = {
-            "data": {
-                "kwargs": {
-                    "toml_config_path": str(toml_path),
-                    "embed_key": _EMBED_KEY[self.output_space],
-                    "output_space": self.output_space,
-                    "pert_col": PERT_COL,
-                    "cell_type_key": CELL_TYPE_COL,
-                    "batch_col": BATCH_COL,
-                    "control_pert": STATE_CONTROL,
-                    "num_workers": 0,
-                    "pin_memory": False,
-                    "barcode": False,
-                    # cell-load's default HDF5 chunk cache has 1,000,003 slots, allocated at
-                    # every dataset lookup (~4 ms each); a small file needs few.
-                    "h5_open_kwargs": {"rdcc_nbytes": 16 * 2**20, "rdcc_nslots": 10_007},
-                    "random_seed": int(self.seed),
-                }
-            },
-            "training": {
-                "batch_size": int(self.batch_size),
-                "lr": float(self.lr),
-                "max_steps": int(self.max_steps),
-                "train_seed": int(self.seed),
-                "wandb_track": False,
-            },
-            "model": {
-                "device": resolve_device(self.device, model=self.name),
-                "kwargs": {
-                    "cell_set_len": int(self.cell_set_len),
-                    "hidden_dim": int(self.hidden_dim),
-                    "gene_decoder_bool": False,
-                    "transformer_backbone_kwargs": {
-                        "intermediate_size": 4 * int(self.hidden_dim),
-                        "num_hidden_layers": int(self.n_layers),
-                        "num_attention_heads": int(self.n_heads),
-                        "num_key_value_heads": int(self.n_heads),
-                        "head_dim": int(self.hidden_dim) // int(self.n_heads),
-                        # State feeds inputs_embeds; its token table (32,000 rows by default)
-                        # is frozen zeros and never read, so keep it minimal.
-                        "vocab_size": 3,
-                    },
-                },
-            },
-        }
-        merged = OmegaConf.merge(cfg, OmegaConf.create(overrides))
-        return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
 
     # --- predict ------------------------------------------------------------------------------
 
@@ -440,78 +356,37 @@ class StateTransitionModel(PeerModel):
         return {"n_steps": int(self.n_steps_)}
 
 
-def _labels(obs: pd.DataFrame) -> np.ndarray:
-    """State's perturbation label per cell: the canonical label (with ``@dose`` when dosed)."""
-    return np.array(
-        [
-            CONTROL if p == CONTROL else condition_label(p, d)
-            for p, d in zip(obs[PERTURBATION], obs[DOSE], strict=True)
-        ],
-        dtype=object,
+def _network_spec(cfg: dict[str, Any], var_dims: Any) -> dict[str, Any]:
+    """What rebuilds the network on load: model type, configs and the data's dimensions."""
+    spec = {
+        "model_type": cfg["model"]["name"],
+        "data_config": {
+            k: cfg["data"]["kwargs"][k] for k in ("embed_key", "output_space", "control_pert")
+        }
+        | {"basal_mapping_strategy": cfg["data"]["kwargs"]["basal_mapping_strategy"]},
+        "model_config": cfg["model"]["kwargs"],
+        "training_config": cfg["training"],
+        "var_dims": var_dims,
+    }
+    return cast(dict[str, Any], plain(spec))
+
+
+def _trainer(cfg: dict[str, Any], *, device: str, verbose: bool) -> Any:
+    """The Lightning trainer of ``state tx train`` (no validation, logging or checkpoints)."""
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_steps=int(cfg["training"]["max_steps"]),
+        gradient_clip_val=cfg["training"]["gradient_clip_val"],
+        accumulate_grad_batches=cfg["training"]["gradient_accumulation_steps"],
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=verbose,
+        enable_model_summary=verbose,
+        use_distributed_sampler=False,
+        deterministic=False,
     )
-
-
-def _write_inputs(
-    folder: Path, train: AnnData, labels: np.ndarray, *, embed_key: str | None
-) -> Path:
-    """Write the training cells as cell-load reads them, and the TOML naming them; return it."""
-    data_dir = folder / "data"
-    data_dir.mkdir()
-    x = train.X
-    x = sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x) else np.asarray(x, np.float32)
-    genes = [str(g) for g in train.var_names]
-    contexts = train.obs[CONTEXT].astype(str).to_numpy()
-    obs = pd.DataFrame(
-        {
-            PERT_COL: pd.Categorical(np.where(labels == CONTROL, STATE_CONTROL, labels)),
-            CELL_TYPE_COL: pd.Categorical(contexts),
-            BATCH_COL: pd.Categorical(np.full(train.n_obs, "0")),
-        },
-        index=pd.Index([f"cell{i}" for i in range(train.n_obs)]),
-    )
-    var = pd.DataFrame({"gene_name": genes}, index=pd.Index(genes))
-    if embed_key is None:
-        adata = AnnData(X=x, obs=obs, var=var)
-    else:
-        dense = x.toarray() if sp.issparse(x) else x
-        adata = AnnData(X=x, obs=obs, var=var, obsm={embed_key: dense})
-    adata.write_h5ad(data_dir / f"{DATASET}.h5ad")
-
-    # Contexts with controls only: their perturbed cells are what predict is asked for; declared
-    # zero-shot test cell types, cell-load keeps their controls as training data (VCC setup).
-    perturbed = set(contexts[labels != CONTROL])
-    held_out = sorted(set(contexts) - perturbed)
-    lines = [
-        "[datasets]",
-        f"{DATASET} = {_toml_string(str(data_dir))}",
-        "",
-        "[training]",
-        f'{DATASET} = "train"',
-        "",
-        "[zeroshot]",
-        *(f'{_toml_string(f"{DATASET}.{c}")} = "test"' for c in held_out),
-        "",
-    ]
-    path = folder / "config.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string (quotes and backslashes escaped)."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def _close(data_module: Any) -> None:
-    """Close the HDF5 files cell-load keeps open and drop its cached metadata of them."""
-    from cell_load.utils.data_utils import GlobalH5MetadataCache
-
-    for group in (data_module.train_datasets, data_module.val_datasets, data_module.test_datasets):
-        for subset in group:
-            handle = getattr(subset.dataset, "h5_file", None)
-            if handle is not None:
-                handle.close()
-    cache = GlobalH5MetadataCache()._cache
-    for path in [p for p in cache if "celltwin-state-" in p]:
-        del cache[path]

@@ -12,6 +12,14 @@ peak memory; the results are written as ``leaderboard.csv``, ``results.csv``,
 Cell suites build each fold with :func:`make_fold` (genes selected on the training cells only,
 the truth never handed to a model); signature suites predict ranked signatures of held-out
 (context, perturbation) pairs.
+
+Where things live: ``_runner`` (:func:`run_benchmark`: checks the call, runs the folds, writes
+the files), ``_folds`` (one fold, every model), ``_model_run`` and ``_isolation`` (one model in
+this process or in a fresh one), ``_measure`` (time and memory), ``_provenance`` (what
+``run.json`` records), ``_scoring`` (metrics through :func:`celltwin.eval.evaluate` only),
+``_aggregate`` and ``_leaderboard`` (per-fold rows, means over folds, comparisons; the pages are
+laid out by :mod:`celltwin.pl`), ``_merge`` (runs combined), ``_features`` (leakage-safe folds)
+and ``_suites/`` (the :class:`Suite` registry, :class:`CellTask` and one module per family).
 """
 
 from ._aggregate import higher_is_better, role

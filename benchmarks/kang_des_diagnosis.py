@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from celltwin._keys import CONTROL, PERTURBATION
-from celltwin.benchmark import get_suite
-from celltwin.benchmark._runner import predict_conditions
+from celltwin.benchmark import get_suite, predict_conditions
 from celltwin.eval._de import rank_sum_test
 
 SUITE = "kang2018-heldout-celltype"
@@ -54,7 +53,7 @@ def main() -> None:
         level = model.expressed_level_.copy()
         for sparse in (False, True):
             model.expressed_level_ = level if sparse else np.zeros_like(level)
-            pred, _ = predict_conditions(model, data.query, data.conditions, seed=0)
+            pred, _ = predict_conditions(model, data.query, conditions=data.conditions, seed=0)
             cells = dense(pred[:, genes].X)
             x = np.vstack([control, cells])
             lab = np.r_[np.full(len(control), CONTROL), np.full(len(cells), "IFNB")]

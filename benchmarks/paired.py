@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from celltwin._keys import CONTEXT, PERTURBATION
-from celltwin.benchmark._leaderboard import higher_is_better
+from celltwin.benchmark import higher_is_better
 from celltwin.eval import paired_comparison
 
 

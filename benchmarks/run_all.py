@@ -22,8 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from celltwin.benchmark import get_suite, run_benchmark, suites
-from celltwin.benchmark._leaderboard import role
+from celltwin.benchmark import get_suite, role, run_benchmark, suites
 
 #: Suites that need options only a user can give (their own signature files).
 NEEDS_OPTIONS = {"signature-transfer"}

@@ -9,7 +9,7 @@ from anndata import AnnData
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION
 from celltwin.benchmark import FoldData, run_benchmark
-from celltwin.benchmark._runner import effect_interval_coverage
+from celltwin.benchmark._scoring import effect_interval_coverage
 
 GENES = [f"g{i}" for i in range(10)]
 

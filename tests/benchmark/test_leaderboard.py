@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from celltwin.benchmark import get_suite
-from celltwin.benchmark._leaderboard import PEER_MODELS, Leaderboard, role
-from celltwin.benchmark._runner import TIMING_COLUMNS, UNIT_COLUMNS
+from celltwin.benchmark import Leaderboard, get_suite, role
+from celltwin.benchmark._aggregate import PEER_MODELS
+from celltwin.benchmark._folds import TIMING_COLUMNS, UNIT_COLUMNS
 
 SUITE = "kang2018-heldout-celltype"
 PRIMARY = "pearson_delta_top20_de"

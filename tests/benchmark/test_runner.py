@@ -10,15 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from celltwin.benchmark import get_suite, list_models, run_benchmark, suites
-from celltwin.benchmark._leaderboard import LEADERBOARD_COLUMNS, fold_table
-from celltwin.benchmark._runner import (
-    TIMING_COLUMNS,
-    UNIT_COLUMNS,
-    _status_kb,
-    measure,
-    parse_options,
-)
+from celltwin.benchmark import get_suite, list_models, parse_options, run_benchmark, suites
+from celltwin.benchmark._aggregate import LEADERBOARD_COLUMNS, fold_table
+from celltwin.benchmark._folds import TIMING_COLUMNS, UNIT_COLUMNS
+from celltwin.benchmark._measure import _status_kb, measure
 from celltwin.models import get_spec
 
 SUITE = "sim-doses"
@@ -340,11 +335,11 @@ def test_a_stopped_model_process_reports_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Lightning turns a SIGTERM into SystemExit(): the model process must still say so."""
-    from celltwin.benchmark import _runner
+    from celltwin.benchmark import _isolation
 
     task = get_suite(SUITE).task
     fold = task.fold_data("highest", **SMOKE)
-    _runner._write_fold_inputs(fold, tmp_path)
+    _isolation.write_fold_inputs(fold, tmp_path)
     out = tmp_path / "mean"
     out.mkdir()
     request = {
@@ -362,8 +357,8 @@ def test_a_stopped_model_process_reports_why(
     def stopped(*args, **kwargs):
         raise SystemExit()
 
-    monkeypatch.setattr(_runner, "_fit_predict", stopped)
+    monkeypatch.setattr(_isolation, "fit_predict", stopped)
     monkeypatch.setattr("sys.argv", ["child", str(out / "request.json")])
-    _runner._child_main()
+    _isolation._child_main()
     stats = json.loads((out / "stats.json").read_text())
     assert stats["error"].startswith("SystemExit") and "SIGTERM" in stats["error"]

@@ -9,22 +9,25 @@ import pytest
 
 from celltwin._keys import CONTEXT, PERTURBATION
 from celltwin._settings import shared_dir
-from celltwin.benchmark._signature_suites import (
-    REFERENCE,
-    SUITES,
+from celltwin.benchmark import RESULT_COLUMNS, get_suite, run_benchmark
+from celltwin.benchmark._suites._rank_scores import (
     _Scored,
     _Truth,
-    fold_predictions,
-    run_transfer_fold,
     score_predictions,
     signature_scores,
+)
+from celltwin.benchmark._suites._signatures import SUITES
+from celltwin.benchmark._suites._transfer import (
+    REFERENCE,
+    fold_predictions,
+    run_transfer_fold,
+    signature_models,
     transfer_splits,
 )
-from celltwin.benchmark._suite import RESULT_COLUMNS, get_suite
-from celltwin.io._signatures import RankSignatures, write_signatures
-from celltwin.models._signature import SIGNATURE_MODELS, get_signature_model
+from celltwin.io import RankSignatures, write_signatures
+from celltwin.models import get_model
 
-MODELS = list(SIGNATURE_MODELS)
+MODELS = signature_models()
 REAL = ["replogle2022-k562-to-rpe1", "neurips2023-heldout-celltype", "sciplex3-heldout-line"]
 
 
@@ -233,8 +236,6 @@ def test_generic_suite_reads_files(tmp_path) -> None:
     with pytest.raises(TypeError, match="unknown suite option"):
         suite.folds(signatures=files, bogus=1)
     # The fold count is an option apart from run_benchmark's `folds` (which picks folds).
-    from celltwin.benchmark._runner import run_benchmark
-
     board = run_benchmark(
         "signature-transfer", folds=["B/fold1"], n_folds=3, signatures=files,
         holdout_context="B", out=tmp_path / "run", isolate=False, progress=False, report=False,
@@ -281,4 +282,4 @@ def test_model_seed_is_passed_only_to_models_that_take_one() -> None:
     b = fold_predictions(sigs, split, models=["low_rank"], seed=0)["low_rank"]
     np.testing.assert_array_equal(a.X, b.X)
     assert a.uns["celltwin"]["prediction"]["params"]["seed"] == 0
-    assert get_signature_model("mean_other_contexts").get_params() == {}
+    assert get_model("mean_other_contexts").get_params() == {}

@@ -35,7 +35,7 @@ from anndata import AnnData
 
 from .._keys import CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, UNS_KEY
 from ..models import conditions_of
-from ..split._parts import held_out_mask
+from ..split import held_out_mask
 
 #: Default number of highly variable genes a cell suite keeps.
 N_TOP_GENES = 2000
@@ -199,7 +199,10 @@ def poison_held_out(adata: AnnData, *, split_key: str = SPLIT, seed: int = 0) ->
     rng = np.random.default_rng(seed)
 
     def garbage(matrix: np.ndarray | sp.spmatrix) -> np.ndarray | sp.spmatrix:
-        dense = matrix.toarray() if sp.issparse(matrix) else np.array(matrix, dtype=np.float64)
+        if isinstance(matrix, sp.spmatrix | sp.sparray):  # sp.issparse, which mypy cannot narrow
+            dense = matrix.toarray()
+        else:
+            dense = np.array(matrix, dtype=np.float64)
         # Two to four times the data's maximum: far outside the data, finite after expm1.
         top = max(float(np.max(dense)) if dense.size else 1.0, 1.0)
         noise = rng.uniform(2.0 * top, 4.0 * top, size=(held.size, dense.shape[1]))

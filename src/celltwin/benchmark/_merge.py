@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ._leaderboard import Leaderboard
-from ._suite import get_suite
+from ._suites._registry import get_suite
 
 #: Files of a run folder that a merge reads.
 _RUN_FILES = ("run.json", "results.csv", "timings.csv")
@@ -116,7 +116,42 @@ def average_seeds(
     """
     if len(runs) < 2:
         raise ValueError("average_seeds needs run folders of at least 2 seeds")
-    by_seed: dict[int, tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame]] = {}
+    by_seed = _read_seeds(runs)
+    all_records = [r for records, _, _ in by_seed.values() for r in records]
+    _check_one_suite(all_records)
+    pairs = {
+        seed: set(zip(results["fold"], results["model"], strict=True))
+        for seed, (_, results, _) in by_seed.items()
+    }
+    common = set.intersection(*pairs.values())
+    left_out = sorted(set.union(*pairs.values()) - common)
+    results, timing = _average(by_seed, common)
+    seeds_sorted = sorted(by_seed)
+    left = {
+        model: [fold for fold, m in left_out if m == model]
+        for model in sorted({m for _, m in left_out})
+    }
+    record = _record(
+        "average_seeds", runs, all_records,
+        seeds=seeds_sorted, left_out=left, averaged_from=all_records,
+    )  # fmt: skip
+    board = Leaderboard.from_results(
+        results,
+        suite=get_suite(all_records[0]["suite"]["name"]),
+        timings=timing,
+        record=record,
+        seed=seeds_sorted[0],
+    )
+    board.write(out, report=report)
+    return board
+
+
+_Run = tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame]
+
+
+def _read_seeds(runs: Sequence[str | os.PathLike[str]]) -> dict[int, _Run]:
+    """Each folder's records, results and timings, by its seed (one folder per seed)."""
+    by_seed: dict[int, _Run] = {}
     for run in map(Path, runs):
         records, results, timing = _read_run(run)
         seeds = {int(r["call"]["seed"]) for r in records}
@@ -128,14 +163,14 @@ def average_seeds(
                 f"two folders of seed {seed}; merge the runs of one seed first with merge_runs"
             )
         by_seed[seed] = (records, results, timing)
-    all_records = [r for records, _, _ in by_seed.values() for r in records]
-    _check_one_suite(all_records)
-    pairs = {
-        seed: set(zip(results["fold"], results["model"], strict=True))
-        for seed, (_, results, _) in by_seed.items()
-    }
-    common = set.intersection(*pairs.values())
-    left_out = sorted(set.union(*pairs.values()) - common)
+    return by_seed
+
+
+def _average(
+    by_seed: dict[int, _Run], common: set[tuple[str, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every unit's value and every (fold, model)'s timings averaged over the seeds, for the
+    (fold, model) pairs run at every seed."""
     results = pd.concat([r for _, r, _ in by_seed.values()], ignore_index=True)
     results = results[[p in common for p in zip(results["fold"], results["model"], strict=True)]]
     keys = [c for c in results.columns if c != "value"]
@@ -148,25 +183,7 @@ def average_seeds(
     agg: dict[str, Any] = {c: "mean" for c in numeric}
     agg.update({c: _joined for c in timing.columns if c not in (*numeric, "fold", "model")})
     timing = timing.groupby(["fold", "model"], sort=False).agg(agg).reset_index()
-    first = all_records[0]
-    seeds_sorted = sorted(by_seed)
-    left = {
-        model: [fold for fold, m in left_out if m == model]
-        for model in sorted({m for _, m in left_out})
-    }
-    record = _record(
-        "average_seeds", runs, all_records,
-        seeds=seeds_sorted, left_out=left, averaged_from=all_records,
-    )  # fmt: skip
-    board = Leaderboard.from_results(
-        results,
-        suite=get_suite(first["suite"]["name"]),
-        timings=timing,
-        record=record,
-        seed=seeds_sorted[0],
-    )
-    board.write(out, report=report)
-    return board
+    return results, timing
 
 
 def _record(

@@ -383,9 +383,7 @@ def models_command() -> None:
     installed)."""
     from celltwin.benchmark import list_models
 
-    # A model both registered and suite-local (nearest_dose, until benchmark drops its copy)
-    # is listed once, as registered.
-    table = list_models().drop_duplicates("name", ignore_index=True)
+    table = list_models()
     table["installed"] = table["installed"].map({True: "yes", False: "no"})
     table["extra"] = table["extra"].replace("", "-")
     columns = ["name", "predicts", "handles_unseen", "extra", "installed", "suites", "description"]

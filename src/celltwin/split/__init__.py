@@ -44,7 +44,7 @@ from ._combinations import split_combinations
 from ._contexts import split_contexts
 from ._drugs import split_doses, split_drugs
 from ._leakage import SplitLeakageError, check_leakage
-from ._parts import held_out_cells, train_cells
+from ._parts import held_out_cells, held_out_mask, train_cells
 from ._perturbations import split_perturbations
 from ._registry import STRATEGIES, SplitStrategy, apply_split, split_file
 
@@ -56,6 +56,7 @@ __all__ = [
     "carve_validation",
     "check_leakage",
     "held_out_cells",
+    "held_out_mask",
     "split_combinations",
     "split_contexts",
     "split_doses",

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from ._cell_suites import CellTask
+from ._cell_task import CellTask
 
 #: Columns of the per-unit results a suite's ``run_fold`` returns (one row per model, unit
 #: (context, perturbation) and metric). ``model`` may be a real model name or a reference
@@ -52,7 +51,7 @@ class Suite:
     smoke
         Options for a tiny run of the suite (seconds): used by tests and ``--option smoke=true``.
     task
-        Cell suites: the :class:`~celltwin.benchmark._cell_suites.CellTask` the runner uses to
+        Cell suites: the :class:`~celltwin.benchmark.CellTask` the runner uses to
         build each fold's data once, fit and predict each model on its own (timed, memory
         measured) and score the predictions. ``None``: the runner calls ``run_fold`` per model.
     """

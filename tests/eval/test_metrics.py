@@ -284,3 +284,15 @@ def test_interaction_pearson_is_the_partial_correlation_given_the_additive_sum()
     assert one.shape == (1,) and one[0] == got[0]
     with pytest.raises(ValueError, match="same shape"):
         m.interaction_pearson(pred, truth[:, :3], additive=additive)
+
+
+def test_interval_coverage_counts_genes_inside_the_bounds_ends_included() -> None:
+    from celltwin.eval import interval_coverage
+
+    true = np.array([[0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0]])
+    lower = np.array([[0.0, 0.0, 2.5, 0.0], [4.0, 4.0, 4.0, 6.0]])
+    upper = np.array([[0.0, 2.0, 3.0, 2.0], [5.0, 6.0, 4.5, 7.0]])
+    np.testing.assert_array_equal(interval_coverage(true, lower, upper), [0.5, 0.5])
+    assert interval_coverage(true[0], lower[0], upper[0]).shape == (1,)
+    with pytest.raises(ValueError, match="same shape"):
+        interval_coverage(true, lower[:, :3], upper)

@@ -16,7 +16,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
-from ..eval import CELL_KINDS, VCC_METRICS, Evaluation, evaluate, list_metrics
+from ..eval import CELL_KINDS, VCC_METRICS, Evaluation, evaluate, interval_coverage, list_metrics
 from ._features import FoldData
 
 #: Model name of the split-half noise-ceiling rows.
@@ -181,8 +181,8 @@ def effect_interval_coverage(fold: FoldData, effects: Mapping[str, AnnData]) -> 
             if not cells.any() or not ctrl.any() or not np.isfinite(lower[i]).all():
                 continue
             true = _col_mean(truth.X, cells, t_cols) - _col_mean(fold.query.X, ctrl, q_cols)
-            inside = (true >= lower[i]) & (true <= upper[i])
-            rows.append((model, context, unit, EFFECT_INTERVAL_COVERAGE, float(inside.mean())))
+            value = interval_coverage(true, lower[i], upper[i])[0]
+            rows.append((model, context, unit, EFFECT_INTERVAL_COVERAGE, float(value)))
     return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
 

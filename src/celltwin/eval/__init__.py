@@ -43,7 +43,7 @@ from ._metrics import (
     topk_overlap,
 )
 from ._metrics_cells import PCABasis, energy_distance, fit_pca, mmd
-from ._metrics_interaction import interaction_pearson
+from ._metrics_interaction import interaction_pearson, interval_coverage
 from ._metrics_r2 import r2_mean, r2_mean_top_de
 from ._registry import (
     METRICS,
@@ -88,6 +88,7 @@ __all__ = [
     "get_metric",
     "group_means",
     "interaction_pearson",
+    "interval_coverage",
     "list_metrics",
     "log2_fold_change",
     "mae",

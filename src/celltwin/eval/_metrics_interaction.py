@@ -67,3 +67,32 @@ def interaction_pearson(
             f"(combinations x genes); got {x.shape}, {y.shape} and {z.shape}"
         )
     return np.array([_partial_pearson(x[i], y[i], z[i]) for i in range(x.shape[0])])
+
+
+def interval_coverage(
+    true_effect: ArrayLike, lower: ArrayLike, upper: ArrayLike
+) -> NDArray[np.float64]:
+    """Share of genes whose true effect lies inside the predicted interval, per condition.
+
+    The calibration check of a model's effect intervals: with a nominal 90% interval, a
+    well-calibrated model covers about 0.9 of the genes of a held-out condition.
+
+    Parameters
+    ----------
+    true_effect, lower, upper
+        ``(P, G)`` (or ``(G,)`` for one condition) over the same genes: the true effect (held-out
+        mean minus the control mean) and the interval's bounds, ends included.
+
+    Returns
+    -------
+    ``(P,)`` float64 in [0, 1].
+    """
+    t = np.atleast_2d(np.asarray(true_effect, dtype=np.float64))
+    lo = np.atleast_2d(np.asarray(lower, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(upper, dtype=np.float64))
+    if not t.shape == lo.shape == hi.shape:
+        raise ValueError(
+            "true_effect, lower and upper must have the same shape (conditions x genes); got "
+            f"{t.shape}, {lo.shape} and {hi.shape}"
+        )
+    return np.asarray(((t >= lo) & (t <= hi)).mean(axis=1), dtype=np.float64)

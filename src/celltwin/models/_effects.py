@@ -18,19 +18,13 @@ from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, SPLIT
 from ..pp import pseudobulk
 from ._cell import CellModel
 from ._conditions import ConditionKey, condition_keys
-from ._conditions import condition_label as describe
 from ._errors import UnseenConditionError
 from ._model import expect_shape
 
-# condition_keys and describe moved to ._conditions (describe is celltwin.models.condition_label),
-# expect_shape to ._model; they stay importable from here, where models/_transition imports them.
 __all__ = [
     "EffectModel",
     "FeatureEffectModel",
     "TrainingEffects",
-    "condition_keys",
-    "describe",
-    "expect_shape",
     "training_effects",
 ]
 

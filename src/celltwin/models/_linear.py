@@ -12,9 +12,10 @@ from .._keys import CONTEXT, split_combination
 from ._checks import is_genetic
 from ._conditions import ConditionKey, condition_keys, dose_components
 from ._conditions import condition_label as describe
-from ._effects import FeatureEffectModel, expect_shape, training_effects
+from ._effects import FeatureEffectModel, training_effects
 from ._embedding import embed_label, gene_embedding, row_scores, validated_embedding
 from ._errors import ModelFormatError
+from ._model import expect_shape
 
 _MODES = ("auto", "gene", "pca", "external")
 

@@ -12,9 +12,10 @@ from anndata import AnnData
 from .._keys import CONTEXT, DOSE, PERTURBATION
 from ._conditions import ConditionKey, as_conditions, condition_keys
 from ._conditions import condition_label as describe
-from ._effects import FeatureEffectModel, expect_shape, training_effects
+from ._effects import FeatureEffectModel, training_effects
 from ._embedding import embed_label, gene_embedding, validated_embedding
 from ._errors import ModelFormatError
+from ._model import expect_shape
 
 _MODES = ("auto", "gene", "external")
 

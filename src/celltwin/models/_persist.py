@@ -36,7 +36,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .. import __version__
+from .._version import __version__
 from ._errors import ModelFormatError
 
 FORMAT: Final = "celltwin.model"

@@ -32,8 +32,8 @@ from anndata import AnnData
 
 from ..._keys import CONTEXT, CONTROL
 from .._conditions import condition_keys
-from .._effects import expect_shape
 from .._errors import ModelFormatError, UnseenConditionError
+from .._model import expect_shape
 from ._common import (
     check_manifest,
     check_n_threads,

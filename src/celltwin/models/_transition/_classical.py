@@ -19,8 +19,9 @@ from sklearn.decomposition import PCA
 from ..._keys import CONTEXT, CONTROL, PERTURBATION, split_combination
 from .._cell import CellModel
 from .._checks import is_genetic
-from .._conditions import ConditionKey
-from .._effects import TrainingEffects, condition_keys, describe, training_effects
+from .._conditions import ConditionKey, condition_keys
+from .._conditions import condition_label as describe
+from .._effects import TrainingEffects, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
 from .._errors import UnseenConditionError
 from ._bandwidths import choose_dose_bandwidth, choose_tau

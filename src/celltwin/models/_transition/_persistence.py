@@ -7,8 +7,8 @@ from typing import Final
 
 import numpy as np
 
-from .._effects import expect_shape
 from .._errors import ModelFormatError
+from .._model import expect_shape
 from ._estimate import VIEWS
 from ._network import LearnedCorrection
 

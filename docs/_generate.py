@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +29,12 @@ PACKAGES = (
     "benchmark",
 )
 #: Section titles of a package page, in order, by kind of exported name.
-KINDS = ("Functions", "Classes", "Exceptions", "Constants")
+KINDS = ("Functions", "Classes", "Exceptions", "Constants", "Type aliases")
 
 
 def _kind(obj: object) -> str:
+    if typing.get_origin(obj) is not None:  # a type alias such as tuple[str, str, str]
+        return "Type aliases"
     if inspect.isclass(obj):
         return "Exceptions" if issubclass(obj, BaseException) else "Classes"
     return "Functions" if callable(obj) else "Constants"
@@ -53,7 +56,14 @@ def package_page(name: str) -> str:
         f".. currentmodule:: celltwin.{name}\n",
     ]
     for kind, names in groups.items():
-        if names:
+        if names and kind == "Type aliases":
+            # autodoc cannot format an alias's "signature"; a plain py:data entry says it all.
+            parts.append(_underline(kind, "-"))
+            for n in names:
+                doc = data_docstring(f"celltwin.{name}.{n}", getattr(module, n))
+                body = "".join(f"   {line}\n" for line in doc)
+                parts.append(f".. py:data:: {n}\n   :value: {getattr(module, n)}\n\n{body}")
+        elif names:
             listing = "".join(f"   {n}\n" for n in names)
             parts.append(
                 _underline(kind, "-")

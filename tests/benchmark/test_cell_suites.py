@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from anndata import AnnData
 
-from celltwin._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, PERTURBATION_TYPE, SPLIT
+from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT
 from celltwin.benchmark import get_suite, make_fold, select_genes, suites
 from celltwin.benchmark._suites._papalexi import _ko_chunks
 from celltwin.benchmark._suites._simulated import (
@@ -86,35 +86,6 @@ def test_make_fold_gives_each_role_only_its_cells(held_out_context: AnnData) -> 
     expected = conditions_of(adata[is_test])
     pd.testing.assert_frame_equal(fold.conditions, expected)
     assert set(fold.conditions[CONTEXT]) == {"B"}
-
-
-def _dose_cells() -> AnnData:
-    """Context A: controls at 1, drug 'd' at doses 1 (+1 on gene 0) and 100 (+3 on gene 1)."""
-    rows, obs = [], []
-    for label, dose, shift in (("control", "", None), ("d", "1", 0), ("d", "100", 1)):
-        for _ in range(10):
-            x = np.ones(3)
-            if shift is not None:
-                x[shift] += 1.0 if dose == "1" else 3.0
-            rows.append(x)
-            obs.append((label, "control" if label == "control" else "drug", "A", dose))
-    frame = pd.DataFrame(obs, columns=[PERTURBATION, PERTURBATION_TYPE, CONTEXT, DOSE])
-    frame.index = [f"c{i}" for i in range(len(frame))]
-    return AnnData(np.array(rows), obs=frame, var=pd.DataFrame(index=["g0", "g1", "g2"]))
-
-
-def test_nearest_dose_uses_the_closest_dose_in_log_space() -> None:
-    from celltwin.models import NearestDoseBaseline
-
-    adata = _dose_cells()
-    model = NearestDoseBaseline().fit(adata)
-    pred = model.predict(adata, conditions=[("A", "d", "3"), ("A", "d", "30")], n_cells=1)
-    # log10(3) is closer to log10(1) than to log10(100); log10(30) the other way round.
-    np.testing.assert_allclose(pred.X, [[2.0, 1.0, 1.0], [1.0, 4.0, 1.0]])
-    from celltwin.models import UnseenConditionError
-
-    with pytest.raises(UnseenConditionError, match="nearest_dose"):
-        model.predict(adata, conditions=[("A", "e", "3")], n_cells=1)
 
 
 def dense(x) -> np.ndarray:

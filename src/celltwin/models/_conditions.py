@@ -32,7 +32,8 @@ from ._checks import (
 #: Optional column of a conditions table: how many cells to generate for that condition.
 N_CELLS: Final = "n_cells"
 
-ConditionKey = tuple[str, str, str]  # (context, perturbation, dose)
+#: A condition's key: ``(context, perturbation, dose)``, dose ``""`` when undosed.
+ConditionKey = tuple[str, str, str]
 
 
 def conditions_of(adata: AnnData, *, split: str | None = None) -> pd.DataFrame:

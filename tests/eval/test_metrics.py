@@ -292,7 +292,7 @@ def test_interval_coverage_counts_genes_inside_the_bounds_ends_included() -> Non
     true = np.array([[0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0]])
     lower = np.array([[0.0, 0.0, 2.5, 0.0], [4.0, 4.0, 4.0, 6.0]])
     upper = np.array([[0.0, 2.0, 3.0, 2.0], [5.0, 6.0, 4.5, 7.0]])
-    np.testing.assert_array_equal(interval_coverage(true, lower, upper), [0.5, 0.5])
-    assert interval_coverage(true[0], lower[0], upper[0]).shape == (1,)
+    np.testing.assert_array_equal(interval_coverage(true, lower=lower, upper=upper), [0.5, 0.5])
+    assert interval_coverage(true[0], lower=lower[0], upper=upper[0]).shape == (1,)
     with pytest.raises(ValueError, match="same shape"):
-        interval_coverage(true, lower[:, :3], upper)
+        interval_coverage(true, lower=lower[:, :3], upper=upper)

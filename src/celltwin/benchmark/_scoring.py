@@ -181,7 +181,7 @@ def effect_interval_coverage(fold: FoldData, effects: Mapping[str, AnnData]) -> 
             if not cells.any() or not ctrl.any() or not np.isfinite(lower[i]).all():
                 continue
             true = _col_mean(truth.X, cells, t_cols) - _col_mean(fold.query.X, ctrl, q_cols)
-            value = interval_coverage(true, lower[i], upper[i])[0]
+            value = interval_coverage(true, lower=lower[i], upper=upper[i])[0]
             rows.append((model, context, unit, EFFECT_INTERVAL_COVERAGE, float(value)))
     return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 

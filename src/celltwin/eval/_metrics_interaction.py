@@ -70,7 +70,7 @@ def interaction_pearson(
 
 
 def interval_coverage(
-    true_effect: ArrayLike, lower: ArrayLike, upper: ArrayLike
+    true_effect: ArrayLike, *, lower: ArrayLike, upper: ArrayLike
 ) -> NDArray[np.float64]:
     """Share of genes whose true effect lies inside the predicted interval, per condition.
 

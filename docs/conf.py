@@ -39,7 +39,8 @@ numpydoc_xref_param_type = False
 html_theme = "pydata_sphinx_theme"
 html_title = f"celltwin {release}"
 html_theme_options = {"navigation_depth": 2, "show_toc_level": 2}
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["celltwin.css"]
 
 write_pages(HERE / "api")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import pandas as pd
 import typer
 
 from ._errors import user_errors
-from ._tables import TableFormat, render_table
+from ._tables import TableFormat, render_table, terminal_width
 
 __all__ = ["data_app", "models_command", "suites_table"]
 
@@ -109,10 +110,10 @@ def list_suites(*, wide: bool, fmt: TableFormat) -> str:
     columns = ["name", "data", "folds", "description"]
     if wide or fmt == TableFormat.csv:
         return render_table(table, columns=columns, wrap="description", fmt=fmt, wide=wide)
-    return render_table(table, columns=columns, wrap="description") + (
-        "\n\ndefault models:\n"
-        + "\n".join(
-            f"  {n}: {m.replace(',', ', ')}"
-            for n, m in zip(table["name"], table["models"], strict=True)
+    lines = [render_table(table, columns=columns, wrap="description"), "", "default models:"]
+    for name, models in zip(table["name"], table["models"], strict=True):
+        text = f"{name}: {models.replace(',', ', ')}"
+        lines += textwrap.wrap(
+            text, terminal_width(), initial_indent="  ", subsequent_indent="    "
         )
-    )
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,6 +47,18 @@ def _refuse_existing(out: Path, *, force: bool, kind: Literal["file", "folder"],
         check_output(out, overwrite=force, kind=kind, what=what)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Logs to the current ``sys.stderr`` (several runs in one process each have their own)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 @app.callback()
 def _main(
     verbose: Annotated[
@@ -64,7 +77,7 @@ def _main(
     )
     log = logging.getLogger("celltwin")
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -80,8 +93,6 @@ def version() -> None:
 
 
 # --- files -----------------------------------------------------------------------------------
-
-ReadOpt = Annotated[str | None, typer.Option()]
 
 
 def _read_options(**options: Any) -> dict[str, Any]:
@@ -112,15 +123,49 @@ def prepare(
     path: Annotated[Path, typer.Argument(help="Input .h5ad in any convention celltwin reads.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical .h5ad.")],
     convention: Annotated[str, typer.Option(help="Input convention, or 'auto'.")] = "auto",
-    perturbation_key: ReadOpt = None,
-    control_label: ReadOpt = None,
-    context_key: ReadOpt = None,
-    context: ReadOpt = None,
-    perturbation_type: ReadOpt = None,
-    batch_key: ReadOpt = None,
-    dose_key: ReadOpt = None,
-    time_key: ReadOpt = None,
-    gene_symbol_key: ReadOpt = None,
+    perturbation_key: Annotated[
+        str | None,
+        typer.Option(help="obs column with the perturbation labels (default: the convention's)."),
+    ] = None,
+    control_label: Annotated[
+        str | None,
+        typer.Option(
+            help="Label of the control cells in that column (default: the convention's, e.g. non-targeting)."
+        ),
+    ] = None,
+    context_key: Annotated[
+        str | None,
+        typer.Option(help="obs column with the cell type or line (default: the convention's)."),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            help="One context (cell type or line) for every cell, when no column holds it."
+        ),
+    ] = None,
+    perturbation_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Type of every non-control perturbation, e.g. crispri or drug (default: the file's column, else other)."
+        ),
+    ] = None,
+    batch_key: Annotated[
+        str | None, typer.Option(help="obs column with the batch (default: the convention's).")
+    ] = None,
+    dose_key: Annotated[
+        str | None,
+        typer.Option(
+            help="obs column with the dose: a number, '10 nM' or '0.1+1' (default: the convention's)."
+        ),
+    ] = None,
+    time_key: Annotated[
+        str | None,
+        typer.Option(help="obs column with the time in hours (default: the convention's)."),
+    ] = None,
+    gene_symbol_key: Annotated[
+        str | None,
+        typer.Option(help="var column with gene symbols, for genes named by Ensembl IDs."),
+    ] = None,
     output_convention: Annotated[
         str, typer.Option(help="Layout to write: celltwin, vcc, gears, scperturb, scgen.")
     ] = "celltwin",
@@ -171,12 +216,22 @@ def split(
     ] = "perturbations",
     test: Annotated[str | None, typer.Option(help="Comma-separated held-out names.")] = None,
     val: Annotated[str | None, typer.Option(help="Comma-separated validation names.")] = None,
-    test_fraction: Annotated[float | None, typer.Option()] = None,
-    val_fraction: Annotated[float | None, typer.Option()] = None,
+    test_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of names held out for test when --test is not given (default: 0.2)."
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of names kept for validation when --val is not given (default: 0.1)."
+        ),
+    ] = None,
     few_shot: Annotated[
         int | None, typer.Option(help="contexts: perturbations kept as examples.")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the draw of held-out names.")] = 0,
     key: Annotated[str, typer.Option(help="obs column the split is written to.")] = "split",
 ) -> None:
     """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""

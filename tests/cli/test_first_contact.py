@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -41,6 +43,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     bad.X = np.asarray(bad.X.todense() if hasattr(bad.X, "todense") else bad.X, dtype=np.float32)
     bad.X[0, 0] = np.nan
     bad.write_h5ad(root / "nan.h5ad")
+    n = 12
+    obs = pd.DataFrame(
+        {"batch": ["b1", "b2"] * 6, "knockout": ["NT"] * 4 + ["TP53"] * 4 + ["MYC"] * 4},
+        index=[f"c{i}" for i in range(n)],
+    )
+    unknown = ad.AnnData(np.ones((n, 5), dtype=np.float32), obs=obs)
+    unknown.var_names = [f"G{i}" for i in range(5)]
+    unknown.write_h5ad(root / "unknown.h5ad")
     model = root / "model"
     result = runner.invoke(
         app, ["fit", str(root / "split.h5ad"), "--out", str(model), "--model", "mean"]
@@ -52,6 +62,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "zero": root / "zero.h5ad",
         "nan": root / "nan.h5ad",
         "model": model,
+        "unknown": root / "unknown.h5ad",
     }
 
 
@@ -170,6 +181,24 @@ CASES = {
         2,
         ["benchmark --list"],
     ),
+    "prepare onto an existing file": lambda f, t: (
+        ["prepare", str(f["split"]), "--out", str(_existing_file(t, "prepared.h5ad"))],
+        t / "prepared.h5ad",
+        2,
+        ["output file", "--force"],
+    ),
+    "split onto an existing file": lambda f, t: (
+        ["split", str(f["split"]), "--out", str(_existing_file(t, "s.h5ad")), "--test", "B"],
+        t / "s.h5ad",
+        2,
+        ["output file", "--force"],
+    ),
+    "prepare a file of unknown layout": lambda f, t: (
+        ["prepare", str(f["unknown"]), "--out", str(t / "u.h5ad")],
+        t / "u.h5ad",
+        2,
+        ["--perturbation-key knockout", "--control-label"],
+    ),
     "info finds errors": lambda f, t: (
         ["info", str(f["nan"])],
         t / "nothing",
@@ -197,7 +226,8 @@ def test_bad_input_catalogue(files, tmp_path: Path, case: str) -> None:
         assert part in result.output, (part, result.output)
     if code == 2:
         assert result.output.startswith("error: ") or "\nerror: " in result.output
-        assert "=True" not in result.output  # hints in CLI words
+        assert "=True" not in result.output and "celltwin.io.read(" not in result.output
+        assert "_keys" not in result.output  # hints in CLI words, no private modules
     assert _snapshot(output) == before  # nothing written or replaced
 
 
@@ -324,3 +354,12 @@ def test_tables_fit_100_columns_and_have_wide_and_csv(args: list[str]) -> None:
     assert wide.exit_code == 0 and max(map(len, wide.output.splitlines())) > 100
     csv = runner.invoke(app, [*args, "--format", "csv"])
     assert csv.exit_code == 0 and csv.output.splitlines()[0].startswith("name,")
+
+
+def test_a_missing_canonical_column_points_to_the_readme_not_a_private_module() -> None:
+    from celltwin.split import split_perturbations
+
+    adata = ad.AnnData(np.ones((4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="The data model") as err:
+        split_perturbations(adata, test=["X"])
+    assert "_keys" not in str(err.value)

@@ -169,10 +169,12 @@ def prepare(
     output_convention: Annotated[
         str, typer.Option(help="Layout to write: celltwin, vcc, gears, scperturb, scgen.")
     ] = "celltwin",
+    force: ForceOpt = False,
 ) -> None:
     """Read any supported convention, validate, normalise, and write canonical (or another) layout."""
     from celltwin.io import prepare as prepare_file
 
+    _refuse_existing(out, force=force, kind="file", what="output file")
     with _user_errors():
         written = prepare_file(
             path,
@@ -233,10 +235,12 @@ def split(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the draw of held-out names.")] = 0,
     key: Annotated[str, typer.Option(help="obs column the split is written to.")] = "split",
+    force: ForceOpt = False,
 ) -> None:
     """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""
     from celltwin.split import split_file
 
+    _refuse_existing(out, force=force, kind="file", what="output file")
     with _user_errors():
         written = split_file(
             path,

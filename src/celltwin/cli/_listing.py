@@ -56,9 +56,11 @@ def data_fetch(
 
 
 def models_command(wide: WideOpt = False, fmt: FormatOpt = TableFormat.table) -> None:
-    """List the registered models (cell, pseudobulk and signature models): what they predict,
-    which unseen conditions they handle, and the pip extra they need (with whether it is
-    installed); --wide adds the suites and references."""
+    """List the registered models: what they predict and the unseen conditions they handle.
+
+    Cell, pseudobulk and signature models, with the pip extra each needs (and whether it is
+    installed); --wide adds the suites, classes and references.
+    """
     from celltwin.benchmark import list_models
 
     table = list_models()

@@ -13,15 +13,16 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
-from celltwin._keys import CONTEXT, PERTURBATION, SPLIT, TEST
-from celltwin._output import check_output
+from celltwin._keys import TEST
 
 from ._errors import set_debug, user_errors
+from ._fit import fit, predict
 from ._listing import FormatOpt, WideOpt, data_app, list_suites, models_command
+from ._options import ForceOpt, comma_list, refuse_existing
 from ._tables import TableFormat
 
 app = typer.Typer(
@@ -32,19 +33,8 @@ app = typer.Typer(
     context_settings={"show_default": True},
 )
 app.add_typer(data_app, name="data")
-app.command("models")(models_command)
 
 _user_errors = user_errors
-
-ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Replace OUT if it exists (otherwise it is refused).")
-]
-
-
-def _refuse_existing(out: Path, *, force: bool, kind: Literal["file", "folder"], what: str) -> None:
-    """Refuse to replace ``out`` (exit 2, nothing written) unless ``--force``."""
-    with user_errors():
-        check_output(out, overwrite=force, kind=kind, what=what)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -174,7 +164,7 @@ def prepare(
     """Read any supported convention, validate, normalise, and write canonical (or another) layout."""
     from celltwin.io import prepare as prepare_file
 
-    _refuse_existing(out, force=force, kind="file", what="output file")
+    refuse_existing(out, force=force, kind="file", what="output file")
     with _user_errors():
         written = prepare_file(
             path,
@@ -205,8 +195,7 @@ def info_exit_code(text: str) -> int:
     return 1 if found and int(found.group(1)) > 0 else 0
 
 
-def _list(value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+_list = comma_list
 
 
 @app.command()
@@ -240,7 +229,7 @@ def split(
     """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""
     from celltwin.split import split_file
 
-    _refuse_existing(out, force=force, kind="file", what="output file")
+    refuse_existing(out, force=force, kind="file", what="output file")
     with _user_errors():
         written = split_file(
             path,
@@ -259,94 +248,10 @@ def split(
     typer.echo(f"wrote {written}")
 
 
-# --- fit and predict -------------------------------------------------------------------------
+# --- fit and predict (in ._fit) -------------------------------------------------------------
 
-
-@app.command()
-def fit(
-    data: Annotated[Path, typer.Argument(help="Cells (.h5ad), with a split (`celltwin split`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the fitted model is saved to.")],
-    model: Annotated[
-        str, typer.Option(help="Registered model (see `celltwin models`).")
-    ] = "transition",
-    split_key: Annotated[
-        str, typer.Option(help="obs column of the split: only 'train' cells are read.")
-    ] = SPLIT,
-    time_budget: Annotated[
-        float | None, typer.Option(help="Seconds of training (transition).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
-    checkpoint_dir: Annotated[
-        Path | None, typer.Option(help="Checkpoint folder; fitting again resumes from it.")
-    ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Model parameter KEY=VALUE, repeatable (n_members=3)."),
-    ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars with the loss.")] = True,
-    force: ForceOpt = False,
-) -> None:
-    """Fit a model on the training cells of DATA and save it to OUT."""
-    from celltwin.benchmark import parse_options
-    from celltwin.models import fit as fit_model
-
-    _refuse_existing(out, force=force, kind="folder", what="model folder")
-    with _user_errors():
-        fit_model(
-            data,
-            model=model,
-            split_key=split_key,
-            params=parse_options(param or []),
-            checkpoint_dir=checkpoint_dir,
-            time_budget=time_budget,
-            seed=seed,
-            progress=progress,
-            out=out,
-            overwrite=force,
-        )
-    typer.echo(f"wrote {out}")
-
-
-@app.command()
-def predict(
-    model_dir: Annotated[Path, typer.Argument(help="Folder of a saved model (`celltwin fit`).")],
-    data: Annotated[
-        Path, typer.Option("--data", help="Cells (.h5ad) holding the control cells to start from.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad of predicted cells.")],
-    conditions: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated context:perturbation[:dose] (default: the held-out conditions)."
-        ),
-    ] = None,
-    split_key: Annotated[str, typer.Option(help="obs column of the split.")] = SPLIT,
-    split: Annotated[str, typer.Option(help="Split label whose conditions are predicted.")] = TEST,
-    n_cells: Annotated[
-        int | None, typer.Option(help="Cells per condition (default: as many as in DATA).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the draw of control cells.")] = 0,
-    force: ForceOpt = False,
-) -> None:
-    """Predict conditions (by default DATA's held-out ones) with a saved model; write OUT."""
-    from celltwin.models import predict as predict_cells
-
-    _refuse_existing(out, force=force, kind="file", what="prediction file")
-    with _user_errors():
-        pred = predict_cells(
-            model_dir,
-            data,
-            conditions=_list(conditions),
-            split_key=split_key,
-            split=split,
-            n_cells=n_cells,
-            seed=seed,
-            out=out,
-            overwrite=force,
-        )
-    n_conditions = pred.obs[[CONTEXT, PERTURBATION]].drop_duplicates().shape[0]
-    typer.echo(f"predicted {pred.n_obs} cells of {n_conditions} conditions")
-    typer.echo(f"wrote {out}")
+app.command("fit")(fit)
+app.command("predict")(predict)
 
 
 # --- evaluate --------------------------------------------------------------------------------
@@ -386,7 +291,7 @@ def evaluate(
     from celltwin.eval import evaluate_files
     from celltwin.pl import write_evaluation
 
-    _refuse_existing(out, force=force, kind="folder", what="evaluation folder")
+    refuse_existing(out, force=force, kind="folder", what="evaluation folder")
     with _user_errors():
         result = evaluate_files(
             truth,
@@ -437,7 +342,7 @@ def benchmark(
     wide: WideOpt = False,
     fmt: FormatOpt = TableFormat.table,
 ) -> None:
-    """Run a benchmark suite and write leaderboard.csv/.md, results.csv, report.html, run.json."""
+    """Run a benchmark suite (see --list) and write leaderboard.csv/.md, results.csv, report.html."""
     from celltwin.benchmark import parse_options, run_benchmark
 
     if list_:
@@ -450,7 +355,7 @@ def benchmark(
             fg=typer.colors.RED,
         )
         raise typer.Exit(code=2)
-    _refuse_existing(out, force=force, kind="folder", what="benchmark folder")
+    refuse_existing(out, force=force, kind="folder", what="benchmark folder")
     with _user_errors():
         board = run_benchmark(
             suite,
@@ -464,6 +369,9 @@ def benchmark(
         )
     typer.echo(board.to_markdown())
     typer.echo(f"wrote {out}")
+
+
+app.command("models")(models_command)
 
 
 def main() -> None:

@@ -363,3 +363,12 @@ def test_a_missing_canonical_column_points_to_the_readme_not_a_private_module() 
     with pytest.raises(ValueError, match="The data model") as err:
         split_perturbations(adata, test=["X"])
     assert "_keys" not in str(err.value)
+
+
+def test_benchmark_refuses_a_non_empty_folder_after_checking_the_suite(tmp_path: Path) -> None:
+    out = _non_empty(tmp_path, "bench")
+    result = runner.invoke(app, ["benchmark", "sim-doses", "--out", str(out)])
+    assert result.exit_code == 2 and "benchmark folder" in result.output
+    assert "--force" in result.output and "Traceback" not in result.output
+    unknown = runner.invoke(app, ["benchmark", "nope", "--out", str(out)])
+    assert unknown.exit_code == 2 and "unknown benchmark suite" in unknown.output

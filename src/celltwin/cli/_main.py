@@ -343,7 +343,7 @@ def benchmark(
     fmt: FormatOpt = TableFormat.table,
 ) -> None:
     """Run a benchmark suite (see --list) and write leaderboard.csv/.md, results.csv, report.html."""
-    from celltwin.benchmark import parse_options, run_benchmark
+    from celltwin.benchmark import get_suite, parse_options, run_benchmark
 
     if list_:
         typer.echo(list_suites(wide=wide, fmt=fmt))
@@ -355,6 +355,8 @@ def benchmark(
             fg=typer.colors.RED,
         )
         raise typer.Exit(code=2)
+    with _user_errors():
+        get_suite(suite)  # an unknown name first: it says which suites there are
     refuse_existing(out, force=force, kind="folder", what="benchmark folder")
     with _user_errors():
         board = run_benchmark(

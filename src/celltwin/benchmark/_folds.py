@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 from anndata import AnnData
-from tqdm.auto import tqdm
 
 from .._keys import CONTEXT, PERTURBATION
+from .._progress import progress_bar
 from ..eval import Evaluation
 from ._features import FoldData
 from ._isolation import fit_predict_process, run_fold_process, write_fold_inputs
@@ -115,7 +115,7 @@ def run_cells_fold(task: CellTask, fold_name: str, settings: FoldSettings) -> Fo
     timings: list[dict[str, Any]] = []
     names: Sequence[str] = settings.models
     if settings.progress:
-        names = tqdm(list(names), desc=f"{settings.suite} {fold_name}", leave=False)
+        names = progress_bar(list(names), desc=f"{settings.suite} {fold_name}", leave=False)
     for name in names:
         timing, pred, effects = _run_model(task, name, fold, settings, folder)
         timings.append(timing)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from ..models import available
 from ._folds import TIMING_COLUMNS, FoldRun, FoldSettings, run_cells_fold, run_signature_fold
 from ._leaderboard import Leaderboard
@@ -144,7 +144,7 @@ def _run_folds(
     seconds: dict[str, float] = {}
     iterator: Sequence[str] = folds
     if settings.progress:
-        iterator = tqdm(folds, desc=spec.name)
+        iterator = progress_bar(folds, desc=spec.name)
     for fold in iterator:
         t0 = time.perf_counter()
         if spec.task is not None:

@@ -1,45 +1,52 @@
 """The ``celltwin`` command line.
 
 No logic lives here: each command parses its options, calls one public function and prints what
-it returns. Errors that celltwin raises for bad input (``ValueError``, ``KeyError``,
-``FileNotFoundError``) are printed as one clear message with exit code 2, not as a traceback.
+it returns. Expected failures (bad input, missing or existing files, unreachable sources) are
+printed as one clear message in CLI words with exit code 2, not as a traceback (``--debug``
+shows it; see :mod:`._errors`). Commands that write refuse to replace an existing output
+unless given ``--force``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from celltwin._keys import CONTEXT, PERTURBATION, SPLIT, TEST
+from celltwin._keys import TEST
+
+from ._errors import set_debug, user_errors
+from ._fit import fit, predict
+from ._listing import FormatOpt, WideOpt, data_app, list_suites, models_command
+from ._options import ForceOpt, comma_list, refuse_existing
+from ._tables import TableFormat
 
 app = typer.Typer(
     help="celltwin: learn, predict and honestly evaluate perturbation responses of cells.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-)
-data_app = typer.Typer(
-    help="Datasets: list the registry, fetch canonical data.", no_args_is_help=True
+    context_settings={"show_default": True},
 )
 app.add_typer(data_app, name="data")
 
-_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError)
+_user_errors = user_errors
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn celltwin's input errors into a message and exit code 2."""
-    try:
-        yield
-    except _USER_ERRORS as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=2) from None
+class _StderrHandler(logging.StreamHandler):
+    """Logs to the current ``sys.stderr`` (several runs in one process each have their own)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 @app.callback()
@@ -47,7 +54,11 @@ def _main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log what celltwin does.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of any error.")
+    ] = False,
 ) -> None:
+    set_debug(debug)
     # celltwin's own INFO lines (which convention was read, what was fetched) are worth seeing
     # without decoration; other libraries' only with --verbose.
     logging.basicConfig(
@@ -56,7 +67,7 @@ def _main(
     )
     log = logging.getLogger("celltwin")
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -71,41 +82,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-# --- data ------------------------------------------------------------------------------------
-
-
-@data_app.command("list")
-def data_list() -> None:
-    """List the registered datasets, their sources and whether they work offline."""
-    import pandas as pd
-
-    from celltwin.data import list_datasets
-
-    table = list_datasets()
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        typer.echo(
-            table.drop(columns=[c for c in ("sources",) if c in table]).to_string(index=False)
-        )
-
-
-@data_app.command("fetch")
-def data_fetch(
-    name: Annotated[str, typer.Argument(help="Dataset name (see `celltwin data list`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad (or signatures) path.")],
-    cache_dir: Annotated[Path | None, typer.Option(help="Download cache directory.")] = None,
-    force: Annotated[bool, typer.Option(help="Download and rebuild even if OUT exists.")] = False,
-) -> None:
-    """Download (or take from the shared folder) a dataset and write it in canonical form."""
-    from celltwin.data import fetch
-
-    with _user_errors():
-        path = fetch(name, out=out, cache_dir=cache_dir, force=force)
-    typer.echo(f"wrote {path}")
-
-
 # --- files -----------------------------------------------------------------------------------
-
-ReadOpt = Annotated[str | None, typer.Option()]
 
 
 def _read_options(**options: Any) -> dict[str, Any]:
@@ -117,11 +94,18 @@ def info(
     path: Annotated[Path, typer.Argument(help=".h5ad file or signature file/folder.")],
     top: Annotated[int, typer.Option(help="How many of the largest perturbations to list.")] = 10,
 ) -> None:
-    """Describe what a file holds in celltwin's terms (convention, conditions, controls, problems)."""
+    """Describe what a file holds in celltwin's terms (convention, conditions, controls, problems).
+
+    Exit code: 0 when the file has no problems or only warnings, 1 when it has errors (NaN or
+    negative values, duplicate genes, missing labels, no control cells, ...), 2 when it cannot
+    be read. Scripts can use `celltwin info FILE` as a check.
+    """
     from celltwin.io import info as info_text
 
     with _user_errors():
-        typer.echo(info_text(path, top=top))
+        text = info_text(path, top=top)
+    typer.echo(text)
+    raise typer.Exit(code=info_exit_code(text))
 
 
 @app.command()
@@ -129,22 +113,58 @@ def prepare(
     path: Annotated[Path, typer.Argument(help="Input .h5ad in any convention celltwin reads.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical .h5ad.")],
     convention: Annotated[str, typer.Option(help="Input convention, or 'auto'.")] = "auto",
-    perturbation_key: ReadOpt = None,
-    control_label: ReadOpt = None,
-    context_key: ReadOpt = None,
-    context: ReadOpt = None,
-    perturbation_type: ReadOpt = None,
-    batch_key: ReadOpt = None,
-    dose_key: ReadOpt = None,
-    time_key: ReadOpt = None,
-    gene_symbol_key: ReadOpt = None,
+    perturbation_key: Annotated[
+        str | None,
+        typer.Option(help="obs column with the perturbation labels (default: the convention's)."),
+    ] = None,
+    control_label: Annotated[
+        str | None,
+        typer.Option(
+            help="Label of the control cells in that column (default: the convention's, e.g. non-targeting)."
+        ),
+    ] = None,
+    context_key: Annotated[
+        str | None,
+        typer.Option(help="obs column with the cell type or line (default: the convention's)."),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            help="One context (cell type or line) for every cell, when no column holds it."
+        ),
+    ] = None,
+    perturbation_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Type of every non-control perturbation, e.g. crispri or drug (default: the file's column, else other)."
+        ),
+    ] = None,
+    batch_key: Annotated[
+        str | None, typer.Option(help="obs column with the batch (default: the convention's).")
+    ] = None,
+    dose_key: Annotated[
+        str | None,
+        typer.Option(
+            help="obs column with the dose: a number, '10 nM' or '0.1+1' (default: the convention's)."
+        ),
+    ] = None,
+    time_key: Annotated[
+        str | None,
+        typer.Option(help="obs column with the time in hours (default: the convention's)."),
+    ] = None,
+    gene_symbol_key: Annotated[
+        str | None,
+        typer.Option(help="var column with gene symbols, for genes named by Ensembl IDs."),
+    ] = None,
     output_convention: Annotated[
         str, typer.Option(help="Layout to write: celltwin, vcc, gears, scperturb, scgen.")
     ] = "celltwin",
+    force: ForceOpt = False,
 ) -> None:
     """Read any supported convention, validate, normalise, and write canonical (or another) layout."""
     from celltwin.io import prepare as prepare_file
 
+    refuse_existing(out, force=force, kind="file", what="output file")
     with _user_errors():
         written = prepare_file(
             path,
@@ -166,8 +186,16 @@ def prepare(
     typer.echo(f"wrote {written}")
 
 
-def _list(value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+_ERRORS_FOUND = re.compile(r"^\s*problems\s+(\d+) error", re.MULTILINE)
+
+
+def info_exit_code(text: str) -> int:
+    """1 when ``celltwin info``'s report lists errors, else 0 (warnings only or none)."""
+    found = _ERRORS_FOUND.search(text)
+    return 1 if found and int(found.group(1)) > 0 else 0
+
+
+_list = comma_list
 
 
 @app.command()
@@ -179,17 +207,29 @@ def split(
     ] = "perturbations",
     test: Annotated[str | None, typer.Option(help="Comma-separated held-out names.")] = None,
     val: Annotated[str | None, typer.Option(help="Comma-separated validation names.")] = None,
-    test_fraction: Annotated[float | None, typer.Option()] = None,
-    val_fraction: Annotated[float | None, typer.Option()] = None,
+    test_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of names held out for test when --test is not given (default: 0.2)."
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of names kept for validation when --val is not given (default: 0.1)."
+        ),
+    ] = None,
     few_shot: Annotated[
         int | None, typer.Option(help="contexts: perturbations kept as examples.")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the draw of held-out names.")] = 0,
     key: Annotated[str, typer.Option(help="obs column the split is written to.")] = "split",
+    force: ForceOpt = False,
 ) -> None:
     """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""
     from celltwin.split import split_file
 
+    refuse_existing(out, force=force, kind="file", what="output file")
     with _user_errors():
         written = split_file(
             path,
@@ -208,88 +248,10 @@ def split(
     typer.echo(f"wrote {written}")
 
 
-# --- fit and predict -------------------------------------------------------------------------
+# --- fit and predict (in ._fit) -------------------------------------------------------------
 
-
-@app.command()
-def fit(
-    data: Annotated[Path, typer.Argument(help="Cells (.h5ad), with a split (`celltwin split`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder the fitted model is saved to.")],
-    model: Annotated[
-        str, typer.Option(help="Registered model (see `celltwin models`).")
-    ] = "transition",
-    split_key: Annotated[
-        str, typer.Option(help="obs column of the split: only 'train' cells are read.")
-    ] = SPLIT,
-    time_budget: Annotated[
-        float | None, typer.Option(help="Seconds of training (transition).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
-    checkpoint_dir: Annotated[
-        Path | None, typer.Option(help="Checkpoint folder; fitting again resumes from it.")
-    ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Model parameter KEY=VALUE, repeatable (n_members=3)."),
-    ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars with the loss.")] = True,
-) -> None:
-    """Fit a model on the training cells of DATA and save it to OUT."""
-    from celltwin.benchmark import parse_options
-    from celltwin.models import fit as fit_model
-
-    with _user_errors():
-        fit_model(
-            data,
-            model=model,
-            split_key=split_key,
-            params=parse_options(param or []),
-            checkpoint_dir=checkpoint_dir,
-            time_budget=time_budget,
-            seed=seed,
-            progress=progress,
-            out=out,
-        )
-    typer.echo(f"wrote {out}")
-
-
-@app.command()
-def predict(
-    model_dir: Annotated[Path, typer.Argument(help="Folder of a saved model (`celltwin fit`).")],
-    data: Annotated[
-        Path, typer.Option("--data", help="Cells (.h5ad) holding the control cells to start from.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad of predicted cells.")],
-    conditions: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated context:perturbation[:dose] (default: the held-out conditions)."
-        ),
-    ] = None,
-    split_key: Annotated[str, typer.Option(help="obs column of the split.")] = SPLIT,
-    split: Annotated[str, typer.Option(help="Split label whose conditions are predicted.")] = TEST,
-    n_cells: Annotated[
-        int | None, typer.Option(help="Cells per condition (default: as many as in DATA).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the draw of control cells.")] = 0,
-) -> None:
-    """Predict conditions (by default DATA's held-out ones) with a saved model; write OUT."""
-    from celltwin.models import predict as predict_cells
-
-    with _user_errors():
-        pred = predict_cells(
-            model_dir,
-            data,
-            conditions=_list(conditions),
-            split_key=split_key,
-            split=split,
-            n_cells=n_cells,
-            seed=seed,
-            out=out,
-        )
-    n_conditions = pred.obs[[CONTEXT, PERTURBATION]].drop_duplicates().shape[0]
-    typer.echo(f"predicted {pred.n_obs} cells of {n_conditions} conditions")
-    typer.echo(f"wrote {out}")
+app.command("fit")(fit)
+app.command("predict")(predict)
 
 
 # --- evaluate --------------------------------------------------------------------------------
@@ -303,9 +265,11 @@ def evaluate(
     train: Annotated[
         Path | None, typer.Option(help="Training cells: mean baseline, Systema, VCC score.")
     ] = None,
-    metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics.")] = None,
+    metrics: Annotated[
+        str | None, typer.Option(help="Comma-separated metrics (default: the standard set).")
+    ] = None,
     ceiling: Annotated[bool, typer.Option(help="Compute the split-half noise ceiling.")] = True,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the ceiling's halves and the CIs.")] = 0,
     split_key: Annotated[
         str | None,
         typer.Option(
@@ -314,11 +278,20 @@ def evaluate(
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="Held-out split label scored.")] = TEST,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="Score the perturbations both files hold; otherwise any missing one is refused.",
+        ),
+    ] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Score a prediction against real cells: metrics.csv, summary.json and report.html in OUT."""
     from celltwin.eval import evaluate_files
     from celltwin.pl import write_evaluation
 
+    refuse_existing(out, force=force, kind="folder", what="evaluation folder")
     with _user_errors():
         result = evaluate_files(
             truth,
@@ -329,6 +302,7 @@ def evaluate(
             seed=seed,
             split_key=split_key,
             split=split,
+            allow_missing=allow_missing,
         )
         write_evaluation(result, out)
     typer.echo(result.summary_frame().to_string())
@@ -340,8 +314,12 @@ def evaluate(
 
 @app.command()
 def benchmark(
-    suite: Annotated[str, typer.Argument(help="Suite name (see celltwin.benchmark.suites()).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    suite: Annotated[
+        str | None, typer.Argument(help="Suite name (see `celltwin benchmark --list`).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (needed to run a suite).")
+    ] = None,
     models: Annotated[
         str | None, typer.Option(help="Comma-separated models (default: the suite's).")
     ] = None,
@@ -357,10 +335,29 @@ def benchmark(
         bool, typer.Option(help="Fit each model-fold in its own process (honest memory).")
     ] = True,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    force: ForceOpt = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the suites (data, folds, models) and exit.")
+    ] = False,
+    wide: WideOpt = False,
+    fmt: FormatOpt = TableFormat.table,
 ) -> None:
-    """Run a benchmark suite and write leaderboard.csv/.md, results.csv, report.html, run.json."""
-    from celltwin.benchmark import parse_options, run_benchmark
+    """Run a benchmark suite (see --list) and write leaderboard.csv/.md, results.csv, report.html."""
+    from celltwin.benchmark import get_suite, parse_options, run_benchmark
 
+    if list_:
+        typer.echo(list_suites(wide=wide, fmt=fmt))
+        return
+    if suite is None or out is None:
+        typer.secho(
+            "error: give a SUITE and --out OUT (see `celltwin benchmark --list`)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=2)
+    with _user_errors():
+        get_suite(suite)  # an unknown name first: it says which suites there are
+    refuse_existing(out, force=force, kind="folder", what="benchmark folder")
     with _user_errors():
         board = run_benchmark(
             suite,
@@ -376,22 +373,7 @@ def benchmark(
     typer.echo(f"wrote {out}")
 
 
-@app.command("models")
-def models_command() -> None:
-    """List the registered models (cell, pseudobulk and signature models): what they predict,
-    which unseen conditions they handle, and the pip extra they need (with whether it is
-    installed)."""
-    from celltwin.benchmark import list_models
-
-    table = list_models()
-    table["installed"] = table["installed"].map({True: "yes", False: "no"})
-    table["extra"] = table["extra"].replace("", "-")
-    columns = ["name", "predicts", "handles_unseen", "extra", "installed", "suites", "description"]
-    # to_string ignores display.max_colwidth: long suite lists and descriptions are cut here.
-    for column, width in (("suites", 40), ("description", 70)):
-        text = table[column].astype(str)
-        table[column] = text.where(text.str.len() <= width, text.str.slice(0, width - 3) + "...")
-    typer.echo(table[columns].to_string(index=False))
+app.command("models")(models_command)
 
 
 def main() -> None:

@@ -30,6 +30,15 @@ def _source_ready(url: str, filename: str, cache: Path) -> bool:
     return (cache / filename).is_file()
 
 
+def _ready(entry: DatasetEntry, cache: Path) -> bool:
+    """Whether ``entry`` can be loaded now without a download: built by :func:`load` already,
+    or its source files are here (one of them when the sources are alternatives)."""
+    if (cache / _BUILT / f"{entry.name}.h5ad").is_file():
+        return True
+    ready = [_source_ready(s.url, s.filename, cache) for s in entry.sources]
+    return any(ready) if entry.source_mode == "first_available" else all(ready)
+
+
 def list_datasets() -> pd.DataFrame:
     """All registered datasets, one row each.
 
@@ -38,8 +47,9 @@ def list_datasets() -> pd.DataFrame:
     pandas.DataFrame
         Columns ``name``, ``kind`` (``anndata`` / ``signatures``), ``shape`` (``"n x m"`` of the
         built data, ``""`` when unknown), ``offline`` (a source works without internet access),
-        ``ready`` (every source file is on this machine now: in the shared folder or the
-        download cache), ``sources`` (addresses, ``; ``-separated) and ``description``.
+        ``ready`` (loads without a download: built by :func:`load` already, or every source
+        file, for alternative sources one of them, is in the shared folder or the download
+        cache), ``sources`` (addresses, ``; ``-separated) and ``description``.
     """
     cache = default_cache()
     rows = []
@@ -50,7 +60,7 @@ def list_datasets() -> pd.DataFrame:
                 "kind": e.kind,
                 "shape": f"{e.shape[0]} x {e.shape[1]}" if e.shape else "",
                 "offline": e.available_offline,
-                "ready": all(_source_ready(s.url, s.filename, cache) for s in e.sources),
+                "ready": _ready(e, cache),
                 "sources": "; ".join(s.url for s in e.sources),
                 "description": e.description,
             }

@@ -10,8 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from .._progress import progress_bar
 from ._checksums import CHUNK, DownloadError, mismatch, record_verified, warn_unpinned
 
 logger = logging.getLogger("celltwin")
@@ -180,14 +179,14 @@ def _receive(
     written = offset
     with (
         open(part, mode) as out,
-        tqdm(
+        progress_bar(
             total=expected_total,
             initial=offset,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
             desc=part.name.removesuffix(".part"),
-            disable=not progress,
+            enabled=progress,
             leave=False,
         ) as bar,
     ):

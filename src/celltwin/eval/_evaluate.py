@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 from anndata import AnnData
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from ._plan import DEFAULT_METRICS, make_plan
 from ._registry import VCC_METRICS
 from ._result import Evaluation, summary_dict
@@ -117,7 +117,7 @@ def evaluate(
         truth, pred, train=train, metrics=metrics, allow_missing=allow_missing, seed=seed
     )
     scored = Scored()
-    for context in tqdm(plan.contexts, desc="evaluate", disable=not progress):
+    for context in progress_bar(plan.contexts, desc="evaluate", enabled=progress):
         score_context(plan, context, scored, ceiling=ceiling, n_repeats=n_repeats, seed=seed)
     params = {
         **plan.params,

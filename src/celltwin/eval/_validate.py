@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from anndata import AnnData
 from numpy.typing import NDArray
 
@@ -64,6 +65,7 @@ def input_problems(
     if truth.n_vars == 0:
         problems.append(Problem("no_genes", "truth has no genes", "truth.var", "pass expression"))
     problems += x_problems(truth, "truth", pred=False) + x_problems(pred, "pred", pred=True)
+    problems += no_expression_problems(truth, "truth")
     if train is not None:
         problems += x_problems(train, "train", pred=False)
     return problems, pred_cols, train_cols
@@ -94,6 +96,26 @@ def pairing_problems(match: Match, *, allow_missing: bool) -> list[Problem]:
 def x_problems(adata: AnnData, role: str, *, pred: bool) -> list[Problem]:
     """The problems of ``adata.X`` as expression: io's one check (a prediction may undershoot 0)."""
     return expression_problems(adata.X, role=f"{role}.X", allow_negative=pred)
+
+
+def no_expression_problems(adata: AnnData, role: str) -> list[Problem]:
+    """A problem when ``adata.X`` holds no non-zero value (nothing to score against)."""
+    x = adata.X
+    if x is None or adata.n_obs == 0 or adata.n_vars == 0:
+        return []
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    if np.any(values != 0):
+        return []
+    return [
+        Problem(
+            "no_expression",
+            f"{role} holds no expression: every value of {role}.X is 0 ({adata.n_obs} cells x "
+            f"{adata.n_vars} genes)",
+            f"{role}.X",
+            "pass the measured cells (e.g. the file written by celltwin prepare or split), not "
+            "an empty or placeholder matrix",
+        )
+    ]
 
 
 def obs_problems(adata: AnnData, role: str) -> list[Problem]:

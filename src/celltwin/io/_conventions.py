@@ -251,10 +251,26 @@ def rank_conventions(obs: pd.DataFrame) -> list[tuple[str, float]]:
     return sorted(scores, key=lambda item: -item[1])
 
 
+#: Column names that suggest perturbations, and names of other annotations (never suggested
+#: first as the perturbation column of a hint).
+_LIKELY = re.compile(r"pert|guide|sgrna|grna|target|gene|condition|treat|drug|compound|knock", re.I)
+_UNLIKELY = re.compile(
+    r"batch|replicate|donor|sample|lane|gem|plate|well|cell_?type|cell_?line|phase|cluster|"
+    r"leiden|louvain|sex|time|dose",
+    re.I,
+)
+
+
+def _candidate_order(column: object) -> int:
+    name = str(column)
+    return 0 if _LIKELY.search(name) else 2 if _UNLIKELY.search(name) else 1
+
+
 def _candidate_columns(obs: pd.DataFrame, *, limit: int = 4) -> list[str]:
-    """Text columns that could hold perturbations, with a few of their values, for messages."""
+    """Text columns that could hold perturbations, with a few of their values, for messages;
+    those named like perturbations first, batches, samples and cell types last."""
     found = []
-    for column in obs.columns:
+    for column in sorted(obs.columns, key=_candidate_order):
         series = obs[column]
         if not (series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype)):
             continue

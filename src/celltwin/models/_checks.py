@@ -49,7 +49,8 @@ def _check_labels(labels: pd.Series, *, where: str) -> None:
             raise ValueError(
                 f"{where}: perturbation {label!r} is not canonical (expected {canonical!r}: "
                 f"components sorted and joined by {COMBO_SEP!r}, control as {CONTROL!r}). "
-                "Fix: celltwin._keys.join_combination(components)."
+                "Fix: read the data with celltwin.io.read (celltwin prepare), which writes "
+                "canonical labels; see 'The data model' in the README."
             )
 
 
@@ -72,7 +73,8 @@ def _require_obs(obs: pd.DataFrame, keys: Sequence[str], *, role: str) -> None:
     if missing:
         raise KeyError(
             f"{role}: obs has no column {missing[0]!r} (obs columns: {list(obs.columns)}). "
-            "Fix: bring the data into canonical form first (celltwin.io), see celltwin._keys."
+            "Fix: bring the data into canonical form first (celltwin.io.read, or celltwin "
+            "prepare); see 'The data model' in the README."
         )
 
 

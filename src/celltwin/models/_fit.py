@@ -21,6 +21,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import SPLIT, TEST, TRAIN
+from .._output import check_output
 from ._cell import CellModel
 from ._conditions import conditions_of
 from ._model import Model
@@ -44,6 +45,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> CellModel:
     """Create a registered model, fit it on the training cells and optionally save it.
 
@@ -73,6 +75,9 @@ def fit(
         Show progress bars (with the loss) for models that train in steps.
     out
         When given, the fitted model is saved to this folder (:meth:`Model.save`).
+    overwrite
+        Replace an existing model (any non-empty ``out`` folder); otherwise such an ``out`` is
+        refused with :class:`FileExistsError` before fitting.
 
     Returns
     -------
@@ -83,6 +88,8 @@ def fit(
     --------
     >>> model = fit("split.h5ad", params={"n_members": 3}, out="model/")  # doctest: +SKIP
     """
+    if out is not None:
+        check_output(out, overwrite=overwrite, kind="folder", what="model folder")
     estimator = _create(
         model,
         params,
@@ -106,7 +113,7 @@ def fit(
         _training_note(estimator),
     )
     if out is not None:
-        estimator.save(out)
+        estimator.save(out, overwrite=overwrite)
     return estimator
 
 
@@ -120,6 +127,7 @@ def predict(
     n_cells: int | None = None,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> AnnData:
     """Predict conditions with a fitted (or saved) model, by default a split's held-out ones.
 
@@ -144,6 +152,9 @@ def predict(
         Seed of the draw of control cells (and of the model's noise).
     out
         When given, the predictions are written to this ``.h5ad`` file.
+    overwrite
+        Replace an existing ``out`` file; otherwise it is refused with
+        :class:`FileExistsError` before predicting.
 
     Returns
     -------
@@ -156,6 +167,8 @@ def predict(
     """
     if out is not None and Path(out).suffix != ".h5ad":
         raise ValueError(f"out must be an .h5ad file (got {str(out)!r}). Fix: e.g. pred.h5ad.")
+    if out is not None:
+        check_output(out, overwrite=overwrite, kind="file", what="prediction file")
     fitted = _cell_model(model if isinstance(model, CellModel) else load(model))
     data = _as_adata(adata)
     if conditions is None:

@@ -120,14 +120,18 @@ class Model(ABC):
             if not isinstance(getattr(self, name, None), np.ndarray):
                 raise ModelFormatError(f"{self.name}: fitted array {name!r} is missing.")
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write the fitted model to the directory ``path`` (created if needed).
 
         Arrays go to ``weights.safetensors``, everything else to ``model.json`` (model name,
         parameters, format version, what the model keeps of its training data, celltwin
         version and the SHA-256 of the weights file and of the metadata). Nothing is pickled.
+
+        An existing non-empty ``path`` (e.g. another model) is refused with
+        :class:`FileExistsError` and nothing is written, unless ``overwrite=True``: then the
+        model's files there are replaced.
         """
-        write_model(self, Path(path))
+        write_model(self, Path(path), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:

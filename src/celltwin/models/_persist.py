@@ -36,6 +36,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from .._output import check_output
 from .._version import __version__
 from ._errors import ModelFormatError
 
@@ -92,9 +93,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_model(model: Persistable, path: Path) -> None:
-    """Write ``model`` to the directory ``path`` (see the module docstring)."""
+def write_model(model: Persistable, path: Path, *, overwrite: bool = False) -> None:
+    """Write ``model`` to the directory ``path`` (see the module docstring).
+
+    An existing non-empty ``path`` is refused (:class:`FileExistsError`, nothing written)
+    unless ``overwrite``: then the model's two files are replaced.
+    """
     model._check_fitted()
+    check_output(path, overwrite=overwrite, kind="folder", what="model folder")
     params = model.get_params()
     try:
         json.dumps(params, allow_nan=False)

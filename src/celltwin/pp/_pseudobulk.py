@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from tqdm.auto import tqdm
 
 from .._keys import BATCH, CONTROL, DOSE, PERTURBATION, UNS_KEY
+from .._progress import progress_bar
 from ._rows import RowSource, open_source
 
 #: Columns that define *what* was done to a group; every other ``by`` column must match between
@@ -207,7 +207,7 @@ def _stream_sums(
     sums = np.zeros((n_groups, n_genes))
     sumsq = np.zeros((n_groups, n_genes))
     control_sums = np.zeros((n_units, n_genes))
-    with tqdm(total=src.n_obs, unit="cells", disable=not progress, desc="pseudobulk") as bar:
+    with progress_bar(total=src.n_obs, unit="cells", enabled=progress, desc="pseudobulk") as bar:
         for start in range(0, src.n_obs, chunk_size):
             stop = min(start + chunk_size, src.n_obs)
             block = _as_float64(src.rows[start:stop])

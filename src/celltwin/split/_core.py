@@ -46,8 +46,8 @@ def require_columns(adata: AnnData, columns: Sequence[str]) -> None:
         if column not in adata.obs.columns:
             raise ValueError(
                 f"obs has no {column!r} column (columns: {list(adata.obs.columns)}): load the data "
-                f"through celltwin.io or rename the column holding it to {column!r} "
-                "(celltwin._keys)"
+                f"through celltwin.io (celltwin prepare) or rename the column holding it to "
+                f"{column!r} (see 'The data model' in the README)"
             )
         n_missing = int(adata.obs[column].isna().sum())
         if n_missing:

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from tqdm.auto import tqdm
 
 from ..._keys import CONTEXT, PERTURBATION
+from ..._progress import progress_bar
 from ...io import RankSignatures
 from ...models import MODELS, SignatureModel, get_model
 from ._rank_scores import _Scored, _Truth, score_predictions
@@ -210,7 +210,7 @@ def fold_predictions(
     out: dict[str, AnnData] = {}
     names = list(models)
     if progress:
-        names = tqdm(names, desc=split.name, leave=False)
+        names = progress_bar(names, desc=split.name, leave=False)
     for name in names:
         if name not in signature_models():
             raise KeyError(

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from ..._progress import progress_bar
 from ._module import TransitionModule, energy_distance
 
 
@@ -196,7 +196,7 @@ def train_member(
     if val_loss is not None:
         best_val = val_loss
     stopped = "max_steps"
-    bar = tqdm(total=settings.max_steps, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(total=settings.max_steps, desc=desc, enabled=progress, leave=False)
     step = 0
     running = 0.0
     for step in range(1, settings.max_steps + 1):

@@ -177,17 +177,35 @@ def split(
     strategy: Annotated[
         str, typer.Option(help="perturbations, contexts, combinations, drugs or doses.")
     ] = "perturbations",
-    test: Annotated[str | None, typer.Option(help="Comma-separated held-out names.")] = None,
-    val: Annotated[str | None, typer.Option(help="Comma-separated validation names.")] = None,
-    test_fraction: Annotated[float | None, typer.Option()] = None,
-    val_fraction: Annotated[float | None, typer.Option()] = None,
-    few_shot: Annotated[
-        int | None, typer.Option(help="contexts: perturbations kept as examples.")
+    test: Annotated[
+        str | None, typer.Option(help="Comma-separated held-out names (overrides --test-fraction).")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    val: Annotated[
+        str | None,
+        typer.Option(help=r"Comma-separated validation names. \[default: none]"),
+    ] = None,
+    test_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help=r"Fraction of perturbations (or drugs) held out for test. \[default: 0.2]"
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(help=r"Fraction held out for validation. \[default: 0: no validation set]"),
+    ] = None,
+    few_shot: Annotated[
+        int | None,
+        typer.Option(
+            help=r"contexts: perturbations per held-out context kept as examples. \[default: 0]"
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random choice of held-out units.")] = 0,
     key: Annotated[str, typer.Option(help="obs column the split is written to.")] = "split",
 ) -> None:
-    """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""
+    """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns,
+    and print what it holds (cells and perturbations per split and per context)."""
+    from celltwin.io import describe_split
     from celltwin.split import split_file
 
     with _user_errors():
@@ -205,6 +223,7 @@ def split(
                 few_shot=few_shot,
             ),
         )
+        typer.echo(describe_split(written, key=key).to_text())
     typer.echo(f"wrote {written}")
 
 

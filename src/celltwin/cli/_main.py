@@ -105,8 +105,6 @@ def data_fetch(
 
 # --- files -----------------------------------------------------------------------------------
 
-ReadOpt = Annotated[str | None, typer.Option()]
-
 
 def _read_options(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
@@ -124,20 +122,52 @@ def info(
         typer.echo(info_text(path, top=top))
 
 
+def _opt(text: str) -> Any:
+    """An optional text option of `prepare`, with its help."""
+    return typer.Option(help=text, show_default=False)
+
+
 @app.command()
 def prepare(
     path: Annotated[Path, typer.Argument(help="Input .h5ad in any convention celltwin reads.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical .h5ad.")],
-    convention: Annotated[str, typer.Option(help="Input convention, or 'auto'.")] = "auto",
-    perturbation_key: ReadOpt = None,
-    control_label: ReadOpt = None,
-    context_key: ReadOpt = None,
-    context: ReadOpt = None,
-    perturbation_type: ReadOpt = None,
-    batch_key: ReadOpt = None,
-    dose_key: ReadOpt = None,
-    time_key: ReadOpt = None,
-    gene_symbol_key: ReadOpt = None,
+    convention: Annotated[
+        str,
+        typer.Option(help="'auto' (detect), or celltwin, vcc, gears, scperturb, scgen, columns."),
+    ] = "auto",
+    perturbation_key: Annotated[
+        str | None, _opt("obs column holding the perturbations (default: the convention's).")
+    ] = None,
+    control_label: Annotated[
+        list[str] | None,
+        _opt(
+            "Label(s) of unperturbed cells in that column: comma-separated and/or repeated "
+            "(--control-label NTg1,NTg2). Default: the convention's (non-targeting, ctrl, ...)."
+        ),
+    ] = None,
+    guide_to_gene: Annotated[
+        str | None,
+        _opt(
+            "Guide-level data: obs column naming each guide's target gene, so perturbations "
+            "are genes and every control guide is a control."
+        ),
+    ] = None,
+    context_key: Annotated[str | None, _opt("obs column with the cell type / line.")] = None,
+    context: Annotated[
+        str | None, _opt("One context for every cell (instead of --context-key).")
+    ] = None,
+    perturbation_type: Annotated[
+        str | None,
+        _opt("Type of every perturbation: crispr_ko, crispri, crispra, drug, ... (default: read)."),
+    ] = None,
+    batch_key: Annotated[str | None, _opt("obs column with the batch.")] = None,
+    dose_key: Annotated[str | None, _opt("obs column with the dose (µM unless it says).")] = None,
+    time_key: Annotated[
+        str | None, _opt("obs column with the time (hours unless it says).")
+    ] = None,
+    gene_symbol_key: Annotated[
+        str | None, _opt("var column with gene symbols (genes named by Ensembl IDs).")
+    ] = None,
     output_convention: Annotated[
         str, typer.Option(help="Layout to write: celltwin, vcc, gears, scperturb, scgen.")
     ] = "celltwin",
@@ -145,6 +175,7 @@ def prepare(
     """Read any supported convention, validate, normalise, and write canonical (or another) layout."""
     from celltwin.io import prepare as prepare_file
 
+    controls = [c for value in control_label or [] for c in _list(value) or []]
     with _user_errors():
         written = prepare_file(
             path,
@@ -153,7 +184,8 @@ def prepare(
             convention=convention,
             **_read_options(
                 perturbation_key=perturbation_key,
-                control_label=control_label,
+                control_label=controls or None,
+                gene_key=guide_to_gene,
                 context_key=context_key,
                 context=context,
                 perturbation_type=perturbation_type,

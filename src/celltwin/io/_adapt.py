@@ -37,6 +37,7 @@ from ._conventions import (
     unique_text,
 )
 from ._dose import format_dose, parse_dose_value
+from ._guides import control_label_list, map_guides
 from ._labels import (
     HOURS_PER_UNIT,
     UNIT_SUFFIX,
@@ -100,7 +101,7 @@ class _Source:
     """Which source column (or value) each canonical column is read from."""
 
     perturbation_key: str
-    control_label: str
+    control_labels: tuple[str, ...]
     context_key: str | None = None
     batch_key: str | None = None
     dose_key: str | None = None
@@ -112,7 +113,7 @@ class _Source:
     def record(self, convention: str, options: Options, context: str | None) -> dict[str, str]:
         """The part of ``uns['celltwin']['convention']`` saying what was read from where."""
         record = {"name": convention, "perturbation_key": self.perturbation_key}
-        record["control_label"] = self.control_label
+        record["control_label"] = ",".join(self.control_labels)
         optional = {
             "context_key": self.context_key,
             "context": context,
@@ -157,6 +158,10 @@ def _resolve_sources(
     return source, context_value, problems
 
 
+def _one_or_list(labels: list[str]) -> str | list[str]:
+    return labels[0] if len(labels) == 1 else labels
+
+
 def _perturbation_source(
     obs: pd.DataFrame, convention: Convention, options: Options
 ) -> tuple[_Source | None, list[Problem]]:
@@ -175,27 +180,29 @@ def _perturbation_source(
     if missing is not None:
         problems.append(missing)
     values = unique_text(obs[key])
-    control = options.control_label
-    if control is None:
-        control = next((c for c in convention.control_labels if c in values), None)
-    if control is None or control not in values:
+    given = control_label_list(options.control_label)
+    if not given:
+        given = [next((c for c in convention.control_labels if c in values), "")]
+    controls = tuple(c for c in given if c in values)
+    if not controls:
         problems.append(
             Problem(
                 code="no_controls",
                 what="no control cells: "
                 + (
-                    f"no cell is labelled control_label={control!r}"
-                    if control is not None
+                    f"no cell is labelled control_label={_one_or_list(given)!r}"
+                    if any(given)
                     else f"none of the control labels {preview(convention.control_labels, limit=6)}"
                     " occurs"
                 ),
                 where=f"obs[{key!r}] values: {preview(sorted(values), limit=8)}",
                 fix="pass control_label='<the value of obs[" + repr(key) + "] that marks "
-                "unperturbed cells>'; celltwin needs control cells to measure effects",
+                "unperturbed cells>' (several: a list; CLI: --control-label A,B); celltwin needs "
+                "control cells to measure effects",
             )
         )
-        control = control or ""
-    return _Source(perturbation_key=key, control_label=control), problems
+        controls = tuple(given)
+    return _Source(perturbation_key=key, control_labels=controls), problems
 
 
 def _pick_columns(
@@ -261,7 +268,7 @@ def _canonical_condition(
     """(perturbation, dose, perturbation_type) for one distinct source row."""
     parts = split_label(label)
     keep = (
-        [] if label == source.control_label else canonical_components(label, null_components=nulls)
+        [] if label in source.control_labels else canonical_components(label, null_components=nulls)
     )
     if not keep:
         return CONTROL, "", CONTROL
@@ -300,10 +307,13 @@ def adapt_obs(
     ValidationError
         Listing every problem found (missing columns or values, no control cells, bad doses).
     """
-    source, context_value, problems = _resolve_sources(obs, convention, options)
+    key = options.perturbation_key or convention.find_perturbation_key(obs)[0]
+    read_from, options, guide_problems = map_guides(obs, key, options)
+    source, context_value, problems = _resolve_sources(read_from, convention, options)
+    problems = guide_problems + problems
     if source is None or problems:
         raise ValidationError(problems)
-    table = _condition_table(obs, source, convention, options)
+    table = _condition_table(read_from, source, convention, options)
     new = obs.copy()
     _put(new, PERTURBATION, _category(table[:, 0]), obs)
     _put(new, PERTURBATION_TYPE, _category(table[:, 2]), obs)
@@ -317,7 +327,12 @@ def adapt_obs(
         _put(new, DOSE, _category(table[:, 1]), obs)
     if source.time_key is not None:
         _put(new, TIME, _hours(obs, source.time_key), obs)
-    return new, source.record(convention.name, options, context_value)
+    record = source.record(convention.name, options, context_value)
+    if options.gene_key is not None:
+        record["gene_key"] = (
+            options.gene_key if isinstance(options.gene_key, str) else "mapping (gene_key=)"
+        )
+    return new, record
 
 
 def _condition_table(
@@ -330,7 +345,7 @@ def _condition_table(
     ValidationError
         Naming the first ten rows whose dose cannot be read.
     """
-    nulls = frozenset({*convention.null_components, source.control_label, CONTROL})
+    nulls = frozenset({*convention.null_components, *source.control_labels, CONTROL})
     columns = {"label": obs[source.perturbation_key].astype(str).to_numpy()}
     optional = {"dose": source.dose_key, "unit": source.dose_unit_key, "type": source.type_key}
     for name, key in optional.items():

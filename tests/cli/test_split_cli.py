@@ -78,3 +78,12 @@ def test_info_describes_the_split(tmp_path: Path) -> None:
     assert "split 'split' (contexts, seed 3)" in result.output
     assert "test  18 cells of 6 perturbations; 1 context: RPE1" in result.output
     assert "val   none" in result.output
+
+
+def test_split_option_a_strategy_lacks_is_a_message(tmp_path: Path) -> None:
+    out = tmp_path / "split.h5ad"
+    args = ["split", str(_prepared(tmp_path)), "--out", str(out), "--strategy", "contexts"]
+    result = runner.invoke(app, [*args, "--test", "RPE1", "--val-fraction", "0.1"])
+    assert result.exit_code == 2
+    assert "no option val_fraction (--val-fraction)" in result.output
+    assert "Traceback" not in result.output and not out.exists()

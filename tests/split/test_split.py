@@ -693,5 +693,7 @@ def test_apply_split_names_unknown_strategy_and_option() -> None:
     adata = perturbation_data()
     with pytest.raises(ValueError, match=r"unknown split strategy 'nope'.*perturbations"):
         apply_split(adata, strategy="nope")
-    with pytest.raises(ValueError, match=r"no option\(s\) \['holdout'\].*test_fraction"):
+    with pytest.raises(
+        ValueError, match=r"no option holdout \(--holdout\); its options .*test_fraction"
+    ):
         apply_split(adata, strategy="perturbations", holdout=["A"])

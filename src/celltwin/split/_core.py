@@ -47,9 +47,9 @@ def require_columns(adata: AnnData, columns: Sequence[str]) -> None:
     for column in columns:
         if column not in adata.obs.columns:
             raise ValueError(
-                f"obs has no {column!r} column (columns: {list(adata.obs.columns)}): load the data "
-                f"through celltwin.io or rename the column holding it to {column!r} "
-                "(celltwin._keys)"
+                f"obs has no {column!r} column (columns: {list(adata.obs.columns)}): make the "
+                "file canonical first with `celltwin prepare` (Python: celltwin.io.read), or "
+                f"rename the column holding it to {column!r}"
             )
         n_missing = int(adata.obs[column].isna().sum())
         if n_missing:

@@ -7,7 +7,6 @@ condition in celltwin's terms: sorted ``+``-joined targets, doses in µM, a cano
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +38,10 @@ from ._conventions import (
 from ._dose import format_dose, parse_dose_value
 from ._guides import control_label_list, map_guides
 from ._labels import (
-    HOURS_PER_UNIT,
     UNIT_SUFFIX,
     canonical_components,
+    hours_column,
     map_perturbation_type,
-    parse_time,
 )
 from ._problems import Problem, ValidationError, preview
 
@@ -326,7 +324,7 @@ def adapt_obs(
     if source.dose_key is not None:
         _put(new, DOSE, _category(table[:, 1]), obs)
     if source.time_key is not None:
-        _put(new, TIME, _hours(obs, source.time_key), obs)
+        _put(new, TIME, hours_column(obs, source.time_key), obs)
     record = source.record(convention.name, options, context_value)
     if options.gene_key is not None:
         record["gene_key"] = (
@@ -390,25 +388,3 @@ def _bad_dose(err: ValueError, values: dict[str, str], source: _Source) -> Probl
         fix="give doses as numbers with a unit (10, '10 nM', '0.1+1'), or pass "
         "dose_key= naming the right column",
     )
-
-
-def _hours(obs: pd.DataFrame, time_key: str) -> np.ndarray:
-    """The times of ``obs[time_key]`` in hours, as float64."""
-    try:
-        # A unit in the column's name (time_min, time_days) applies to bare numbers.
-        suffix = re.search(r"_([a-z]+)$", time_key.lower())
-        unit = suffix.group(1) if suffix and suffix.group(1) in HOURS_PER_UNIT else "h"
-        times = {v: parse_time(v, unit=unit) for v in obs[time_key].astype(str).unique()}
-    except ValueError as err:
-        raise ValidationError(
-            [
-                Problem(
-                    code="bad_time",
-                    what=str(err),
-                    where=f"obs[{time_key!r}]",
-                    fix="give times in hours (6, '24h', '2d'), or pass time_key= naming the "
-                    "right column",
-                )
-            ]
-        ) from None
-    return obs[time_key].astype(str).map(times).to_numpy(np.float64)

@@ -97,6 +97,7 @@ def test_several_control_labels(tmp_path: Path) -> None:
     with pytest.raises(io.ValidationError) as err:
         io.read(path, perturbation_key="guide", control_label="NTg1")
     assert _codes(err) == {"control_like_perturbations"}
+    assert "--guide-to-gene target" in str(err.value)  # it maps NTg* to non-targeting
     read = io.read(path, perturbation_key="guide", control_label=["NTg1", "NTg2", "NTg3"])
     assert set(read.obs[PERTURBATION]) == {CONTROL, "AAA1", "BBB", "CCC"}
     assert (read.obs[PERTURBATION] == CONTROL).sum() == 12

@@ -28,7 +28,7 @@ from .._keys import (
     PERTURBATION_TYPE,
     TIME,
 )
-from ._conventions import Options
+from ._conventions import CONTROL_LABELS, Options
 from ._problems import Problem, preview
 
 #: Labels of control guides: short prefixes need a number (NTg1, NTC_2), long ones any suffix.
@@ -40,6 +40,8 @@ _PREFIX = r"(?:sg|sh)(?=[A-Z0-9])"
 _SUFFIX = r"(?:[-_.](?:sg|g|gRNA|guide|sh)?|(?:sg|g|gRNA|guide|sh)[-_.]?)\d+"
 _GUIDE = re.compile(rf"^(?:{_PREFIX})?(?P<gene>[A-Za-z0-9][A-Za-z0-9.\-]*?){_SUFFIX}$")
 _PREFIXED = re.compile(rf"^{_PREFIX}(?P<gene>[A-Za-z0-9][A-Za-z0-9.\-]*)$")
+#: Values a guide-to-gene column gives control guides.
+_CONTROL_WORDS = {c.lower() for c in CONTROL_LABELS}
 #: Canonical columns, never taken for a guide-to-gene column.
 _CANONICAL = {PERTURBATION, PERTURBATION_TYPE, CONTEXT, BATCH, DOSE, TIME}
 
@@ -67,8 +69,11 @@ def guide_like(labels: Iterable[str], genes: Iterable[str]) -> dict[str, str]:
     }
 
 
-def _gene_column(obs: pd.DataFrame, labels: pd.Series, stems: Mapping[str, str]) -> str | None:
-    """An obs column naming each label's gene: one value per label, agreeing with the stems."""
+def _gene_column(
+    obs: pd.DataFrame, labels: pd.Series, stems: Mapping[str, str], controls: list[str]
+) -> str | None:
+    """An obs column naming each label's gene: one value per label, agreeing with the stems
+    of guides and giving control guides a control label (``non-targeting``)."""
     n_labels = labels.nunique()
     best, best_score = None, 0.5
     for column in obs.columns:
@@ -82,7 +87,9 @@ def _gene_column(obs: pd.DataFrame, labels: pd.Series, stems: Mapping[str, str])
         if len(per_label) != n_labels or not 2 <= per_label["gene"].nunique() < n_labels:
             continue
         mapping = dict(zip(per_label["label"], per_label["gene"], strict=True))
-        score = np.mean([mapping.get(label) == stem for label, stem in stems.items()] or [0.0])
+        agree = [mapping.get(label) == stem for label, stem in stems.items()]
+        agree += [str(mapping.get(label)).lower() in _CONTROL_WORDS for label in controls]
+        score = np.mean(agree or [0.0])
         if score > best_score:
             best, best_score = str(column), float(score)
     return best
@@ -120,7 +127,7 @@ def guide_problems(
     is_guides = len(guides) >= 2 and len(guides) >= 0.5 * (len(labels) - len(controls))
     if not controls and not is_guides:
         return []
-    column = _gene_column(obs.loc[genetic], perturbations[genetic], guides)
+    column = _gene_column(obs.loc[genetic], perturbations[genetic], guides, controls)
     map_fix = (
         f"map guides to their genes: --guide-to-gene {column} (Python: gene_key={column!r})"
         if column

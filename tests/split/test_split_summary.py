@@ -86,7 +86,7 @@ def test_describe_split_reports_held_out_units_counts_and_fits_100_columns() -> 
     assert max(len(line) for line in text.splitlines()) <= 100, text
     assert "split 'split' (perturbations, seed 2)" in text
     assert "test  180 cells; 20 perturbations: P" in text  # 20 perturbations x 3 contexts x 3
-    assert "val   none: no validation set (ask for one with --val or --val-fraction)" in text
+    assert "val   none: no validation set (ask for one with --val NAMES or --val-fraction)" in text
     for context in ("C0", "C1", "C2"):
         assert any(line.strip().startswith(context) for line in text.splitlines())
     assert "control cells" in text

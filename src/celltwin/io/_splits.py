@@ -25,6 +25,14 @@ _LABELS = (TRAIN, VAL, TEST)
 #: Widest context name printed in the table, and most contexts listed.
 _NAME_WIDTH = 24
 _MAX_CONTEXTS = 20
+#: How to ask each strategy for a validation set (CLI flags, or Python where the CLI has none).
+_ASK_FOR_VAL = {
+    "perturbations": "--val NAMES or --val-fraction",
+    "drugs": "--val DRUGS or --val-fraction",
+    "combinations": "--val-fraction",
+    "contexts": "--val CONTEXTS",
+    "doses": "n_val= in Python: celltwin.split.split_doses",
+}
 #: Widths of the cells and perturbations columns.
 _CELLS, _PERTS = 11, 8
 
@@ -128,14 +136,16 @@ class SplitSummary:
         names = self.held_out.get(label, [])
         if not n_cells:
             if label == VAL:
-                return "none: no validation set (ask for one with --val or --val-fraction)"
+                how = _ASK_FOR_VAL.get(self.strategy or "", "--val or --val-fraction")
+                return f"none: no validation set (ask for one with {how})"
             return "none"
         kind = self.held_out_kind if len(names) != 1 else self.held_out_kind.removesuffix("s")
         text = f"{n_cells:,} cells"
         if self.held_out_kind != "perturbations":
             text += f" of {n_perts:,} perturbations"
         if names:
-            text += f"; {len(names)} {kind}: {_names(names)}"
+            text += f"; {len(names)} {kind}: "
+            text += _names(names, width=max(8, 100 - len(f"  {label:<5} {text}") - 18))
         if label == VAL:
             text += (
                 "\n        note: fit learns from train only; val is for tuning "
@@ -144,7 +154,7 @@ class SplitSummary:
         return text
 
 
-def _names(names: list[str], width: int = 36) -> str:
+def _names(names: list[str], *, width: int) -> str:
     """As many of ``names`` as fit in about ``width`` characters, then how many in all."""
     shown: list[str] = []
     for name in names:

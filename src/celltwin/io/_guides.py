@@ -134,32 +134,37 @@ def guide_problems(
         else "map guides to their genes: --guide-to-gene COLUMN, an obs column naming each "
         "guide's gene (Python: gene_key= a column or a dict guide -> gene)"
     )
+    where = f"obs[{source_key!r}] values"
     problems = []
     if controls:
         given = [str(c) for c in control_labels if str(c) != CONTROL]
-        problems.append(
-            Problem(
-                code="control_like_perturbations",
-                what=f"{len(controls)} perturbation label(s) look like control guides, so their "
-                "cells would be read as perturbed, not as controls",
-                where=f"obs[{source_key!r}] values {preview(controls)}",
-                fix=f"{map_fix}; or name every control label: --control-label "
-                f"{','.join([*given, *controls])} (Python: control_label=[...])",
-            )
-        )
+        problems.append(_control_problem(controls, given, map_fix, where))
     if is_guides:
-        example = next(iter(guides.items()))
-        problems.append(
-            Problem(
-                code="guide_level",
-                what=f"the perturbations are guide IDs, not genes ({len(guides)} of "
-                f"{len(labels)}, e.g. {example[0]!r} targets {example[1]}): each guide would "
-                "be its own perturbation, named as if it were a gene",
-                where=f"obs[{source_key!r}] values {preview(list(guides))}",
-                fix=map_fix + ", or read a gene-level column with --perturbation-key",
-            )
-        )
+        problems.append(_guide_problem(guides, len(labels), map_fix, where))
     return problems
+
+
+def _control_problem(controls: list[str], given: list[str], map_fix: str, where: str) -> Problem:
+    return Problem(
+        code="control_like_perturbations",
+        what=f"{len(controls)} perturbation label(s) look like control guides, so their cells "
+        "would be read as perturbed, not as controls",
+        where=f"{where} {preview(controls)}",
+        fix=f"{map_fix}; or name every control label: --control-label "
+        f"{','.join([*given, *controls])} (Python: control_label=[...])",
+    )
+
+
+def _guide_problem(guides: dict[str, str], n_labels: int, map_fix: str, where: str) -> Problem:
+    guide, gene = next(iter(guides.items()))
+    return Problem(
+        code="guide_level",
+        what=f"the perturbations are guide IDs, not genes ({len(guides)} of {n_labels}, e.g. "
+        f"{guide!r} targets {gene}): each guide would be its own perturbation, named as if it "
+        "were a gene",
+        where=f"{where} {preview(list(guides))}",
+        fix=map_fix + ", or read a gene-level column with --perturbation-key",
+    )
 
 
 # --- the fix: guides mapped to genes -----------------------------------------------------------

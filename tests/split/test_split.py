@@ -103,11 +103,15 @@ def drug_data(
 
 #: (builder, split function, keyword arguments) for every strategy; all use the seed.
 STRATEGIES: dict[str, tuple[Callable[[], ad.AnnData], Callable[..., None], dict[str, Any]]] = {
-    "perturbations": (perturbation_data, split_perturbations, {}),
-    "perturbations_per_context": (perturbation_data, split_perturbations, {"per_context": True}),
+    "perturbations": (perturbation_data, split_perturbations, {"val_fraction": 0.1}),
+    "perturbations_per_context": (
+        perturbation_data,
+        split_perturbations,
+        {"per_context": True, "val_fraction": 0.1},
+    ),
     "contexts": (perturbation_data, split_contexts, {"test": "C1", "few_shot": 3}),
-    "combinations": (combination_data, split_combinations, {}),
-    "drugs": (drug_data, split_drugs, {}),
+    "combinations": (combination_data, split_combinations, {"val_fraction": 0.1}),
+    "drugs": (drug_data, split_drugs, {"val_fraction": 0.1}),
     "doses": (drug_data, split_doses, {"which": "random", "n_val": 1}),
 }
 
@@ -281,7 +285,9 @@ def test_context_split_with_explicit_few_shot_and_none() -> None:
 
 def test_combination_split_categories_are_populated_and_correct() -> None:
     adata = combination_data()
-    split_combinations(adata, test_single_fraction=0.25, test_seen2_fraction=0.2, seed=0)
+    split_combinations(
+        adata, test_single_fraction=0.25, test_seen2_fraction=0.2, val_fraction=0.1, seed=0
+    )
     obs = adata.obs.assign(label=_labels(adata))
     perturbation = obs[PERTURBATION].astype(str)
     train_singles = {p for p in perturbation[obs.label == TRAIN] if len(split_combination(p)) == 1}
@@ -687,5 +693,7 @@ def test_apply_split_names_unknown_strategy_and_option() -> None:
     adata = perturbation_data()
     with pytest.raises(ValueError, match=r"unknown split strategy 'nope'.*perturbations"):
         apply_split(adata, strategy="nope")
-    with pytest.raises(ValueError, match=r"no option\(s\) \['holdout'\].*test_fraction"):
+    with pytest.raises(
+        ValueError, match=r"no option holdout \(--holdout\); its options .*test_fraction"
+    ):
         apply_split(adata, strategy="perturbations", holdout=["A"])

@@ -108,53 +108,51 @@ def info(
     raise typer.Exit(code=info_exit_code(text))
 
 
+def _opt(text: str) -> Any:
+    """An optional text option of `prepare`, with its help."""
+    return typer.Option(help=text, show_default=False)
+
+
 @app.command()
 def prepare(
     path: Annotated[Path, typer.Argument(help="Input .h5ad in any convention celltwin reads.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output canonical .h5ad.")],
-    convention: Annotated[str, typer.Option(help="Input convention, or 'auto'.")] = "auto",
+    convention: Annotated[
+        str,
+        typer.Option(help="'auto' (detect), or celltwin, vcc, gears, scperturb, scgen, columns."),
+    ] = "auto",
     perturbation_key: Annotated[
-        str | None,
-        typer.Option(help="obs column with the perturbation labels (default: the convention's)."),
+        str | None, _opt("obs column holding the perturbations (default: the convention's).")
     ] = None,
     control_label: Annotated[
-        str | None,
-        typer.Option(
-            help="Label of the control cells in that column (default: the convention's, e.g. non-targeting)."
+        list[str] | None,
+        _opt(
+            "Label(s) of unperturbed cells in that column: comma-separated and/or repeated "
+            "(--control-label NTg1,NTg2). Default: the convention's (non-targeting, ctrl, ...)."
         ),
     ] = None,
-    context_key: Annotated[
+    guide_to_gene: Annotated[
         str | None,
-        typer.Option(help="obs column with the cell type or line (default: the convention's)."),
+        _opt(
+            "Guide-level data: obs column naming each guide's target gene, so perturbations "
+            "are genes and every control guide is a control."
+        ),
     ] = None,
+    context_key: Annotated[str | None, _opt("obs column with the cell type / line.")] = None,
     context: Annotated[
-        str | None,
-        typer.Option(
-            help="One context (cell type or line) for every cell, when no column holds it."
-        ),
+        str | None, _opt("One context for every cell (instead of --context-key).")
     ] = None,
     perturbation_type: Annotated[
         str | None,
-        typer.Option(
-            help="Type of every non-control perturbation, e.g. crispri or drug (default: the file's column, else other)."
-        ),
+        _opt("Type of every perturbation: crispr_ko, crispri, crispra, drug, ... (default: read)."),
     ] = None,
-    batch_key: Annotated[
-        str | None, typer.Option(help="obs column with the batch (default: the convention's).")
-    ] = None,
-    dose_key: Annotated[
-        str | None,
-        typer.Option(
-            help="obs column with the dose: a number, '10 nM' or '0.1+1' (default: the convention's)."
-        ),
-    ] = None,
+    batch_key: Annotated[str | None, _opt("obs column with the batch.")] = None,
+    dose_key: Annotated[str | None, _opt("obs column with the dose (µM unless it says).")] = None,
     time_key: Annotated[
-        str | None,
-        typer.Option(help="obs column with the time in hours (default: the convention's)."),
+        str | None, _opt("obs column with the time (hours unless it says).")
     ] = None,
     gene_symbol_key: Annotated[
-        str | None,
-        typer.Option(help="var column with gene symbols, for genes named by Ensembl IDs."),
+        str | None, _opt("var column with gene symbols (genes named by Ensembl IDs).")
     ] = None,
     output_convention: Annotated[
         str, typer.Option(help="Layout to write: celltwin, vcc, gears, scperturb, scgen.")
@@ -165,6 +163,7 @@ def prepare(
     from celltwin.io import prepare as prepare_file
 
     refuse_existing(out, force=force, kind="file", what="output file")
+    controls = [c for value in control_label or [] for c in _list(value) or []]
     with _user_errors():
         written = prepare_file(
             path,
@@ -173,7 +172,8 @@ def prepare(
             convention=convention,
             **_read_options(
                 perturbation_key=perturbation_key,
-                control_label=control_label,
+                control_label=controls or None,
+                gene_key=guide_to_gene,
                 context_key=context_key,
                 context=context,
                 perturbation_type=perturbation_type,
@@ -205,28 +205,36 @@ def split(
     strategy: Annotated[
         str, typer.Option(help="perturbations, contexts, combinations, drugs or doses.")
     ] = "perturbations",
-    test: Annotated[str | None, typer.Option(help="Comma-separated held-out names.")] = None,
-    val: Annotated[str | None, typer.Option(help="Comma-separated validation names.")] = None,
+    test: Annotated[
+        str | None, typer.Option(help="Comma-separated held-out names (overrides --test-fraction).")
+    ] = None,
+    val: Annotated[
+        str | None,
+        typer.Option(help=r"Comma-separated validation names. \[default: none]"),
+    ] = None,
     test_fraction: Annotated[
         float | None,
         typer.Option(
-            help="Share of names held out for test when --test is not given (default: 0.2)."
+            help=r"Fraction of perturbations (or drugs) held out for test. \[default: 0.2]"
         ),
     ] = None,
     val_fraction: Annotated[
         float | None,
-        typer.Option(
-            help="Share of names kept for validation when --val is not given (default: 0.1)."
-        ),
+        typer.Option(help=r"Fraction held out for validation. \[default: 0: no validation set]"),
     ] = None,
     few_shot: Annotated[
-        int | None, typer.Option(help="contexts: perturbations kept as examples.")
+        int | None,
+        typer.Option(
+            help=r"contexts: perturbations per held-out context kept as examples. \[default: 0]"
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the draw of held-out names.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random choice of held-out units.")] = 0,
     key: Annotated[str, typer.Option(help="obs column the split is written to.")] = "split",
     force: ForceOpt = False,
 ) -> None:
-    """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns."""
+    """Write a deterministic, leakage-checked train/val/test split into the file's obs and uns,
+    and print what it holds (cells and perturbations per split and per context)."""
+    from celltwin.io import describe_split
     from celltwin.split import split_file
 
     refuse_existing(out, force=force, kind="file", what="output file")
@@ -245,6 +253,7 @@ def split(
                 few_shot=few_shot,
             ),
         )
+        typer.echo(describe_split(written, key=key).to_text())
     typer.echo(f"wrote {written}")
 
 

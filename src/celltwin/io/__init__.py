@@ -3,7 +3,8 @@
 :func:`read` opens an ``.h5ad`` file in any registered convention (:data:`CONVENTIONS`: celltwin,
 vcc, gears, scperturb, scgen, or your own columns) and returns canonical AnnData (names in
 :mod:`celltwin._keys`); :func:`write` / :func:`from_canonical` produce the other layouts.
-:func:`validate` raises, :func:`check` lists problems, :func:`describe` summarises a dataset.
+:func:`validate` raises, :func:`check` lists problems, :func:`describe` summarises a dataset
+and :func:`describe_split` a split stored in it.
 """
 
 from ._conventions import CONVENTIONS, Convention, Layout
@@ -22,6 +23,7 @@ from ._problems import Problem, ValidationError
 from ._rank_signatures import Ranking, RankSignatures, concat_signatures
 from ._read import detect_convention, from_canonical, read, to_canonical, write
 from ._signatures import read_signatures, write_signatures
+from ._splits import SplitSummary, describe_split, split_counts, split_params
 from ._validate import check, validate
 
 __all__ = [
@@ -34,11 +36,13 @@ __all__ = [
     "Problem",
     "RankSignatures",
     "Ranking",
+    "SplitSummary",
     "ValidationError",
     "check",
     "check_expression",
     "concat_signatures",
     "describe",
+    "describe_split",
     "detect_convention",
     "expression_problems",
     "format_dose",
@@ -49,6 +53,8 @@ __all__ = [
     "prepare",
     "read",
     "read_signatures",
+    "split_counts",
+    "split_params",
     "to_canonical",
     "validate",
     "write",

@@ -7,7 +7,6 @@ condition in celltwin's terms: sorted ``+``-joined targets, doses in µM, a cano
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +36,12 @@ from ._conventions import (
     unique_text,
 )
 from ._dose import format_dose, parse_dose_value
+from ._guides import control_label_list, map_guides
 from ._labels import (
-    HOURS_PER_UNIT,
     UNIT_SUFFIX,
     canonical_components,
+    hours_column,
     map_perturbation_type,
-    parse_time,
 )
 from ._problems import Problem, ValidationError, preview
 
@@ -100,7 +99,7 @@ class _Source:
     """Which source column (or value) each canonical column is read from."""
 
     perturbation_key: str
-    control_label: str
+    control_labels: tuple[str, ...]
     context_key: str | None = None
     batch_key: str | None = None
     dose_key: str | None = None
@@ -112,7 +111,7 @@ class _Source:
     def record(self, convention: str, options: Options, context: str | None) -> dict[str, str]:
         """The part of ``uns['celltwin']['convention']`` saying what was read from where."""
         record = {"name": convention, "perturbation_key": self.perturbation_key}
-        record["control_label"] = self.control_label
+        record["control_label"] = ",".join(self.control_labels)
         optional = {
             "context_key": self.context_key,
             "context": context,
@@ -157,6 +156,10 @@ def _resolve_sources(
     return source, context_value, problems
 
 
+def _one_or_list(labels: list[str]) -> str | list[str]:
+    return labels[0] if len(labels) == 1 else labels
+
+
 def _perturbation_source(
     obs: pd.DataFrame, convention: Convention, options: Options
 ) -> tuple[_Source | None, list[Problem]]:
@@ -175,27 +178,29 @@ def _perturbation_source(
     if missing is not None:
         problems.append(missing)
     values = unique_text(obs[key])
-    control = options.control_label
-    if control is None:
-        control = next((c for c in convention.control_labels if c in values), None)
-    if control is None or control not in values:
+    given = control_label_list(options.control_label)
+    if not given:
+        given = [next((c for c in convention.control_labels if c in values), "")]
+    controls = tuple(c for c in given if c in values)
+    if not controls:
         problems.append(
             Problem(
                 code="no_controls",
                 what="no control cells: "
                 + (
-                    f"no cell is labelled control_label={control!r}"
-                    if control is not None
+                    f"no cell is labelled control_label={_one_or_list(given)!r}"
+                    if any(given)
                     else f"none of the control labels {preview(convention.control_labels, limit=6)}"
                     " occurs"
                 ),
                 where=f"obs[{key!r}] values: {preview(sorted(values), limit=8)}",
                 fix="pass control_label='<the value of obs[" + repr(key) + "] that marks "
-                "unperturbed cells>'; celltwin needs control cells to measure effects",
+                "unperturbed cells>' (several: a list; CLI: --control-label A,B); celltwin needs "
+                "control cells to measure effects",
             )
         )
-        control = control or ""
-    return _Source(perturbation_key=key, control_label=control), problems
+        controls = tuple(given)
+    return _Source(perturbation_key=key, control_labels=controls), problems
 
 
 def _pick_columns(
@@ -261,7 +266,7 @@ def _canonical_condition(
     """(perturbation, dose, perturbation_type) for one distinct source row."""
     parts = split_label(label)
     keep = (
-        [] if label == source.control_label else canonical_components(label, null_components=nulls)
+        [] if label in source.control_labels else canonical_components(label, null_components=nulls)
     )
     if not keep:
         return CONTROL, "", CONTROL
@@ -300,10 +305,13 @@ def adapt_obs(
     ValidationError
         Listing every problem found (missing columns or values, no control cells, bad doses).
     """
-    source, context_value, problems = _resolve_sources(obs, convention, options)
+    key = options.perturbation_key or convention.find_perturbation_key(obs)[0]
+    read_from, options, guide_problems = map_guides(obs, key, options)
+    source, context_value, problems = _resolve_sources(read_from, convention, options)
+    problems = guide_problems + problems
     if source is None or problems:
         raise ValidationError(problems)
-    table = _condition_table(obs, source, convention, options)
+    table = _condition_table(read_from, source, convention, options)
     new = obs.copy()
     _put(new, PERTURBATION, _category(table[:, 0]), obs)
     _put(new, PERTURBATION_TYPE, _category(table[:, 2]), obs)
@@ -316,8 +324,13 @@ def adapt_obs(
     if source.dose_key is not None:
         _put(new, DOSE, _category(table[:, 1]), obs)
     if source.time_key is not None:
-        _put(new, TIME, _hours(obs, source.time_key), obs)
-    return new, source.record(convention.name, options, context_value)
+        _put(new, TIME, hours_column(obs, source.time_key), obs)
+    record = source.record(convention.name, options, context_value)
+    if options.gene_key is not None:
+        record["gene_key"] = (
+            options.gene_key if isinstance(options.gene_key, str) else "mapping (gene_key=)"
+        )
+    return new, record
 
 
 def _condition_table(
@@ -330,7 +343,7 @@ def _condition_table(
     ValidationError
         Naming the first ten rows whose dose cannot be read.
     """
-    nulls = frozenset({*convention.null_components, source.control_label, CONTROL})
+    nulls = frozenset({*convention.null_components, *source.control_labels, CONTROL})
     columns = {"label": obs[source.perturbation_key].astype(str).to_numpy()}
     optional = {"dose": source.dose_key, "unit": source.dose_unit_key, "type": source.type_key}
     for name, key in optional.items():
@@ -375,25 +388,3 @@ def _bad_dose(err: ValueError, values: dict[str, str], source: _Source) -> Probl
         fix="give doses as numbers with a unit (10, '10 nM', '0.1+1'), or pass "
         "dose_key= naming the right column",
     )
-
-
-def _hours(obs: pd.DataFrame, time_key: str) -> np.ndarray:
-    """The times of ``obs[time_key]`` in hours, as float64."""
-    try:
-        # A unit in the column's name (time_min, time_days) applies to bare numbers.
-        suffix = re.search(r"_([a-z]+)$", time_key.lower())
-        unit = suffix.group(1) if suffix and suffix.group(1) in HOURS_PER_UNIT else "h"
-        times = {v: parse_time(v, unit=unit) for v in obs[time_key].astype(str).unique()}
-    except ValueError as err:
-        raise ValidationError(
-            [
-                Problem(
-                    code="bad_time",
-                    what=str(err),
-                    where=f"obs[{time_key!r}]",
-                    fix="give times in hours (6, '24h', '2d'), or pass time_key= naming the "
-                    "right column",
-                )
-            ]
-        ) from None
-    return obs[time_key].astype(str).map(times).to_numpy(np.float64)

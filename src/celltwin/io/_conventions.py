@@ -10,7 +10,7 @@ a convention's name.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -59,7 +59,8 @@ class Options:
     """What the user told us about their columns (``None``: find it)."""
 
     perturbation_key: str | None = None
-    control_label: str | None = None
+    #: One control label, or several (every non-targeting guide, say).
+    control_label: str | tuple[str, ...] | None = None
     context_key: str | None = None
     context: str | None = None
     perturbation_type: str | None = None
@@ -67,6 +68,8 @@ class Options:
     dose_key: str | None = None
     time_key: str | None = None
     gene_symbol_key: str | None = None
+    #: An obs column, or a mapping, giving each guide's target gene (guide-level data).
+    gene_key: str | Mapping[str, str] | None = None
 
 
 # --- the registry ------------------------------------------------------------------------------

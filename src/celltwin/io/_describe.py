@@ -23,6 +23,7 @@ from .._keys import (
 )
 from ._expression import matrix_stats
 from ._problems import Problem
+from ._splits import SplitSummary, describe_split, split_params
 from ._validate import check, inspect_raw, is_canonical
 
 
@@ -65,6 +66,8 @@ class DatasetSummary:
     #: Cells per time point (hours).
     times: dict[str, int]
     problems: list[Problem] = field(default_factory=list)
+    #: Splits stored in the file (``celltwin split``), by obs column.
+    splits: dict[str, SplitSummary] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dict."""
@@ -113,6 +116,8 @@ class DatasetSummary:
             else f"{n_errors} error(s), {len(self.problems) - n_errors} warning(s)",
         )
         lines += [f"    - {p}" for p in self.problems]
+        for split in self.splits.values():
+            lines += ["", split.to_text()]
         return "\n".join(lines)
 
 
@@ -167,8 +172,16 @@ def describe(adata: AnnData, *, top: int = 10) -> DatasetSummary:
         x_values=stats.describe(),
         counts_layer=COUNTS_LAYER in adata.layers,
         problems=problems,
+        splits=_splits(adata) if obs is not None else {},
         **(_no_conditions() if obs is None else _conditions(obs, top=top)),
     )
+
+
+def _splits(adata: AnnData) -> dict[str, SplitSummary]:
+    """The splits stored in ``adata`` (canonical data only: a split needs canonical obs)."""
+    if not is_canonical(adata):
+        return {}
+    return {key: describe_split(adata, key=key) for key in split_params(adata) if key in adata.obs}
 
 
 def _no_conditions() -> dict[str, Any]:

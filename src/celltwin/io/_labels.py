@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 
 from .._keys import (
     CONTROL,
@@ -16,6 +17,7 @@ from .._keys import (
     PERTURBATION_TYPES,
     split_label,
 )
+from ._problems import Problem, ValidationError
 
 # Spellings of perturbation types seen in the field (lower case, letters and digits only).
 TYPE_ALIASES: dict[str, str] = {
@@ -70,3 +72,25 @@ def parse_time(value: object, *, unit: str = "h") -> float:
     if match is None or suffix not in HOURS_PER_UNIT:
         raise ValueError(f"cannot read time {text!r}: expected hours or a number with h/d/min")
     return float(match.group(1)) * HOURS_PER_UNIT[suffix]
+
+
+def hours_column(obs: pd.DataFrame, time_key: str) -> np.ndarray:
+    """The times of ``obs[time_key]`` in hours, as float64."""
+    try:
+        # A unit in the column's name (time_min, time_days) applies to bare numbers.
+        suffix = re.search(r"_([a-z]+)$", time_key.lower())
+        unit = suffix.group(1) if suffix and suffix.group(1) in HOURS_PER_UNIT else "h"
+        times = {v: parse_time(v, unit=unit) for v in obs[time_key].astype(str).unique()}
+    except ValueError as err:
+        raise ValidationError(
+            [
+                Problem(
+                    code="bad_time",
+                    what=str(err),
+                    where=f"obs[{time_key!r}]",
+                    fix="give times in hours (6, '24h', '2d'), or pass time_key= naming the "
+                    "right column",
+                )
+            ]
+        ) from None
+    return obs[time_key].astype(str).map(times).to_numpy(np.float64)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,11 @@ def _prepare_x(adata: AnnData, *, normalize: bool, original_names: Any) -> str:
     return f"X: {kind}"
 
 
+def _labels(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    """``control_label=`` as given: one label, or several as a tuple."""
+    return value if value is None or isinstance(value, str) else tuple(str(v) for v in value)
+
+
 def _summary(record: dict[str, str], x_note: str) -> str:
     parts = [f"perturbation from obs[{record['perturbation_key']!r}]"]
     parts.append(f"control label {record['control_label']!r}")
@@ -124,7 +130,7 @@ def to_canonical(
     *,
     convention: str = "auto",
     perturbation_key: str | None = None,
-    control_label: str | None = None,
+    control_label: str | Sequence[str] | None = None,
     context_key: str | None = None,
     context: str | None = None,
     perturbation_type: str | None = None,
@@ -132,6 +138,7 @@ def to_canonical(
     dose_key: str | None = None,
     time_key: str | None = None,
     gene_symbol_key: str | None = None,
+    gene_key: str | Mapping[str, str] | None = None,
 ) -> AnnData:
     """Return a canonical copy of ``adata`` (the input is not changed).
 
@@ -146,7 +153,8 @@ def to_canonical(
         obs column with the perturbation labels (overrides the convention's; with
         ``convention="auto"`` and no convention using that column, ``columns`` is used).
     control_label
-        Label of control cells in that column (default: the convention's, e.g. ``non-targeting``).
+        Label of control cells in that column (default: the convention's, e.g. ``non-targeting``),
+        or a list of labels (every non-targeting guide of a guide-level screen).
     context_key, context
         obs column with the cell type / line, or one context for every cell.
     perturbation_type
@@ -157,6 +165,10 @@ def to_canonical(
         ``dose_unit`` column, the column name's suffix, else µM) and time (hours).
     gene_symbol_key
         var column with gene symbols, for data whose genes are named by Ensembl IDs.
+    gene_key
+        For guide-level data (perturbations named by guide: ``STAT1g2``): an obs column, or a
+        mapping guide -> gene, giving each guide's target gene. Perturbations then are genes,
+        and every guide of a control label's gene (``non-targeting``) is a control.
 
     Returns
     -------
@@ -172,7 +184,7 @@ def to_canonical(
     """
     options = Options(
         perturbation_key=perturbation_key,
-        control_label=control_label,
+        control_label=_labels(control_label),
         context_key=context_key,
         context=context,
         perturbation_type=perturbation_type,
@@ -180,6 +192,7 @@ def to_canonical(
         dose_key=dose_key,
         time_key=time_key,
         gene_symbol_key=gene_symbol_key,
+        gene_key=gene_key,
     )
     # Names are checked before copying, so a problem is reported before any large copy is made.
     adapted = _adapt(adata, convention=convention, options=options)
@@ -224,7 +237,7 @@ def read(
     *,
     convention: str = "auto",
     perturbation_key: str | None = None,
-    control_label: str | None = None,
+    control_label: str | Sequence[str] | None = None,
     context_key: str | None = None,
     context: str | None = None,
     perturbation_type: str | None = None,
@@ -232,6 +245,7 @@ def read(
     dose_key: str | None = None,
     time_key: str | None = None,
     gene_symbol_key: str | None = None,
+    gene_key: str | Mapping[str, str] | None = None,
     backed: bool = False,
 ) -> AnnData:
     """Read an ``.h5ad`` file in any registered convention as canonical celltwin data.
@@ -271,7 +285,7 @@ def read(
     adata = open_h5ad(path, backed=backed)
     options = Options(
         perturbation_key=perturbation_key,
-        control_label=control_label,
+        control_label=_labels(control_label),
         context_key=context_key,
         context=context,
         perturbation_type=perturbation_type,
@@ -279,6 +293,7 @@ def read(
         dose_key=dose_key,
         time_key=time_key,
         gene_symbol_key=gene_symbol_key,
+        gene_key=gene_key,
     )
     _apply(adata, _adapt(adata, convention=convention, options=options), normalize=not backed)
     return adata

@@ -6,6 +6,8 @@ The obs columns and gene names are checked here; the values of X and of the coun
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from anndata import AnnData
 
@@ -17,11 +19,13 @@ from .._keys import (
     PERTURBATION_TYPE,
     PERTURBATION_TYPES,
     REQUIRED_OBS,
+    UNS_KEY,
 )
 from ._adapt import adapt_obs
 from ._conventions import Options, resolve_convention
 from ._expression import counts_layer_problems, expression_problems
 from ._genes import adapt_var, var_name_problems
+from ._guides import guide_problems
 from ._problems import Problem, ValidationError, preview, raise_if_errors
 
 
@@ -111,6 +115,19 @@ def _control_problems(obs: pd.DataFrame) -> list[Problem]:
     return problems
 
 
+def _guide_problems(obs: pd.DataFrame, genes: pd.Index, record: dict[str, Any]) -> list[Problem]:
+    """Guide-level data (perturbations named by guide), for canonical obs only."""
+    if any(c not in obs.columns for c in REQUIRED_OBS):
+        return []
+    labels = str(record.get("control_label", "")).split(",")
+    return guide_problems(
+        obs,
+        genes.astype(str),
+        control_labels=[c for c in labels if c],
+        source_key=str(record.get("perturbation_key", PERTURBATION)),
+    )
+
+
 def matrix_problems(adata: AnnData, *, counts_ok: bool, require_counts: bool) -> list[Problem]:
     """Problems of the values of X (an absent X is not one) and of the counts layer."""
     problems = [] if adata.X is None else expression_problems(adata.X, counts_ok=counts_ok)
@@ -122,7 +139,9 @@ def canonical_problems(
     adata: AnnData, *, require_counts: bool = False, counts_ok: bool = False
 ) -> list[Problem]:
     """Every problem of an AnnData that claims to be canonical (no adaptation is tried)."""
-    problems = _obs_problems(adata.obs)
+    problems = _obs_problems(adata.obs) + _guide_problems(
+        adata.obs, adata.var_names, dict(adata.uns.get(UNS_KEY, {}).get("convention", {}))
+    )
     problems += var_name_problems(pd.Index(adata.var_names), var_columns=list(adata.var.columns))
     return problems + matrix_problems(adata, counts_ok=counts_ok, require_counts=require_counts)
 
@@ -146,7 +165,7 @@ def inspect_raw(adata: AnnData) -> tuple[pd.DataFrame | None, dict[str, str], li
     except ValidationError as err:
         problems += err.problems
     if obs is not None:
-        problems += _obs_problems(obs)
+        problems += _obs_problems(obs) + _guide_problems(obs, adata.var_names, record)
     problems += matrix_problems(adata, counts_ok=True, require_counts=False)
     return obs, record, problems
 

@@ -167,7 +167,8 @@ def split_info(adata: AnnData, *, key: str = SPLIT) -> dict[str, Any]:
     -------
     dict
         ``strategy``, ``seed``, ``unit`` (obs columns of a held-out unit), ``test`` / ``val``
-        (held-out units, one list per unit column), ``held_out_components``, ``n_cells`` and the
-        strategy's options (e.g. ``test_contexts``, ``few_shot``, ``categories``).
+        (held-out units, one list per unit column), ``held_out_components``, the counts
+        (``n_cells``, ``n_perturbations``, ``n_control_cells``, ``per_context``: see
+        :func:`celltwin.io.split_counts`) and the strategy's options (e.g. ``test_contexts``, ``few_shot``, ``categories``).
     """
     return read_params(adata, key)

@@ -86,7 +86,7 @@ def split_combinations(
     test_single_fraction: float = 0.2,
     test_singles: Sequence[str] | None = None,
     test_seen2_fraction: float = 0.2,
-    val_fraction: float = 0.1,
+    val_fraction: float = 0.0,
     seed: int = 0,
     key_added: str = SPLIT,
 ) -> None:
@@ -116,7 +116,8 @@ def split_combinations(
     test_seen2_fraction
         Fraction of the combinations whose components are all seen that go to test.
     val_fraction
-        Fraction of the combinations remaining in training that go to val.
+        Fraction of the combinations remaining in training that go to val (default 0: no
+        validation set unless asked for; 0.1 was the default before).
     seed
         Seed of ``numpy.random.default_rng``.
     key_added

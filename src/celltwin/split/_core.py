@@ -9,7 +9,8 @@ labels every cell of a held-out unit, and stores the parameters next to the labe
 * ``obs[key_added]``: categorical ``train`` / ``val`` / ``test``;
 * ``uns['celltwin']['splits'][key_added]``: a JSON-serialisable dict with the strategy, the seed,
   the unit columns, the held-out units (``test`` / ``val``, one list per unit column, read in
-  parallel), the held-out components (``held_out_components``), the cell counts and the options.
+  parallel), the held-out components (``held_out_components``), the counts of cells and of
+  perturbations per split and per context (:func:`celltwin.io.split_counts`) and the options.
 
 Control cells (``obs['perturbation'] == 'control'``) are always ``train``: they are the inputs from
 which predictions are made, in every context including held-out ones, so every strategy leaves them
@@ -26,6 +27,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONTROL, PERTURBATION, SPLIT, TEST, TRAIN, UNS_KEY, VAL, split_combination
+from ..io import split_counts, split_params
 
 #: The split labels, in the order of the categorical column.
 LABELS: tuple[str, str, str] = (TRAIN, VAL, TEST)
@@ -45,9 +47,9 @@ def require_columns(adata: AnnData, columns: Sequence[str]) -> None:
     for column in columns:
         if column not in adata.obs.columns:
             raise ValueError(
-                f"obs has no {column!r} column (columns: {list(adata.obs.columns)}): load the data "
-                f"through celltwin.io (celltwin prepare) or rename the column holding it to "
-                f"{column!r} (see 'The data model' in the README)"
+                f"obs has no {column!r} column (columns: {list(adata.obs.columns)}): make the "
+                "file canonical first with `celltwin prepare` (Python: celltwin.io.read), or "
+                f"rename the column holding it to {column!r}"
             )
         n_missing = int(adata.obs[column].isna().sum())
         if n_missing:
@@ -285,7 +287,8 @@ def store(
     if category_column in adata.obs.columns:
         del adata.obs[category_column]
     params = dict(params)
-    params["n_cells"] = {label: int(np.sum(labels == label)) for label in LABELS}
+    # Counts per split and per context (n_cells, n_perturbations, n_control_cells, per_context).
+    params.update(split_counts(adata.obs, key=key_added))
     if categories is not None:
         names = sorted(categories)
         params["categories"] = {
@@ -300,32 +303,18 @@ def store(
         adata.obs[category_column] = pd.Categorical(
             values, categories=sorted(set(categories.values()))
         )
-    adata.uns.setdefault(UNS_KEY, {}).setdefault(SPLITS_UNS, {})[key_added] = _plain(params)
-
-
-def _plain(value: Any) -> Any:
-    """Convert numpy containers and scalars (as read back from h5ad) into plain Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        # An empty list is written to h5ad as an empty float array.
-        return [] if value.size == 0 else [_plain(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    adata.uns.setdefault(UNS_KEY, {}).setdefault(SPLITS_UNS, {})[key_added] = params
 
 
 def read_params(adata: AnnData, key: str) -> dict[str, Any]:
     """The stored parameters of the split in ``obs[key]``, as plain Python values."""
-    splits = adata.uns.get(UNS_KEY, {}).get(SPLITS_UNS, {})
+    splits = split_params(adata)
     if key not in splits:
         raise ValueError(
             f"uns[{UNS_KEY!r}][{SPLITS_UNS!r}] has no entry {key!r} (entries: {sorted(splits)}): "
             f"make the split with a celltwin.split.split_* function (key_added={key!r})"
         )
-    return _plain(splits[key])
+    return splits[key]
 
 
 def read_labels(adata: AnnData, key: str) -> np.ndarray:

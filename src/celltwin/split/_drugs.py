@@ -64,7 +64,7 @@ def split_drugs(
     adata: AnnData,
     *,
     test_fraction: float = 0.2,
-    val_fraction: float = 0.1,
+    val_fraction: float = 0.0,
     test: Sequence[str] | None = None,
     val: Sequence[str] | None = None,
     seed: int = 0,
@@ -83,7 +83,8 @@ def split_drugs(
         Canonical AnnData with ``obs['perturbation']`` and ``obs['perturbation_type']``.
     test_fraction, val_fraction
         Fractions of the drugs held out for test and val (rounded half up, at least one when
-        positive). Ignored for a set given as a list.
+        positive). Ignored for a set given as a list. ``val_fraction`` defaults to 0: no
+        validation set unless asked for (0.1 was the default before).
     test, val
         Explicit drugs to hold out. A combination containing a test drug goes to test even when
         it also contains a val drug.

@@ -58,7 +58,7 @@ def split_perturbations(
     adata: AnnData,
     *,
     test_fraction: float = 0.2,
-    val_fraction: float = 0.1,
+    val_fraction: float = 0.0,
     test: Sequence[str] | None = None,
     val: Sequence[str] | None = None,
     per_context: bool = False,
@@ -81,7 +81,9 @@ def split_perturbations(
         ``per_context``).
     test_fraction, val_fraction
         Fractions of the (non-control) perturbations held out for test and val, rounded half up
-        and at least one when positive. Ignored for a set given as a list.
+        and at least one when positive. Ignored for a set given as a list. There is no
+        validation set unless asked for: ``val_fraction`` defaults to 0 (it was 0.1 before;
+        pass ``val_fraction=0.1`` for the old split).
     test, val
         Explicit perturbations to hold out (held out in every context); override the fractions.
     per_context

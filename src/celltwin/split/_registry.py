@@ -67,8 +67,10 @@ def apply_split(adata: AnnData, *, strategy: str, **options: Any) -> None:
     spec = STRATEGIES[strategy]
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
+        flags = ", ".join(f"{name} (--{name.replace('_', '-')})" for name in unknown)
         raise ValueError(
-            f"split strategy {strategy!r} has no option(s) {unknown}; its options are {spec.options}"
+            f"split strategy {strategy!r} has no option {flags}; its options are "
+            f"{', '.join(spec.options)}"
         )
     spec.func(adata, **options)
 

@@ -49,7 +49,7 @@ def require_columns(adata: AnnData, columns: Sequence[str]) -> None:
             raise ValueError(
                 f"obs has no {column!r} column (columns: {list(adata.obs.columns)}): make the "
                 "file canonical first with `celltwin prepare` (Python: celltwin.io.read), or "
-                f"rename the column holding it to {column!r}"
+                f"rename the column holding it to {column!r} (see 'The data model' in the README)"
             )
         n_missing = int(adata.obs[column].isna().sum())
         if n_missing:

@@ -51,6 +51,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     unknown = ad.AnnData(np.ones((n, 5), dtype=np.float32), obs=obs)
     unknown.var_names = [f"G{i}" for i in range(5)]
     unknown.write_h5ad(root / "unknown.h5ad")
+    # Guide-level labels: two guides per gene and several non-targeting guides.
+    guide_labels = ["NTg1", "NTg2", "NTg3", "TP53g1", "TP53g2", "MYCg1", "MYCg2", "NTg1"] * 2
+    guides = ad.AnnData(
+        np.full((16, 5), 0.5, dtype=np.float32),
+        obs=pd.DataFrame({"guide": guide_labels}, index=[f"g{i}" for i in range(16)]),
+    )
+    guides.var_names = ["TP53", "MYC", "G2", "G3", "G4"]
+    guides.write_h5ad(root / "guides.h5ad")
     model = root / "model"
     result = runner.invoke(
         app, ["fit", str(root / "split.h5ad"), "--out", str(model), "--model", "mean"]
@@ -63,6 +71,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "nan": root / "nan.h5ad",
         "model": model,
         "unknown": root / "unknown.h5ad",
+        "guides": root / "guides.h5ad",
     }
 
 
@@ -199,6 +208,23 @@ CASES = {
         2,
         ["--perturbation-key knockout", "--control-label"],
     ),
+    "prepare guide-level data with one control guide": lambda f, t: (
+        [
+            "prepare",
+            str(f["guides"]),
+            "--out",
+            str(t / "guides.canonical.h5ad"),
+            "--perturbation-key",
+            "guide",
+            "--control-label",
+            "NTg1",
+            "--context",
+            "K562",
+        ],
+        t / "guides.canonical.h5ad",
+        2,
+        ["--control-label"],
+    ),
     "info finds errors": lambda f, t: (
         ["info", str(f["nan"])],
         t / "nothing",
@@ -228,6 +254,7 @@ def test_bad_input_catalogue(files, tmp_path: Path, case: str) -> None:
         assert result.output.startswith("error: ") or "\nerror: " in result.output
         assert "=True" not in result.output and "celltwin.io.read(" not in result.output
         assert "_keys" not in result.output  # hints in CLI words, no private modules
+        assert "Python:" not in result.output
     assert _snapshot(output) == before  # nothing written or replaced
 
 

@@ -65,8 +65,13 @@ def _flag(match: re.Match[str]) -> str:
     return f"{flag} {shlex.quote(value)}"
 
 
+#: A hint's aside for Python users, "(Python: gene_key=...)": dropped for the command line.
+_PYTHON_ASIDE = re.compile(r"\s*\(Python:[^()]*\)")
+
+
 def cli_words(message: str) -> str:
     """``message`` with its Python hints in command-line words (``force=True`` → ``--force``)."""
+    message = _PYTHON_ASIDE.sub("", message)
     message = _READ_CALL.sub(
         lambda m: "celltwin prepare FILE --out OUT.h5ad " + m["args"].replace(",", ""), message
     )

@@ -317,7 +317,7 @@ def evaluate(
 ) -> None:
     """Score a prediction against real cells: metrics.csv, summary.json and report.html in OUT."""
     from celltwin.eval import evaluate_files
-    from celltwin.pl import write_evaluation
+    from celltwin.pl import REPORT_FILE, evaluation_text, write_evaluation
 
     with _user_errors():
         result = evaluate_files(
@@ -330,8 +330,8 @@ def evaluate(
             split_key=split_key,
             split=split,
         )
-        write_evaluation(result, out)
-    typer.echo(result.summary_frame().to_string())
+        written = write_evaluation(result, out)
+    typer.echo(evaluation_text(result, report=written / REPORT_FILE))
     typer.echo(f"wrote {out}")
 
 
@@ -360,6 +360,7 @@ def benchmark(
 ) -> None:
     """Run a benchmark suite and write leaderboard.csv/.md, results.csv, report.html, run.json."""
     from celltwin.benchmark import parse_options, run_benchmark
+    from celltwin.pl import REPORT_FILE, headline
 
     with _user_errors():
         board = run_benchmark(
@@ -372,6 +373,8 @@ def benchmark(
             report=report,
             **parse_options(option or []),
         )
+    report_path = out / REPORT_FILE if report else None
+    typer.echo(headline(board.verdict(), report=report_path, unit="fold") + "\n")
     typer.echo(board.to_markdown())
     typer.echo(f"wrote {out}")
 

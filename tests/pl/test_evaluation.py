@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import anndata as ad
-import numpy as np
-import pandas as pd
 import pytest
 
-from celltwin._keys import CONTEXT, CONTROL, CRISPRI, PERTURBATION, PERTURBATION_TYPE
 from celltwin.eval import Evaluation, evaluate
 from celltwin.pl import evaluation_notes, evaluation_report, write_evaluation
 
@@ -25,27 +21,9 @@ FILES = {
 }
 
 
-def _cells(seed: int, shift: float) -> ad.AnnData:
-    rng = np.random.default_rng(seed)
-    labels = np.repeat([CONTROL, "A", "B", "C"], 20)
-    X = rng.gamma(2.0, 0.5, size=(labels.size, 30)).astype(np.float32)
-    X[labels == "A", :5] += 1.0 + shift
-    X[labels == "B", 5:10] += 1.5 + shift
-    X[labels == "C", 10:15] += 2.0 + shift
-    obs = pd.DataFrame(
-        {
-            PERTURBATION: labels,
-            PERTURBATION_TYPE: np.where(labels == CONTROL, CONTROL, CRISPRI),
-            CONTEXT: "K562",
-        },
-        index=[f"c{seed}_{i}" for i in range(labels.size)],
-    )
-    return ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"G{j}" for j in range(30)]))
-
-
 @pytest.fixture(scope="module")
-def result() -> Evaluation:
-    truth, pred, train = _cells(0, 0.0), _cells(1, 0.1), _cells(2, 0.0)
+def result(cells) -> Evaluation:
+    truth, pred, train = cells(0, 0.0), cells(1, 0.1), cells(2, 0.0)
     return evaluate(truth, pred, train=train, metrics=["mae", "des", "pds"], n_repeats=1, n_boot=20)
 
 

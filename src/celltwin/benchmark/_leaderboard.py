@@ -234,7 +234,7 @@ class Leaderboard:
                 continue
             row = summary.loc[(best, metric)]
             higher = higher_is_better(metric)
-            base, base_mean = self._best_baseline(summary, metric, higher)
+            base, base_mean = _best_baseline(summary, metric, higher, besides=best)
             vs_base = self._compare(best, base, metric=metric) if base else None
             vs_ceiling = self._compare(best, "ceiling", metric=metric)
             ceiling = summary["mean"].get(("ceiling", metric), np.nan)
@@ -256,15 +256,6 @@ class Leaderboard:
                 )
             )
         return out
-
-    def _best_baseline(self, summary: pd.DataFrame, metric: str, higher: bool) -> tuple[str, float]:
-        """The baseline with the best mean over folds on ``metric`` (``("", nan)`` if none)."""
-        rows = summary.xs(metric, level="metric")
-        rows = rows[(rows["role"] == "baseline") & rows["mean"].notna()]
-        if rows.empty:
-            return "", np.nan
-        name = str(rows["mean"].idxmax() if higher else rows["mean"].idxmin())
-        return name, float(rows.loc[name, "mean"])
 
     # --- output -------------------------------------------------------------------------------
 
@@ -316,6 +307,19 @@ class Leaderboard:
         record["comparison"] = tables.comparison
         record["peer_comparisons"] = list(tables.peer_comparisons)
         (out / "run.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+
+
+def _best_baseline(
+    summary: pd.DataFrame, metric: str, higher: bool, *, besides: str
+) -> tuple[str, float]:
+    """The baseline other than ``besides`` with the best mean over folds on ``metric``
+    (``("", nan)`` if none); ``summary`` indexed by model and metric."""
+    rows = summary.xs(metric, level="metric")
+    rows = rows[(rows["role"] == "baseline") & rows["mean"].notna() & (rows.index != besides)]
+    if rows.empty:
+        return "", np.nan
+    name = str(rows["mean"].idxmax() if higher else rows["mean"].idxmin())
+    return name, float(rows.loc[name, "mean"])
 
 
 def _jsonable(value: Any) -> Any:

@@ -33,13 +33,11 @@ def _units(n: int, unit: str) -> str:
     return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
-def _difference(c: PairedComparison, unit: str) -> str:
-    """``+0.123 [0.050, 0.190] over 12 perturbations`` (no interval below MIN_CI_UNITS)."""
+def _difference(c: PairedComparison) -> str:
+    """``+0.123 [0.050, 0.190]`` (no interval below :data:`~celltwin.eval.MIN_CI_UNITS`)."""
     text = _num(c.mean_diff, signed=True)
     if c.n >= MIN_CI_UNITS:
         text += _interval(c.ci_low, c.ci_high)
-    else:
-        text += f" ({_units(c.n, unit)}: too few for a CI)"
     return text
 
 
@@ -69,14 +67,14 @@ def _lines(v: Verdict, unit: str) -> list[str]:
     lines = [head]
     if v.vs_baseline is not None:
         lines.append(
-            f"  {v.against_baseline.upper()} than the best baseline, {v.baseline} "
-            f"({_num(v.baseline_mean)}): {_difference(v.vs_baseline, unit)}"
+            f"  {v.against_baseline.upper()} {'with' if v.against_baseline == 'tie' else 'than'} "
+            f"the best baseline, {v.baseline} "
+            f"({_num(v.baseline_mean)}): {_difference(v.vs_baseline)}"
         )
     if v.vs_ceiling is not None:
         where = {"better": "ABOVE", "worse": "BELOW", "tie": "AT"}.get(v.against_ceiling, "")
         lines.append(
-            f"  {where} the noise ceiling ({_num(v.ceiling_mean)}): "
-            f"{_difference(v.vs_ceiling, unit)}"
+            f"  {where} the noise ceiling ({_num(v.ceiling_mean)}): {_difference(v.vs_ceiling)}"
         )
     return lines
 
@@ -109,8 +107,8 @@ def headline(
         lines = ["Verdict: no metric has a value to judge."]
     else:
         lines = [
-            f"Verdict: {verdicts[0].model} against the best baseline and the noise ceiling "
-            "(mean [95% CI]; differences paired, tie when the CI includes 0)"
+            f"Verdict: {verdicts[0].model} vs the best baseline and the noise ceiling "
+            "(mean [95% CI]; tie: the CI includes 0)"
         ]
         for v in verdicts:
             lines += ["  " + line for line in _lines(v, unit)]

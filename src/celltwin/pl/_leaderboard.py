@@ -126,7 +126,7 @@ def leaderboard_html(tables: LeaderboardTables, models: Mapping[str, Tables]) ->
     """
     notes = [
         tables.description,
-        f"{tables.n_folds} folds; values pooled over the units of every fold "
+        f"{tables.n_folds} fold{'s' if tables.n_folds != 1 else ''}; values pooled over the units of every fold "
         "(the leaderboard averages per fold first). Baseline models are marked (baseline), "
         "other groups' models run through their own packages (peer); "
         "the ceiling is real data predicting itself (split halves).",

@@ -211,7 +211,7 @@ def _strips(
     for i, (model, values) in enumerate(per_model.items()):
         color = _COLORS[i % len(_COLORS)]
         y = n - 1 - i
-        offsets = np.linspace(-0.12, 0.12, values.size) if values.size > 1 else np.zeros(1)
+        offsets = np.linspace(-0.12, 0.12, values.size) if values.size > 1 else 0 * values
         dots = ax.scatter(values, y + offsets, s=22, color=color, zorder=3, clip_on=False)
         if values.size:
             ax.plot([values.mean()] * 2, [y - 0.3, y + 0.3], color=color, lw=2.0, zorder=2)
@@ -219,7 +219,9 @@ def _strips(
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_yticks(range(n), [""] * n)
     ax.tick_params(axis="y", length=0)
-    ax.set_ylabel(f"{sum(v.size for v in per_model.values())} values", fontsize=7)
+    sizes = sorted({v.size for v in per_model.values()})
+    each = f"{sizes[0]} each" if len(sizes) == 1 else "values"
+    ax.set_ylabel(f"perturbations ({each})", fontsize=7)
 
 
 def _histograms(

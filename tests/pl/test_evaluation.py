@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from celltwin.eval import Evaluation, evaluate
-from celltwin.pl import evaluation_notes, evaluation_report, write_evaluation
+from celltwin.eval import Evaluation, Verdict, evaluate
+from celltwin.pl import (
+    evaluation_notes,
+    evaluation_report,
+    evaluation_text,
+    headline,
+    headline_html,
+    write_evaluation,
+)
 
 FILES = {
     "metrics.csv",
@@ -55,3 +64,26 @@ def test_a_failed_report_writes_nothing(result, tmp_path: Path, monkeypatch) -> 
     with pytest.raises(RuntimeError, match="report failed"):
         write_evaluation(result, tmp_path / "eval")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_puts_the_verdict_first_and_rounds_the_table(result: Evaluation) -> None:
+    text = evaluation_text(result, report="out/report.html")
+    first, *rest = text.splitlines()
+    assert first.startswith("Verdict: prediction vs the best baseline and the noise ceiling")
+    assert "  des (higher is better): " in text and "the best baseline, mean (" in text
+    assert rest.index("Report: out/report.html") < rest.index(
+        next(line for line in rest if line.startswith("All metrics"))
+    )
+    table = text.split("All metrics", 1)[1]
+    assert re.search(r"mae ↓ +\d\.\d{3} ", table) and not re.search(r"\d\.\d{4}", table)
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_headline_says_what_scoring_above_the_ceiling_means() -> None:
+    above = Verdict("m", "spearman", True, 1, 0.468, np.nan, np.nan, ceiling_mean=0.386)
+    text = headline([above], report="r.html")
+    assert "spearman (higher is better): 0.468 (1 perturbation, no CI)" in text
+    assert "above the noise ceiling on spearman (0.468 vs 0.386)" in text
+    assert "cannot tell the model from a replicate" in text.replace("\n  ", " ")
+    assert text.endswith("Report: r.html")
+    assert "cannot tell the model" in headline_html([above])

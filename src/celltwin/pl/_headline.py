@@ -106,10 +106,12 @@ def headline(
     if not verdicts:
         lines = ["Verdict: no metric has a value to judge."]
     else:
-        lines = [
+        lines = textwrap.wrap(
             f"Verdict: {verdicts[0].model} vs the best baseline and the noise ceiling "
-            "(mean [95% CI]; tie: the CI includes 0)"
-        ]
+            "(mean [95% CI]; tie: CI includes 0)",
+            width=100,
+            subsequent_indent="  ",
+        )
         for v in verdicts:
             lines += ["  " + line for line in _lines(v, unit)]
         for note in ceiling_notes(verdicts):

@@ -49,9 +49,13 @@ window.addEventListener('load', function(){
       }
     });
   });
+  var wide = [];
+  document.querySelectorAll('div.scroll').forEach(function(div){
+    if (div.scrollWidth > div.clientWidth + 1) { wide.push(div.scrollWidth - div.clientWidth); }
+  });
   var pre = document.createElement('pre');
   pre.id = 'layout-check';
-  pre.textContent = JSON.stringify({n_svg: svgs.length, outside: found});
+  pre.textContent = JSON.stringify({n_svg: svgs.length, outside: found, wide: wide});
   document.body.appendChild(pre);
 });
 </script>
@@ -185,13 +189,18 @@ def test_no_text_outside_its_figure_and_no_empty_panel(written, page, tmp_path) 
     checked = tmp_path / "checked.html"
     checked.write_text(path.read_text(encoding="utf-8") + _CHECK, encoding="utf-8")
     dom = _browser(
-        tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", checked.as_uri()
+        tmp_path / "profile",
+        "--virtual-time-budget=5000",
+        "--window-size=1280,3000",
+        "--dump-dom",
+        checked.as_uri(),
     )
     found = re.search(r'<pre id="layout-check">(.*?)</pre>', dom, flags=re.S)
     assert found, f"{page}: the check did not run"
     report = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert report["n_svg"] >= 1
     assert report["outside"] == [], f"{page}: text outside its figure: {report['outside'][:5]}"
+    assert report["wide"] == [], f"{page}: a table scrolls sideways by {report['wide']} px"
 
 
 @pytest.mark.parametrize("page", ["evaluate", "benchmark", "demo benchmark", "demo figures"])

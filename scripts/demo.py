@@ -126,8 +126,7 @@ def main() -> None:
         f"Wall time: {time.perf_counter() - t0:.0f} s",
     ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out / 'summary.md'}, {out / 'composition.png'}, {out / 'effects.png'}")
-    print(f"report: {out / 'benchmark' / 'report.html'}\n")
+    print(f"\nwrote {out / 'summary.md'}, {out / 'composition.png'}, {out / 'effects.png'}\n")
     # Last, so that it is what the terminal shows: the verdict.
     print(pl.headline(board.verdict(), report=out / "benchmark" / "report.html", unit="fold"))
 

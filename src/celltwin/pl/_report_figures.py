@@ -219,7 +219,7 @@ def _strips(
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_yticks(range(n), [""] * n)
     ax.tick_params(axis="y", length=0)
-    sizes = sorted({v.size for v in per_model.values()})
+    sizes = sorted({v.size for v in per_model.values() if v.size})
     each = f"{sizes[0]} each" if len(sizes) == 1 else "values"
     ax.set_ylabel(f"perturbations ({each})", fontsize=7)
 

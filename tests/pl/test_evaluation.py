@@ -87,3 +87,11 @@ def test_headline_says_what_scoring_above_the_ceiling_means() -> None:
     assert "cannot tell the model from a replicate" in text.replace("\n  ", " ")
     assert text.endswith("Report: r.html")
     assert "cannot tell the model" in headline_html([above])
+
+
+def test_headline_writes_out_the_first_metrics_and_notes_the_ceiling_on_all() -> None:
+    first = Verdict("m", "pearson_delta", True, 5, 0.5, 0.4, 0.6, ceiling_mean=0.7)
+    other = Verdict("m", "spearman", True, 5, 0.468, 0.4, 0.5, ceiling_mean=0.386)
+    text = headline([first, other], shown=1)
+    assert "pearson_delta (higher is better): 0.500 [0.400, 0.600]" in text
+    assert "spearman (higher" not in text and "on spearman (0.468 vs 0.386)" in text

@@ -216,7 +216,8 @@ class Leaderboard:
         Parameters
         ----------
         metrics
-            Metrics judged; default: the suite's first three with values.
+            Metrics judged; default: the suite's metrics with values, in the suite's order
+            (a headline writes out the first three, :data:`celltwin.pl.HEADLINE_SIZE`).
         """
         ranked = self.ranking()
         learned = [m for m in ranked if role(m) == "model"] or ranked
@@ -225,9 +226,7 @@ class Leaderboard:
         best = learned[0]
         summary = self.summary().set_index(["model", "metric"])
         have = set(summary.index.get_level_values("metric"))
-        chosen = (
-            list(metrics) if metrics is not None else [m for m in self.metrics if m in have][:3]
-        )
+        chosen = list(metrics) if metrics is not None else [m for m in self.metrics if m in have]
         out = []
         for metric in chosen:
             if (best, metric) not in summary.index:

@@ -8,13 +8,14 @@ from ._evaluation import (
     write_evaluation,
 )
 from ._figures import composition, effect_heatmap
-from ._headline import ceiling_notes, headline, headline_html
+from ._headline import HEADLINE_SIZE, ceiling_notes, headline, headline_html
 from ._leaderboard import LeaderboardTables, leaderboard_html
 from ._leaderboard_markdown import leaderboard_markdown
 from ._report import identical_models, render_report
 from ._report_figures import delta_scatter, figure_svg, metric_distributions
 
 __all__ = [
+    "HEADLINE_SIZE",
     "REPORT_FILE",
     "LeaderboardTables",
     "ceiling_notes",

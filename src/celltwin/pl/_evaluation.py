@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..eval import Evaluation, verdict
-from ._headline import ceiling_notes, headline
+from ..eval import Evaluation, Verdict, verdict
+from ._headline import headline
 from ._report import render_report
 from ._report_tables import arrow
 
@@ -52,8 +52,8 @@ def evaluation_report(result: Evaluation, *, title: str | None = None) -> str:
     """The self-contained HTML report of an evaluation (see :func:`render_report`).
 
     It opens with the verdict (:func:`celltwin.eval.verdict`: the model against the best
-    baseline and the noise ceiling on the headline metrics); a note names every other metric
-    on which the model scores above the ceiling.
+    baseline and the noise ceiling on the headline metrics); its note names every metric on
+    which the model scores above the ceiling.
 
     Parameters
     ----------
@@ -63,16 +63,23 @@ def evaluation_report(result: Evaluation, *, title: str | None = None) -> str:
         Page title; default ``"celltwin evaluation: <model>"``.
     """
     model = str(result.params.get("model") or "prediction")
-    verdicts = verdict(result)
-    shown = {v.metric for v in verdicts}
-    others = [m for m in result.summary if m not in shown]
-    above = ceiling_notes([v for v in verdict(result, metrics=others) if v.above_ceiling])
+    verdicts, shown = _verdicts(result)
     return render_report(
         {model: result.tables()},
         title=title or f"celltwin evaluation: {model}",
-        notes=[*evaluation_notes(result), *above],
+        notes=evaluation_notes(result),
         verdicts=verdicts,
+        shown=shown,
     )
+
+
+def _verdicts(result: Evaluation) -> tuple[list[Verdict], int]:
+    """The headline metrics' verdicts, then every other metric's (for the ceiling note), and
+    how many are the headline's."""
+    first = verdict(result)
+    names = {v.metric for v in first}
+    rest = verdict(result, metrics=[m for m in result.summary if m not in names])
+    return [*first, *rest], len(first)
 
 
 def write_evaluation(
@@ -126,5 +133,6 @@ def evaluation_text(
         )
     )
     body = table.to_string(float_format=lambda v: f"{v:.{digits}f}", na_rep="–")
-    head = headline(verdict(result), report=report)
+    verdicts, shown = _verdicts(result)
+    head = headline(verdicts, report=report, shown=shown)
     return f"{head}\n\nAll metrics (mean over perturbations; baselines and ceiling: means):\n{body}"

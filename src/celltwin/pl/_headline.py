@@ -16,7 +16,10 @@ from collections.abc import Sequence
 
 from ..eval import MIN_CI_UNITS, PairedComparison, Verdict
 
-__all__ = ["ceiling_notes", "headline", "headline_html"]
+__all__ = ["HEADLINE_SIZE", "ceiling_notes", "headline", "headline_html"]
+
+#: Metrics a headline writes out (the first of the verdicts it is given).
+HEADLINE_SIZE = 3
 
 
 def _num(value: float, *, signed: bool = False) -> str:
@@ -84,6 +87,7 @@ def headline(
     *,
     report: str | os.PathLike[str] | None = None,
     unit: str = "perturbation",
+    shown: int = HEADLINE_SIZE,
 ) -> str:
     """The verdict as a few lines of plain text, for a terminal or a markdown file.
 
@@ -95,6 +99,8 @@ def headline(
         Path of the HTML report, named on the last line.
     unit
         What the model's values are averaged over (``perturbation``, ``fold``).
+    shown
+        The first ``shown`` verdicts are written out; the note on the noise ceiling covers all.
 
     Returns
     -------
@@ -112,7 +118,7 @@ def headline(
             width=100,
             subsequent_indent="  ",
         )
-        for v in verdicts:
+        for v in verdicts[:shown]:
             lines += ["  " + line for line in _lines(v, unit)]
         for note in ceiling_notes(verdicts):
             lines += textwrap.wrap("Note: " + note, width=100, subsequent_indent="  ")
@@ -121,12 +127,16 @@ def headline(
     return "\n".join(lines)
 
 
-def headline_html(verdicts: Sequence[Verdict], *, unit: str = "perturbation") -> str:
-    """The verdict as an HTML block (the first section of a report); empty without verdicts."""
+def headline_html(
+    verdicts: Sequence[Verdict], *, unit: str = "perturbation", shown: int = HEADLINE_SIZE
+) -> str:
+    """The verdict as an HTML block (the first section of a report); empty without verdicts.
+
+    The first ``shown`` verdicts are written out; the note on the noise ceiling covers all."""
     if not verdicts:
         return ""
     items = []
-    for v in verdicts:
+    for v in verdicts[:shown]:
         first, *rest = _lines(v, unit)
         words = "".join(
             f'<div class="{html.escape(line.split()[0].lower())}">{html.escape(line.strip())}</div>'

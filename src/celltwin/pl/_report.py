@@ -30,7 +30,7 @@ import pandas as pd
 
 from .._keys import CONTEXT
 from ..eval import MIN_CI_UNITS, Verdict
-from ._headline import headline_html
+from ._headline import HEADLINE_SIZE, headline_html
 from ._report_figures import delta_scatter, figure_svg, metric_distributions
 from ._report_tables import (
     Tables,
@@ -289,6 +289,7 @@ def render_report(
     max_scatter: int = 24,
     verdicts: Sequence[Verdict] = (),
     unit: str = "perturbation",
+    shown: int = HEADLINE_SIZE,
 ) -> str:
     """One self-contained HTML page for one or several models evaluated on the same truth.
 
@@ -309,6 +310,8 @@ def render_report(
         The headline, shown first (:func:`celltwin.eval.verdict`, :func:`headline_html`).
     unit
         What the values are averaged over (``perturbation``, ``fold``), for the headline.
+    shown
+        Verdicts written out in the headline (the first); its ceiling note covers all.
 
     Returns
     -------
@@ -326,7 +329,7 @@ def render_report(
         f"<h1>{html.escape(title)}</h1>",
     ]
     if verdicts:
-        parts += ["<h2>Verdict</h2>", headline_html(verdicts, unit=unit)]
+        parts += ["<h2>Verdict</h2>", headline_html(verdicts, unit=unit, shown=shown)]
     notes = [*notes, *_identical_notes(models)]
     if notes:
         parts.append(

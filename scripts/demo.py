@@ -15,10 +15,12 @@ import argparse
 import time
 from pathlib import Path
 
+import anndata as ad
 import pandas as pd
 
 import celltwin
 from celltwin import benchmark, data, io, pl, pp, split
+from celltwin import eval as ct_eval
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TEST
 
 
@@ -69,6 +71,26 @@ def main() -> None:
     )
 
     print("6/6 summary and figures")
+    verdicts = board.verdict()
+    lines = _summary(adata, effects, board, verdicts, out=out, holdout=holdout, started=t0)
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out / 'summary.md'}, {out / 'composition.png'}, {out / 'effects.png'}\n")
+    # Last, so that it is what the terminal shows: the verdict.
+    print(pl.headline(verdicts, report=out / "benchmark" / "report.html", unit="fold"))
+
+
+def _summary(
+    adata: ad.AnnData,
+    effects: ad.AnnData,
+    board: benchmark.Leaderboard,
+    verdicts: list[ct_eval.Verdict],
+    *,
+    out: Path,
+    holdout: str,
+    started: float,
+) -> list[str]:
+    """Draw the figures into ``out`` and return the lines of summary.md (verdict first)."""
+    contexts = sorted(adata.obs[CONTEXT].astype(str).unique())
     shares = pd.crosstab(adata.obs[CONTEXT], adata.obs[PERTURBATION], normalize="columns")
     pl.composition(shares).savefig(out / "composition.png", dpi=120)
     pl.effect_heatmap(effects, n_genes=30).savefig(out / "effects.png", dpi=120)
@@ -85,8 +107,8 @@ def main() -> None:
         .sort_values(ascending=False)
         .head(15)
     )
-    verdict = pl.headline(board.verdict(), report="benchmark/report.html", unit="fold")
-    lines = [
+    verdict = pl.headline(verdicts, report="benchmark/report.html", unit="fold")
+    return [
         "# celltwin demo: Kang 2018 IFN-beta PBMC",
         "",
         f"celltwin {celltwin.__version__}; {adata.n_obs:,} cells x {adata.n_vars:,} genes; "
@@ -123,12 +145,8 @@ def main() -> None:
         "",
         "![Effect of IFN-beta per cell type on the most up- and down-regulated genes](effects.png)",
         "",
-        f"Wall time: {time.perf_counter() - t0:.0f} s",
+        f"Wall time: {time.perf_counter() - started:.0f} s",
     ]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out / 'summary.md'}, {out / 'composition.png'}, {out / 'effects.png'}\n")
-    # Last, so that it is what the terminal shows: the verdict.
-    print(pl.headline(board.verdict(), report=out / "benchmark" / "report.html", unit="fold"))
 
 
 def _identical(board: benchmark.Leaderboard, holdout: str) -> list[str]:

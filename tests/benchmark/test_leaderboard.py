@@ -140,3 +140,23 @@ def test_one_fold_has_no_small_n_checks() -> None:
     md = board.to_markdown()
     line = next(x for x in md.splitlines() if x.startswith("Paired comparison (best"))
     assert line.endswith("context_shift on 0%.") and "Wilcoxon" not in line
+
+
+def test_verdict_judges_the_best_learned_model_against_the_best_baseline() -> None:
+    board = _board()
+    found = {v.metric: v for v in board.verdict()}
+    assert list(found) == [PRIMARY, "energy_distance"]  # the suite's metrics with values
+    v = found[PRIMARY]
+    assert (v.model, v.baseline, v.n) == ("transition", "context_shift", len(FOLDS))
+    assert v.against_baseline == "better" and v.ci_low < v.mean < v.ci_high
+    assert v.vs_ceiling is None and v.against_ceiling == ""
+    assert found["energy_distance"].against_baseline == "better"  # lower is better
+    # Without a learned model the best model is a baseline: never compared with itself.
+    baselines_only = Leaderboard.from_results(
+        board.results[board.results["model"].isin(["context_shift"])],
+        suite=get_suite(SUITE),
+        timings=board.timings,
+        record={},
+    )
+    (first, *_) = baselines_only.verdict()
+    assert first.model == "context_shift" and first.baseline == "" and first.vs_baseline is None

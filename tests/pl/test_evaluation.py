@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
 
-from celltwin._keys import CONTEXT, CONTROL, CRISPRI, PERTURBATION, PERTURBATION_TYPE
-from celltwin.eval import Evaluation, evaluate
-from celltwin.pl import evaluation_notes, evaluation_report, write_evaluation
+from celltwin.eval import Evaluation, Verdict, evaluate
+from celltwin.pl import (
+    evaluation_notes,
+    evaluation_report,
+    evaluation_text,
+    headline,
+    headline_html,
+    write_evaluation,
+)
 
 FILES = {
     "metrics.csv",
@@ -25,27 +30,9 @@ FILES = {
 }
 
 
-def _cells(seed: int, shift: float) -> ad.AnnData:
-    rng = np.random.default_rng(seed)
-    labels = np.repeat([CONTROL, "A", "B", "C"], 20)
-    X = rng.gamma(2.0, 0.5, size=(labels.size, 30)).astype(np.float32)
-    X[labels == "A", :5] += 1.0 + shift
-    X[labels == "B", 5:10] += 1.5 + shift
-    X[labels == "C", 10:15] += 2.0 + shift
-    obs = pd.DataFrame(
-        {
-            PERTURBATION: labels,
-            PERTURBATION_TYPE: np.where(labels == CONTROL, CONTROL, CRISPRI),
-            CONTEXT: "K562",
-        },
-        index=[f"c{seed}_{i}" for i in range(labels.size)],
-    )
-    return ad.AnnData(X, obs=obs, var=pd.DataFrame(index=[f"G{j}" for j in range(30)]))
-
-
 @pytest.fixture(scope="module")
-def result() -> Evaluation:
-    truth, pred, train = _cells(0, 0.0), _cells(1, 0.1), _cells(2, 0.0)
+def result(cells) -> Evaluation:
+    truth, pred, train = cells(0, 0.0), cells(1, 0.1), cells(2, 0.0)
     return evaluate(truth, pred, train=train, metrics=["mae", "des", "pds"], n_repeats=1, n_boot=20)
 
 
@@ -77,3 +64,34 @@ def test_a_failed_report_writes_nothing(result, tmp_path: Path, monkeypatch) -> 
     with pytest.raises(RuntimeError, match="report failed"):
         write_evaluation(result, tmp_path / "eval")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_puts_the_verdict_first_and_rounds_the_table(result: Evaluation) -> None:
+    text = evaluation_text(result, report="out/report.html")
+    first, *rest = text.splitlines()
+    assert first.startswith("Verdict: prediction vs the best baseline and the noise ceiling")
+    assert "  des (higher is better): " in text and "the best baseline, mean (" in text
+    assert rest.index("Report: out/report.html") < rest.index(
+        next(line for line in rest if line.startswith("All metrics"))
+    )
+    table = text.split("All metrics", 1)[1]
+    assert re.search(r"mae ↓ +\d\.\d{3} ", table) and not re.search(r"\d\.\d{4}", table)
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_headline_says_what_scoring_above_the_ceiling_means() -> None:
+    above = Verdict("m", "spearman", True, 1, 0.468, np.nan, np.nan, ceiling_mean=0.386)
+    text = headline([above], report="r.html")
+    assert "spearman (higher is better): 0.468 (1 perturbation, no CI)" in text
+    assert "above the noise ceiling on spearman (0.468 vs 0.386)" in text
+    assert "cannot tell the model from a replicate" in text.replace("\n  ", " ")
+    assert text.endswith("Report: r.html")
+    assert "cannot tell the model" in headline_html([above])
+
+
+def test_headline_writes_out_the_first_metrics_and_notes_the_ceiling_on_all() -> None:
+    first = Verdict("m", "pearson_delta", True, 5, 0.5, 0.4, 0.6, ceiling_mean=0.7)
+    other = Verdict("m", "spearman", True, 5, 0.468, 0.4, 0.5, ceiling_mean=0.386)
+    text = headline([first, other], shown=1)
+    assert "pearson_delta (higher is better): 0.500 [0.400, 0.600]" in text
+    assert "spearman (higher" not in text and "on spearman (0.468 vs 0.386)" in text

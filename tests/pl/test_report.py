@@ -144,3 +144,29 @@ def test_chromium_renders_plots_and_sorts_the_table(tmp_path: Path) -> None:
     img = imread(shot)
     assert img.shape[:2] == (2000, 1280)
     assert float(img[..., :3].std()) > 0.05  # not a blank page
+
+
+def test_few_values_are_dots_many_are_histograms_and_bounded_axes_stop() -> None:
+    few, many = _tables(0, n_perts=4), _tables(1, n_perts=30)
+    for tables in (few, many):
+        pds = tables["metrics"]["metric"] == "pds"
+        tables["metrics"].loc[pds, "value"] = 1.0  # a score at its best: the axis stops at 1
+        refs = tables["summary"]["metric"] == "pds"
+        tables["summary"].loc[refs, "mean"] = 0.9
+    dots = metric_distributions({"m": few}).axes[1]
+    assert dots.collections and not dots.patches and dots.get_xlim()[1] == 1.0
+    bars = metric_distributions({"m": many}).axes[1]
+    assert bars.patches and bars.get_xlim()[1] == 1.0
+    # A metric without any finite value gets no (empty) panel.
+    few["metrics"].loc[few["metrics"]["metric"] == "mae", "value"] = np.nan
+    shown = [ax for ax in metric_distributions({"m": few}).axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["pds ↑"]
+
+
+def test_one_unit_shows_its_value_and_n_without_an_interval() -> None:
+    tables = _tables(0, n_perts=4)
+    tables["metrics"] = tables["metrics"][tables["metrics"][PERTURBATION] == "P00"]
+    tables["summary"]["n"] = 1
+    page = render_report({"m": tables}, title="one")
+    summary = page.split('id="summary"', 1)[1].split("</table>", 1)[0]
+    assert "n=1" in summary and "[" not in summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._keys import CONTEXT, PERTURBATION
-from ..eval import METRICS, paired_comparison, summarize
+from ..eval import METRICS, MIN_CI_UNITS, PairedComparison, Verdict, paired_comparison, summarize
 from ..pl import LeaderboardTables, leaderboard_html, leaderboard_markdown
 from ._aggregate import (
     COVERAGE,
@@ -178,6 +179,14 @@ class Leaderboard:
 
     def _paired(self, a: str, b: str, *, metric: str, kind: str) -> dict[str, Any] | None:
         """Paired comparison of ``a`` and ``b`` on ``metric`` (``None`` if one has no values)."""
+        found = self._compare(a, b, metric=metric)
+        if found is None:
+            return None
+        pc, unit = found
+        return {"kind": kind, "metric": metric, "a": a, "b": b, "unit": unit, **pc.__dict__}
+
+    def _compare(self, a: str, b: str, *, metric: str) -> tuple[PairedComparison, str] | None:
+        """``a`` vs ``b`` on ``metric``, paired by unit (or by fold), and the unit's name."""
         res = self.results[self.results["metric"] == metric]
         unit = is_unit(res)
         keys = ["fold", CONTEXT, PERTURBATION] if unit.any() else ["fold"]
@@ -193,14 +202,59 @@ class Leaderboard:
             n_boot=N_BOOT,
             seed=self.seed,
         )
-        return {
-            "kind": kind,
-            "metric": metric,
-            "a": a,
-            "b": b,
-            "unit": "unit" if len(keys) > 1 else "fold",
-            **pc.__dict__,
-        }
+        return pc, "unit" if len(keys) > 1 else "fold"
+
+    def verdict(self, *, metrics: Sequence[str] | None = None) -> list[Verdict]:
+        """The headline: the best model against the best baseline and the ceiling, per metric.
+
+        The best model is the best learned model by the primary metric (the best of all when
+        none is learned). Per metric, its mean over folds with the bootstrap CI over folds
+        (none below :data:`~celltwin.eval.MIN_CI_UNITS` folds), the best baseline on that
+        metric and the split-half ceiling, each compared with it paired by unit
+        (:meth:`comparison`'s pairing).
+
+        Parameters
+        ----------
+        metrics
+            Metrics judged; default: the suite's metrics with values, in the suite's order
+            (a headline writes out the first three, :data:`celltwin.pl.HEADLINE_SIZE`).
+        """
+        ranked = self.ranking()
+        learned = [m for m in ranked if role(m) == "model"] or ranked
+        if not learned:
+            return []
+        best = learned[0]
+        summary = self.summary().set_index(["model", "metric"])
+        have = set(summary.index.get_level_values("metric"))
+        chosen = list(metrics) if metrics is not None else [m for m in self.metrics if m in have]
+        out = []
+        for metric in chosen:
+            if (best, metric) not in summary.index:
+                continue
+            row = summary.loc[(best, metric)]
+            higher = higher_is_better(metric)
+            base, base_mean = _best_baseline(summary, metric, higher, besides=best)
+            vs_base = self._compare(best, base, metric=metric) if base else None
+            vs_ceiling = self._compare(best, "ceiling", metric=metric)
+            ceiling = summary["mean"].get(("ceiling", metric), np.nan)
+            n = int(row["n_folds"])
+            out.append(
+                Verdict(
+                    model=best,
+                    metric=metric,
+                    higher_is_better=higher,
+                    n=n,
+                    mean=float(row["mean"]),
+                    ci_low=float(row["ci_low"]) if n >= MIN_CI_UNITS else np.nan,
+                    ci_high=float(row["ci_high"]) if n >= MIN_CI_UNITS else np.nan,
+                    baseline=base,
+                    baseline_mean=base_mean,
+                    vs_baseline=vs_base[0] if vs_base else None,
+                    ceiling_mean=float(ceiling),
+                    vs_ceiling=vs_ceiling[0] if vs_ceiling else None,
+                )
+            )
+        return out
 
     # --- output -------------------------------------------------------------------------------
 
@@ -226,6 +280,7 @@ class Leaderboard:
             timings=self.timings,
             record=self.record,
             seed=self.seed,
+            verdicts=self.verdict(),
         )
 
     def to_markdown(self) -> str:
@@ -251,6 +306,19 @@ class Leaderboard:
         record["comparison"] = tables.comparison
         record["peer_comparisons"] = list(tables.peer_comparisons)
         (out / "run.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+
+
+def _best_baseline(
+    summary: pd.DataFrame, metric: str, higher: bool, *, besides: str
+) -> tuple[str, float]:
+    """The baseline other than ``besides`` with the best mean over folds on ``metric``
+    (``("", nan)`` if none); ``summary`` indexed by model and metric."""
+    rows = summary.xs(metric, level="metric")
+    rows = rows[(rows["role"] == "baseline") & rows["mean"].notna() & (rows.index != besides)]
+    if rows.empty:
+        return "", np.nan
+    name = str(rows["mean"].idxmax() if higher else rows["mean"].idxmin())
+    return name, float(rows.loc[name, "mean"])
 
 
 def _jsonable(value: Any) -> Any:

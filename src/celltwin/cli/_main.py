@@ -298,7 +298,7 @@ def evaluate(
 ) -> None:
     """Score a prediction against real cells: metrics.csv, summary.json and report.html in OUT."""
     from celltwin.eval import evaluate_files
-    from celltwin.pl import write_evaluation
+    from celltwin.pl import REPORT_FILE, evaluation_text, write_evaluation
 
     refuse_existing(out, force=force, kind="folder", what="evaluation folder")
     with _user_errors():
@@ -313,8 +313,8 @@ def evaluate(
             split=split,
             allow_missing=allow_missing,
         )
-        write_evaluation(result, out)
-    typer.echo(result.summary_frame().to_string())
+        written = write_evaluation(result, out)
+    typer.echo(evaluation_text(result, report=written / REPORT_FILE))
     typer.echo(f"wrote {out}")
 
 
@@ -353,6 +353,7 @@ def benchmark(
 ) -> None:
     """Run a benchmark suite (see --list) and write leaderboard.csv/.md, results.csv, report.html."""
     from celltwin.benchmark import get_suite, parse_options, run_benchmark
+    from celltwin.pl import REPORT_FILE, headline
 
     if list_:
         typer.echo(list_suites(wide=wide, fmt=fmt))
@@ -378,6 +379,8 @@ def benchmark(
             report=report,
             **parse_options(option or []),
         )
+    report_path = out / REPORT_FILE if report else None
+    typer.echo(headline(board.verdict(), report=report_path, unit="fold") + "\n")
     typer.echo(board.to_markdown())
     typer.echo(f"wrote {out}")
 

@@ -57,12 +57,22 @@ from ._registry import (
 from ._result import Evaluation
 from ._scores import baseline_scaled, mean_of_centroids, vcc_score
 from ._stats import PairedComparison, Summary, bootstrap_ci, paired_comparison, summarize
+from ._verdict import (
+    HEADLINE_METRICS,
+    MIN_CI_UNITS,
+    Verdict,
+    outcome,
+    verdict,
+    verdict_frame,
+)
 
 __all__ = [
     "CELL_KINDS",
     "DEFAULT_METRICS",
+    "HEADLINE_METRICS",
     "INPUT_KINDS",
     "METRICS",
+    "MIN_CI_UNITS",
     "NEEDS_PRED_CELLS",
     "SCGEN_METRICS",
     "VCC_METRICS",
@@ -74,6 +84,7 @@ __all__ = [
     "PCABasis",
     "PairedComparison",
     "Summary",
+    "Verdict",
     "baseline_scaled",
     "benjamini_hochberg",
     "bootstrap_ci",
@@ -97,6 +108,7 @@ __all__ = [
     "mse",
     "mse_top_de",
     "n_sig_spearman",
+    "outcome",
     "paired_comparison",
     "pds",
     "pearson_delta",
@@ -116,6 +128,8 @@ __all__ = [
     "topk_auroc",
     "topk_overlap",
     "vcc_score",
+    "verdict",
+    "verdict_frame",
     "welch_t_test",
     "write_vcc",
 ]

@@ -1,20 +1,34 @@
 """Plots and pages: figures, HTML reports and leaderboards built from result tables."""
 
-from ._evaluation import evaluation_notes, evaluation_report, write_evaluation
+from ._evaluation import (
+    REPORT_FILE,
+    evaluation_notes,
+    evaluation_report,
+    evaluation_text,
+    write_evaluation,
+)
 from ._figures import composition, effect_heatmap
+from ._headline import HEADLINE_SIZE, ceiling_notes, headline, headline_html
 from ._leaderboard import LeaderboardTables, leaderboard_html
 from ._leaderboard_markdown import leaderboard_markdown
-from ._report import render_report
+from ._report import identical_models, render_report
 from ._report_figures import delta_scatter, figure_svg, metric_distributions
 
 __all__ = [
+    "HEADLINE_SIZE",
+    "REPORT_FILE",
     "LeaderboardTables",
+    "ceiling_notes",
     "composition",
     "delta_scatter",
     "effect_heatmap",
     "evaluation_notes",
     "evaluation_report",
+    "evaluation_text",
     "figure_svg",
+    "headline",
+    "headline_html",
+    "identical_models",
     "leaderboard_html",
     "leaderboard_markdown",
     "metric_distributions",

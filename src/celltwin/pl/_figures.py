@@ -26,7 +26,10 @@ def composition(
     title
         Figure title.
     """
-    fig = Figure(figsize=(1.2 + 0.9 * len(table), 3.6), layout="constrained")
+    # At least as wide as the title (about 0.1 inch a character at 12 pt).
+    legend = 0.4 + 0.08 * max((len(str(c)) for c in table.columns), default=0)
+    fig_w = max(1.2 + 0.9 * len(table), 0.5 + 0.1 * len(title)) + legend
+    fig = Figure(figsize=(fig_w, 3.6), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / max(table.shape[1], 1)
     x = np.arange(len(table))
@@ -35,7 +38,8 @@ def composition(
     ax.set_xticks(x, [str(i) for i in table.index], rotation=30, ha="right")
     ax.set_ylabel("share of cells")
     ax.set_title(title)
-    ax.legend(frameon=False)
+    # Beside the panel, not over the bars.
+    fig.legend(loc="outside right upper", frameon=False)
     return fig
 
 
@@ -53,7 +57,9 @@ def effect_heatmap(
     pseudobulk
         Output of :func:`celltwin.pp.pseudobulk` (obs: group keys; ``layers[layer]``: deltas).
     n_genes
-        Number of genes shown, chosen by the largest mean absolute delta over non-control groups.
+        Number of genes shown: half the most up-regulated and half the most down-regulated
+        (by the mean delta over non-control groups), ordered by it; where one direction has too few
+        genes, the largest mean absolute deltas fill the rest. The colour scale is symmetric.
     layer
         Layer with the deltas.
     title
@@ -68,7 +74,7 @@ def effect_heatmap(
             obs[CONTEXT].astype(str)[keep], obs[PERTURBATION].astype(str)[keep], strict=True
         )
     ]
-    order = np.argsort(-np.abs(delta).mean(axis=0))[:n_genes]
+    order = _up_and_down(delta, n_genes)
     values = delta[:, order]
     lim = float(np.abs(values).max()) or 1.0
     fig = Figure(figsize=(2.5 + 0.22 * len(order), 1.2 + 0.3 * len(labels)), layout="constrained")
@@ -79,3 +85,16 @@ def effect_heatmap(
     ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.8, label="delta")
     return fig
+
+
+def _up_and_down(delta: np.ndarray, n_genes: int) -> np.ndarray:
+    """Columns of the ``n_genes`` genes shown: the most up-, then the most down-regulated."""
+    mean = delta.mean(axis=0)
+    n_genes = min(n_genes, mean.size)
+    up = [int(j) for j in np.argsort(-mean, kind="stable") if mean[j] > 0][: (n_genes + 1) // 2]
+    down = [int(j) for j in np.argsort(mean, kind="stable") if mean[j] < 0][: n_genes // 2]
+    chosen = set(up) | set(down)
+    rest = [int(j) for j in np.argsort(-np.abs(mean), kind="stable") if int(j) not in chosen]
+    shown = [*chosen, *rest[: n_genes - len(chosen)]]
+    # Decreasing mean: the most up-regulated first, the most down-regulated last.
+    return np.asarray(sorted(shown, key=lambda j: -mean[j]), dtype=int)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..eval import Verdict
 from ._report import render_report
 from ._report_tables import Tables
 
@@ -64,6 +65,9 @@ class LeaderboardTables:
         ``interval_nominal``, ``timings`` and ``merged_from`` / ``averaged_from``.
     seed
         Seed of the run.
+    verdicts
+        The headline (:meth:`celltwin.benchmark.Leaderboard.verdict`): the best model against
+        the best baseline and the ceiling, shown first in the report.
     """
 
     suite: str
@@ -81,6 +85,7 @@ class LeaderboardTables:
     timings: pd.DataFrame = field(default_factory=pd.DataFrame)
     record: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
+    verdicts: Sequence[Verdict] = ()
 
     def role(self, model: str) -> str:
         """The role of ``model`` in :attr:`summary` (``"model"`` when it has no row)."""
@@ -121,7 +126,7 @@ def leaderboard_html(tables: LeaderboardTables, models: Mapping[str, Tables]) ->
     """
     notes = [
         tables.description,
-        f"{tables.n_folds} folds; values pooled over the units of every fold "
+        f"{tables.n_folds} fold{'s' if tables.n_folds != 1 else ''}; values pooled over the units of every fold "
         "(the leaderboard averages per fold first). Baseline models are marked (baseline), "
         "other groups' models run through their own packages (peer); "
         "the ceiling is real data predicting itself (split halves).",
@@ -140,5 +145,9 @@ def leaderboard_html(tables: LeaderboardTables, models: Mapping[str, Tables]) ->
         )
     labelled = {tables.label(model).strip("*"): t for model, t in models.items()}
     return render_report(
-        labelled, title=f"celltwin benchmark: {tables.suite} (v{tables.version})", notes=notes
+        labelled,
+        title=f"celltwin benchmark: {tables.suite} (v{tables.version})",
+        notes=notes,
+        verdicts=tables.verdicts,
+        unit="fold",
     )

@@ -87,7 +87,7 @@ def _header(t: LeaderboardTables) -> list[str]:
         "",
         t.description,
         "",
-        f"{t.n_folds} folds, {seed_text}. Mean over folds [bootstrap 95% CI over folds]; "
+        f"{_count(t.n_folds, 'fold')}, {seed_text}. Mean over folds [bootstrap 95% CI over folds]; "
         f"ranked by **{primary}** {arrow}.",
         "",
     ]
@@ -135,7 +135,8 @@ def _intervals(t: LeaderboardTables) -> list[str]:
         "Effect intervals: share of held-out true gene effects inside the model's interval"
         + (f" (nominal {nominal:.0%}): " if nominal else ": ")
         + "; ".join(
-            f"{r.model} {_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+            f"{r.model} {_fmt(r.mean)}"
+            + (f" [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if r.ci_low < r.ci_high else "")
             for r in t.intervals.itertuples()
         )
         + ".",
@@ -185,10 +186,11 @@ def _comparison(t: LeaderboardTables) -> list[str]:
     c = t.comparison
     if c is None or c["n"] <= 0:
         return []
+    ci = f" [95% CI {_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]" if c["n"] >= 2 else ""
     return [
         "",
         f"Paired comparison ({c['kind']}), {c['metric']}: **{c['a']}** − **{c['b']}** = "
-        f"{_fmt(c['mean_diff'])} [95% CI {_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}] over "
+        f"{_fmt(c['mean_diff'])}{ci} over "
         f"{_count(c['n'], 'paired ' + c['unit'])}; {c['a']} better on "
         f"{c['share_a_better']:.0%}, "
         f"{c['b']} on {c['share_b_better']:.0%}. {_small_n(c)}".rstrip(),

@@ -25,9 +25,12 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .._keys import CONTEXT
+from ..eval import MIN_CI_UNITS, Verdict
+from ._headline import HEADLINE_SIZE, headline_html
 from ._report_figures import delta_scatter, figure_svg, metric_distributions
 from ._report_tables import (
     Tables,
@@ -39,10 +42,10 @@ from ._report_tables import (
     reference_rows,
 )
 
-__all__ = ["delta_scatter", "metric_distributions", "render_report"]
+__all__ = ["delta_scatter", "identical_models", "metric_distributions", "render_report"]
 
 
-def _fmt(value: object) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None:
         return "–"
     try:
@@ -53,7 +56,7 @@ def _fmt(value: object) -> str:
         return "–"
     if v == int(v) and abs(v) < 1e6:
         return str(int(v))
-    return f"{v:.4g}"
+    return f"{v:.{digits}g}"
 
 
 def _sort_value(value: object) -> str:
@@ -64,7 +67,47 @@ def _sort_value(value: object) -> str:
     return repr(v) if math.isfinite(v) else ""
 
 
+def identical_models(models: Mapping[str, Tables]) -> list[tuple[str, str]]:
+    """Pairs of models whose per-perturbation values are identical on every metric."""
+    frames = {}
+    for name, tables in models.items():
+        long = tables["metrics"]
+        keys = [*key_columns(long), "metric"]
+        frames[name] = long.set_index(keys)["value"].sort_index()
+    names = list(frames)
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            x, y = frames[a], frames[b]
+            if len(x) and x.index.equals(y.index) and np.allclose(x, y, equal_nan=True):
+                pairs.append((a, b))
+    return pairs
+
+
+def _identical_notes(models: Mapping[str, Tables]) -> list[str]:
+    return [
+        f"{a} and {b} score the same on every perturbation and metric: they made the same "
+        "prediction here."
+        for a, b in identical_models(models)
+    ]
+
+
 # --- HTML blocks -----------------------------------------------------------------------------------
+
+
+def _ci(row: pd.Series) -> str:
+    """``[low, high] n=12``; only ``n=2`` below :data:`~celltwin.eval.MIN_CI_UNITS` units,
+    where a bootstrap interval over units is degenerate."""
+    n = pd.to_numeric(row["n"], errors="coerce")
+    count = f"<span class=n>n={_fmt(n)}</span>"
+    if not (math.isfinite(n) and n >= MIN_CI_UNITS):
+        return f"<td>{count}</td>"
+    return f"<td>[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] {count}</td>"
+
+
+def _header(name: str) -> str:
+    """A column name that may wrap after its underscores (narrow columns, no sideways scroll)."""
+    return html.escape(name).replace("_", "_<wbr>")
 
 
 def _summary_html(models: Mapping[str, Tables]) -> str:
@@ -99,12 +142,7 @@ def _summary_html(models: Mapping[str, Tables]) -> str:
                 cells += ["<td>–</td>"] * 3
                 continue
             r = hit.iloc[0]
-            cells += [
-                f"<td>{_fmt(r['mean'])}</td>",
-                f"<td>{_fmt(r['median'])}</td>",
-                f"<td>[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] <span class=n>n={_fmt(r['n'])}"
-                "</span></td>",
-            ]
+            cells += [f"<td>{_fmt(r['mean'])}</td>", f"<td>{_fmt(r['median'])}</td>", _ci(r)]
         for base in base_names:
             hit = baselines[(baselines["source"] == base) & (baselines["metric"] == metric)]
             cells.append(f"<td>{_fmt(hit['mean'].iloc[0]) if not hit.empty else '–'}</td>")
@@ -142,14 +180,14 @@ def _perturbation_html(models: Mapping[str, Tables]) -> str:
     head = "".join(
         f'<th data-key="{html.escape(c, quote=True)}" data-type="'
         f'{"num" if c in metric_names else "str"}" '
-        f'title="{better.get(directions.get(c), "")}click to sort">{html.escape(c)}</th>'
+        f'title="{better.get(directions.get(c), "")}click to sort">{_header(c)}</th>'
         for c in columns
     )
     body = []
     for row in table[columns].itertuples(index=False):
         cells = []
         for c, v in zip(columns, row, strict=True):
-            shown = _fmt(v) if c in metric_names else html.escape(str(v))
+            shown = _fmt(v, 3) if c in metric_names else html.escape(str(v))
             cells.append(f'<td data-v="{_sort_value(v)}">{shown}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
@@ -167,14 +205,20 @@ max-width:1240px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd}
 ul.notes,p.notes{color:#555;font-size:13px}
 table{border-collapse:collapse;font-size:12.5px;margin:8px 0}
-th,td{border:1px solid #e3e3e3;padding:3px 7px;text-align:right;white-space:nowrap}
+th,td{border:1px solid #e3e3e3;padding:3px 6px;text-align:right;white-space:nowrap}
 th{background:#f5f5f7}td.name,td:first-child{text-align:left}
+#perturbations th{white-space:normal;vertical-align:bottom;font-size:11.5px;max-width:7em}
+#perturbations{font-size:12px}
+div.verdict{background:#f6f8fa;border:1px solid #dde3ea;border-radius:6px;padding:6px 14px;
+font-size:14px}div.verdict ul{padding-left:18px;margin:4px 0}div.verdict li{margin:6px 0}
+div.verdict li div{margin-left:8px;font-size:13px}.better,.above{color:#1a7f37}
+.worse,.below{color:#b42318}.tie,.at{color:#555}p.warn{color:#8a5a00;font-size:13px}
 table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}
 table.sortable tbody tr:nth-child(even){background:#fafafa}
 span.n{color:#888;font-size:11px}.figure svg{max-width:100%;height:auto}
-div.scroll{max-height:640px;overflow:auto;border:1px solid #eee}
+div.scroll{max-height:640px;overflow-y:auto;overflow-x:hidden;border:1px solid #eee}
 div.scroll thead th{position:sticky;top:0}
 """
 
@@ -243,6 +287,9 @@ def render_report(
     title: str,
     notes: Sequence[str] = (),
     max_scatter: int = 24,
+    verdicts: Sequence[Verdict] = (),
+    unit: str = "perturbation",
+    shown: int = HEADLINE_SIZE,
 ) -> str:
     """One self-contained HTML page for one or several models evaluated on the same truth.
 
@@ -259,6 +306,12 @@ def render_report(
         Lines shown under the title (e.g. what was skipped and why).
     max_scatter
         At most this many perturbations in the delta scatter grid.
+    verdicts
+        The headline, shown first (:func:`celltwin.eval.verdict`, :func:`headline_html`).
+    unit
+        What the values are averaged over (``perturbation``, ``fold``), for the headline.
+    shown
+        Verdicts written out in the headline (the first); its ceiling note covers all.
 
     Returns
     -------
@@ -275,13 +328,17 @@ def render_report(
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if verdicts:
+        parts += ["<h2>Verdict</h2>", headline_html(verdicts, unit=unit, shown=shown)]
+    notes = [*notes, *_identical_notes(models)]
     if notes:
         parts.append(
             '<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"
         )
     parts += ["<h2>Summary</h2>", _summary_html(models)]
     parts.append(
-        '<p class="notes">95% CI: percentile bootstrap of the mean over perturbations. Baselines '
+        '<p class="notes">95% CI: percentile bootstrap of the mean over perturbations, shown '
+        f"from {MIN_CI_UNITS} perturbations on (below, only their number n). Baselines "
         "and ceiling: means over the same perturbations.</p>"
     )
     parts += _figures_html(models, max_scatter=max_scatter)

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .._keys import CONTEXT, PERTURBATION
+from ..eval import METRICS
 from ._report_tables import (
     _KEY_ORDER,
     Tables,
@@ -45,15 +46,36 @@ def figure_svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+#: Below this many values per model a panel shows each value as a dot, not a histogram.
+STRIP_BELOW = 10
+_LEGEND_ROW_IN = 0.22
+
+
+def _legend_layout(labels: Sequence[str], width_in: float) -> tuple[int, int]:
+    """Columns and rows of a legend of ``labels`` that fits ``width_in`` inches (font size 8)."""
+    if not labels:
+        return 1, 0
+    entry = max(0.45 + 0.075 * len(label) for label in labels)
+    ncols = max(1, min(len(labels), int(width_in // entry)))
+    return ncols, math.ceil(len(labels) / ncols)
+
+
 def _grid(
-    nrows: int, ncols: int, *, width: float, height: float, wspace: float, hspace: float
+    nrows: int,
+    ncols: int,
+    *,
+    width: float,
+    height: float,
+    wspace: float,
+    hspace: float,
+    legend_rows: int = 0,
 ) -> tuple[Figure, np.ndarray]:
-    """A figure of ``nrows x ncols`` panels with fixed margins (room for a legend on top).
+    """A figure of ``nrows x ncols`` panels with fixed margins (room for ``legend_rows`` on top).
 
     Fixed margins instead of constrained layout: that solver redraws the figure several times,
     which dominated the report's rendering time.
     """
-    top_in, bottom_in, left_in, right_in = 0.55, 0.55, 0.6, 0.15
+    top_in, bottom_in, left_in, right_in = 0.4 + _LEGEND_ROW_IN * legend_rows, 0.55, 0.75, 0.2
     fig_w = width * ncols + left_in + right_in
     fig_h = height * nrows + top_in + bottom_in
     fig = Figure(figsize=(fig_w, fig_h))
@@ -69,66 +91,137 @@ def _grid(
     return fig, axes
 
 
+def _legend(fig: Figure, handles: Mapping[str, Artist], *, ncols: int) -> None:
+    """The figure's legend, in the band :func:`_grid` reserved on top (inside the figure)."""
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles.keys()),
+            loc="upper center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=ncols,
+            frameon=False,
+            fontsize=8,
+        )
+
+
+def _legend_labels(models: Mapping[str, Tables], metrics: Sequence[str]) -> list[str]:
+    """What the distributions' legend will name: the models, baselines and the ceiling."""
+    baselines = reference_rows(models, "baseline")
+    ceiling = reference_rows(models, "ceiling")
+    labels = list(models)
+    base = baselines[baselines["metric"].isin(metrics)]
+    labels += [f"baseline: {b}" for b in dict.fromkeys(base["source"].astype(str))]
+    if ceiling["metric"].isin(metrics).any():
+        labels.append("ceiling")
+    return labels
+
+
+def _finite_metrics(models: Mapping[str, Tables], names: Sequence[str]) -> list[str]:
+    """The metrics of ``names`` with at least one finite value (no empty panels)."""
+    keep = []
+    for metric in names:
+        for t in models.values():
+            values = t["metrics"].loc[t["metrics"]["metric"] == metric, "value"]
+            if np.isfinite(values.to_numpy(float)).any():
+                keep.append(metric)
+                break
+    return keep
+
+
+def _bounds(metric: str) -> tuple[float | None, float | None]:
+    """``(upper, lower)`` bounds of a metric's values (None where unbounded or unknown)."""
+    if "/" in metric:  # fractions of the ceiling may exceed 1
+        return None, None
+    base = metric.split("[", 1)[0]
+    if "coverage" in base:
+        return 1.0, 0.0
+    registered = METRICS.get(base)
+    if registered is None or registered.best is None:
+        return None, None
+    return (registered.best, None) if registered.higher_is_better else (None, registered.best)
+
+
+def _limits(metric: str, values: Sequence[float]) -> tuple[float, float]:
+    """The axis range of a metric: its values with a margin, cut at the metric's bounds."""
+    lo, hi = float(min(values)), float(max(values))
+    pad = 0.08 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 0.5)
+    lo, hi = lo - pad, hi + pad
+    upper, lower = _bounds(metric)
+    if upper is not None and max(values) <= upper:
+        hi = min(hi, upper)
+    if lower is not None and min(values) >= lower:
+        lo = max(lo, lower)
+    return lo, hi
+
+
 def metric_distributions(
     models: Mapping[str, Tables], *, metrics: Sequence[str] | None = None, ncols: int = 4
 ) -> Figure:
-    """Histograms of per-perturbation values, one panel per metric, models overlaid.
+    """Per-perturbation values, one panel per metric, models overlaid.
 
-    Baseline means are dashed vertical lines, the ceiling mean a solid green one.
+    Histograms when a model has :data:`STRIP_BELOW` values or more, else one dot per value
+    (a strip plot, the model's mean as a bar). Baseline means are dashed vertical lines, the
+    ceiling mean a solid green one. Metrics without a finite value are left out.
     """
     check_tables(models)
-    names = list(metrics) if metrics is not None else metric_order(models)
+    names = _finite_metrics(models, list(metrics) if metrics is not None else metric_order(models))
     baselines = reference_rows(models, "baseline")
     ceiling = reference_rows(models, "ceiling")
     directions = metric_directions(models)
     ncols = max(1, min(ncols, len(names)))
     nrows = max(1, math.ceil(len(names) / ncols))
-    fig, axes = _grid(nrows, ncols, width=3.3, height=2.5, wspace=0.3, hspace=0.55)
+    width = 3.3
+    legend_cols, legend_rows = _legend_layout(_legend_labels(models, names), width * ncols + 0.9)
+    fig, axes = _grid(
+        nrows, ncols, width=width, height=2.3, wspace=0.3, hspace=0.6, legend_rows=legend_rows
+    )
     handles: dict[str, Artist | None] = {}
     for ax, metric in zip(axes, names, strict=False):
         per_model = {
             model: t["metrics"].loc[t["metrics"]["metric"] == metric, "value"].to_numpy(float)
             for model, t in models.items()
         }
-        finite = [v[np.isfinite(v)] for v in per_model.values()]
-        pooled = np.concatenate(finite) if finite else np.empty(0)
-        ref_values = [
-            float(v)
-            for v in np.concatenate(
-                [
-                    baselines.loc[baselines["metric"] == metric, "mean"].to_numpy(float),
-                    ceiling.loc[ceiling["metric"] == metric, "mean"].to_numpy(float),
-                ]
-            )
-            if math.isfinite(v)
-        ]
+        per_model = {m: v[np.isfinite(v)] for m, v in per_model.items()}
+        lines = (baselines[baselines["metric"] == metric], ceiling[ceiling["metric"] == metric])
+        refs = [float(v) for f in lines for v in f["mean"].to_numpy(float) if math.isfinite(v)]
+        pooled = [float(v) for vals in per_model.values() for v in vals]
         ax.set_title(f"{metric} {arrow(directions.get(metric))}".strip(), fontsize=9)
         ax.tick_params(labelsize=7)
-        if pooled.size == 0:
-            ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
-            continue
-        lo = min(pooled.min(), *ref_values) if ref_values else pooled.min()
-        hi = max(pooled.max(), *ref_values) if ref_values else pooled.max()
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        bins = np.linspace(lo, hi, int(np.clip(np.sqrt(pooled.size) * 2, 8, 40)) + 1)
-        _histograms(ax, per_model, bins.tolist(), handles)
-        lines = (baselines[baselines["metric"] == metric], ceiling[ceiling["metric"] == metric])
+        lo, hi = _limits(metric, pooled + refs)
+        if max(v.size for v in per_model.values()) < STRIP_BELOW:
+            _strips(ax, per_model, handles)
+        else:
+            bins = np.linspace(lo, hi, int(np.clip(np.sqrt(len(pooled)) * 2, 8, 40)) + 1)
+            _histograms(ax, per_model, bins.tolist(), handles)
+            ax.set_ylabel("perturbations", fontsize=7)
         _reference_lines(ax, *lines, handles)
-        ax.set_ylabel("perturbations", fontsize=7)
+        ax.set_xlim(lo, hi)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
-    shown = {k: v for k, v in handles.items() if v is not None}
-    if shown:
-        fig.legend(
-            list(shown.values()),
-            list(shown.keys()),
-            loc="upper center",
-            ncols=min(len(shown), 6),
-            frameon=False,
-            fontsize=8,
-        )
+    _legend(fig, {k: v for k, v in handles.items() if v is not None}, ncols=legend_cols)
     return fig
+
+
+def _strips(
+    ax: Axes, per_model: Mapping[str, np.ndarray], handles: dict[str, Artist | None]
+) -> None:
+    """Each model's values as dots on its own row, its mean as a short bar."""
+    n = len(per_model)
+    for i, (model, values) in enumerate(per_model.items()):
+        color = _COLORS[i % len(_COLORS)]
+        y = n - 1 - i
+        offsets = np.linspace(-0.12, 0.12, values.size) if values.size > 1 else 0 * values
+        dots = ax.scatter(values, y + offsets, s=22, color=color, zorder=3, clip_on=False)
+        if values.size:
+            ax.plot([values.mean()] * 2, [y - 0.3, y + 0.3], color=color, lw=2.0, zorder=2)
+        handles.setdefault(model, dots)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_yticks(range(n), [""] * n)
+    ax.tick_params(axis="y", length=0)
+    sizes = sorted({v.size for v in per_model.values() if v.size})
+    each = f"{sizes[0]} each" if len(sizes) == 1 else "values"
+    ax.set_ylabel(f"perturbations ({each})", fontsize=7)
 
 
 def _histograms(
@@ -182,6 +275,11 @@ def _scatter_title(label: Mapping[str, Any], n_contexts: int) -> str:
     return title
 
 
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (a panel title that fits)."""
+    return text if len(text) <= limit else text[: max(1, limit - 1)] + "…"
+
+
 def _scatter_panel(ax: Axes, key: tuple, indexed: Mapping[str, pd.DataFrame]) -> None:
     """Each model's predicted vs true deltas of one perturbation, with the diagonal."""
     lims = []
@@ -222,10 +320,16 @@ def delta_scatter(
     n_contexts = first[CONTEXT].nunique()
     ncols = max(1, min(ncols, len(chosen)))
     nrows = max(1, math.ceil(len(chosen) / ncols))
-    fig, axes = _grid(nrows, ncols, width=2.2, height=2.2, wspace=0.35, hspace=0.45)
+    width = 2.2 if ncols > 2 else 3.0  # one or two panels: larger, and room for the legend
+    labels = list(with_deltas) if len(with_deltas) > 1 else []
+    legend_cols, legend_rows = _legend_layout(labels, width * ncols + 0.9)
+    fig, axes = _grid(
+        nrows, ncols, width=width, height=2.2, wspace=0.35, hspace=0.5, legend_rows=legend_rows
+    )
     indexed = {m: d.set_index(keys).sort_index() for m, d in with_deltas.items()}
     for ax, key in zip(axes, chosen, strict=False):
-        ax.set_title(_scatter_title(dict(zip(keys, key, strict=True)), n_contexts), fontsize=8)
+        title = _scatter_title(dict(zip(keys, key, strict=True)), n_contexts)
+        ax.set_title(_shorten(title, int(width * 14)), fontsize=8)
         ax.tick_params(labelsize=6)
         # Few ticks: each tick label is a text to lay out, the bulk of the drawing time.
         ax.locator_params(nbins=3)
@@ -234,12 +338,10 @@ def delta_scatter(
         ax.set_visible(False)
     fig.supxlabel("true delta (log1p)", fontsize=8)
     fig.supylabel("predicted delta (log1p)", fontsize=8)
-    if len(indexed) > 1:
-        fig.legend(
-            *axes[0].get_legend_handles_labels(),
-            loc="upper center",
-            ncols=len(indexed),
-            frameon=False,
-            fontsize=8,
-        )
+    handles: dict[str, Artist] = {}
+    for ax in axes[: len(chosen)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if labels:
+        _legend(fig, handles, ncols=legend_cols)
     return fig

@@ -51,7 +51,8 @@ def test_directories_of_format_version_1_still_load(tmp_path: Path, name: str) -
     if model.predicts == "signatures":
         meta["format"] = "celltwin.signature_model"
     (directory / "model.json").write_text(json.dumps(meta, indent=1))
-    old = load(directory)
+    with pytest.warns(UserWarning, match="no checksum of model.json"):
+        old = load(directory)
     assert type(old) is type(model) and old.genes_ == model.genes_
     for attr in model._array_names():
         np.testing.assert_array_equal(getattr(old, attr), getattr(model, attr))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
@@ -216,7 +217,17 @@ def _read_meta(path: Path) -> dict[str, Any]:
             f"format version {version!r} is not supported (this celltwin "
             f"{__version__} reads version {FORMAT_VERSION})"
         )
-    if version == FORMAT_VERSION:
+    if version != FORMAT_VERSION:
+        # A legacy file loads, but nothing vouches for its metadata: say so every time.
+        warnings.warn(
+            f"{meta_path}: model format version {version} has no checksum of {MODEL_FILE}, so an "
+            "edit of it (e.g. two gene names swapped) cannot be detected. Fix: load it with a "
+            "celltwin you trust and save it again (model.save(path, overwrite=True), format "
+            f"version {FORMAT_VERSION})",
+            UserWarning,
+            stacklevel=4,
+        )
+    else:
         recorded = meta.get(CHECKSUM_KEY)
         actual = metadata_checksum(meta)
         if recorded != actual:

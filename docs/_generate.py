@@ -25,6 +25,7 @@ PACKAGES = (
     "models",
     "testing",
     "eval",
+    "explain",
     "pl",
     "benchmark",
 )

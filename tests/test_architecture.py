@@ -63,7 +63,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("simulate", "split"),
     ("data",),
     ("models", "testing"),
-    ("eval",),
+    ("eval", "explain"),
     ("pl",),
     ("benchmark",),
     ("cli",),

@@ -23,6 +23,7 @@ SUBPACKAGES = [
     "models",
     "testing",
     "eval",
+    "explain",
     "pl",
     "benchmark",
 ]

@@ -15,7 +15,20 @@ nor scanpy nor anndata: ``ct.models`` imports :mod:`celltwin.models` the first t
 # typing costs more to import than this whole module; mypy treats a name TYPE_CHECKING as True.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from . import benchmark, data, eval, io, models, pl, pp, priors, simulate, split, testing
+    from . import (
+        benchmark,
+        data,
+        eval,
+        explain,
+        io,
+        models,
+        pl,
+        pp,
+        priors,
+        simulate,
+        split,
+        testing,
+    )
     from ._version import __version__
 del TYPE_CHECKING
 
@@ -24,6 +37,7 @@ __all__ = [
     "benchmark",
     "data",
     "eval",
+    "explain",
     "io",
     "models",
     "pl",

@@ -115,3 +115,10 @@ def join_combination(components: list[str] | tuple[str, ...]) -> str:
     """
     parts = sorted({c for c in components if c and c != CONTROL})
     return COMBO_SEP.join(parts) if parts else CONTROL
+
+
+#: Columns of the table of what each prediction borrowed from (``model.sources``,
+#: :func:`celltwin.explain.sources`): the asked condition (``context:perturbation[:dose]``), the
+#: source's context, the kind of source, the source perturbation (``perturbation@dose`` when
+#: dosed) and its weight.
+SOURCE_COLUMNS: Final = ("condition", CONTEXT, "kind", "source", "weight")

@@ -19,17 +19,19 @@ from sklearn.decomposition import PCA
 from ..._keys import CONTEXT, CONTROL, PERTURBATION, split_combination
 from .._cell import CellModel
 from .._checks import is_genetic
-from .._conditions import ConditionKey, condition_keys
+from .._conditions import ConditionKey, as_conditions, condition_keys
 from .._conditions import condition_label as describe
 from .._effects import TrainingEffects, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
 from .._errors import UnseenConditionError
+from .._sources import source_table
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
 from ._estimate import FOLD_CELLS, ComponentFeatures, Estimate, FoldChange, control_profile
 from ._features import Transfer
 from ._intervals import error_variance, held_out_errors
 from ._query import _QueryContexts
+from ._sources import estimate_sources
 from ._states import CellStates, fit_states
 
 _MAX_PCA_CELLS: Final = 20_000
@@ -353,6 +355,63 @@ class ClassicalEstimate(CellModel):
                 "train on data where the perturbation was measured."
             )
         return out
+
+    def sources(
+        self,
+        adata: AnnData | None = None,
+        *,
+        conditions: pd.DataFrame | Sequence[Sequence[str]],
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """What each condition's prediction borrowed from: training conditions and weights.
+
+        The sources of the classical estimate the prediction starts from (the network only
+        corrects it): the condition itself when measured; else the treatment's effects in the
+        other contexts, weighted by cell states or the context kernel; else its other doses;
+        else a combination's parts; else the training perturbations with the nearest prior
+        features (see :mod:`._sources` for each kind).
+
+        Parameters
+        ----------
+        adata
+            Holds the control cells of the asked contexts, as for :meth:`predict`; needed only
+            for contexts the model was not trained on (``None``: training contexts only).
+        conditions
+            As in :meth:`predict`.
+        top
+            Sources kept per condition, heaviest first (``None``: all; mixture weights then
+            sum to 1 per condition).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``condition`` (``context:perturbation[:dose]``), ``context`` (the source's),
+            ``kind``, ``source`` (``perturbation[@dose]``) and ``weight``.
+        """
+        self._check_fitted()
+        table = as_conditions(conditions)
+        keys = [k for k in condition_keys(table) if k[1] != CONTROL]
+        unknown = sorted({k[0] for k in keys} - set(self.contexts_))
+        if unknown and adata is None:
+            raise ValueError(
+                f"{self.name}.sources: context(s) {unknown} were not trained on. Fix: pass "
+                "adata holding their control cells (as for predict)."
+            )
+        if adata is None:
+            transfer = self._transfer()
+            found = [estimate_sources(transfer, k, self._context_latent()[k[0]]) for k in keys]
+        else:
+            controls, contexts = self._query_controls(adata)
+            self._pick_controls(table, contexts, n_cells=None, seed=0)  # checks the contexts
+            query = _QueryContexts(self, controls, contexts)
+            transfer = self._transfer(extra=query.latents(), targets=query.cell_latents())
+            found = [estimate_sources(transfer, k, query.latent(k[0])) for k in keys]
+        missing = [describe(k) for k, f in zip(keys, found, strict=True) if not f]
+        if missing:
+            raise UnseenConditionError(
+                f"{self.name} cannot predict {'; '.join(missing[:5])}, so it has no sources."
+            )
+        return source_table(keys, found, top=top)
 
     def _why_not(self, key: ConditionKey) -> str:
         features = self._features()

@@ -170,17 +170,11 @@ class Transfer:
         The last two are ``None`` without :class:`FoldChange` data or control cells of
         ``key``'s context; all are ``None`` when no other context measured the treatment.
         """
-        c, p, d = key
-        rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
-        if not rows:
-            return None
-        found = self._state_transfer(c, rows)
+        found = self.context_weights(key, latent)
         if found is None:
-            sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
-            w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
-            additive = w @ self.delta[rows]
-        else:
-            additive, w = found
+            return None
+        rows, w, _, additive = found
+        c = key[0]
         fc = self.fold_change
         if fc is None or c not in fc.controls:
             return additive, None, None
@@ -188,6 +182,23 @@ class Transfer:
             w @ fc.control_linear[rows] + FOLD_PSEUDO
         )
         return additive, fold_change_effect(fc.controls[c], ratio).mean(axis=0), ratio
+
+    def context_weights(
+        self, key: ConditionKey, latent: np.ndarray
+    ) -> tuple[list[int], np.ndarray, str, np.ndarray] | None:
+        """The training rows the context transfer borrows from, their weights (summing to 1),
+        how they were weighed (``"cell states"`` or ``"kernel"``) and the log-space transfer;
+        ``None`` when no other context measured the treatment."""
+        c, p, d = key
+        rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
+        if not rows:
+            return None
+        found = self._state_transfer(c, rows)
+        if found is not None:
+            return rows, found[1], "cell states", found[0]
+        sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
+        w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
+        return rows, w, "kernel", w @ self.delta[rows]
 
     def _state_transfer(
         self, context: str, rows: list[int]
@@ -241,6 +252,14 @@ class Transfer:
     def dose(self, key: ConditionKey, *, bandwidth: float | None = None) -> np.ndarray | None:
         """The treatment's effects at its other measured doses in the same context, weighted
         by closeness in ``log10`` dose (``None`` when it has no other dose there)."""
+        found = self.dose_rows(key, bandwidth=bandwidth)
+        return None if found is None else found[1] @ self.delta[found[0]]
+
+    def dose_rows(
+        self, key: ConditionKey, *, bandwidth: float | None = None
+    ) -> tuple[list[int], np.ndarray] | None:
+        """The training rows of the treatment's other doses in ``key``'s context and their
+        weights (summing to 1); ``None`` when it has no other dose there."""
         c, p, d = key
         rows = [i for i in self.by_drug.get((c, p), []) if self.keys[i][2] != d]
         if not rows:
@@ -248,7 +267,7 @@ class Transfer:
         target = log_doses(p, d)
         distance = np.array([np.abs(log_doses(p, self.keys[i][2]) - target).sum() for i in rows])
         h = self.dose_bandwidth if bandwidth is None else bandwidth
-        return dose_weights(distance, h) @ self.delta[rows]
+        return rows, dose_weights(distance, h)
 
     def single(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
         """A part of a combination: measured, else transferred, else from features."""

@@ -7,9 +7,12 @@ measured or predicted, with decoupler's univariate linear model (or ``mlm``/``vi
 
 :func:`sources` says what each prediction leaned on (the training conditions and contexts it
 borrowed from, with their weights) and :func:`describe_sources` says it in words.
+:func:`activity_agreement` compares the regulator activities of a predicted and a measured
+effect; :func:`recovery_auroc` scores how well activities recover each perturbed regulator.
 """
 
 from ._activity import METHODS, NETS, Activity, activity
+from ._agreement import activity_agreement, recovery_auroc
 from ._sources import describe_sources, explainable_models, sources
 
 __all__ = [
@@ -17,7 +20,9 @@ __all__ = [
     "NETS",
     "Activity",
     "activity",
+    "activity_agreement",
     "describe_sources",
     "explainable_models",
+    "recovery_auroc",
     "sources",
 ]

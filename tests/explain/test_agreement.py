@@ -13,24 +13,18 @@ from decoupler.bm.metric._auc import auroc as decoupler_auroc
 from celltwin.explain import activity, activity_agreement, recovery_auroc
 
 
-def _net_and_effects(seed: int = 0, n_genes: int = 400, n_sources: int = 12, size: int = 25):
-    rng = np.random.default_rng(seed)
-    genes = [f"G{i}" for i in range(n_genes)]
-    rows = []
-    for s in range(n_sources):
-        targets = rng.choice(n_genes, size=size, replace=False)
-        weights = rng.uniform(0.2, 1.0, size=size) * rng.choice([-1.0, 1.0], size=size)
-        rows += [(f"S{s}", genes[t], w) for t, w in zip(targets, weights, strict=True)]
-    net = pd.DataFrame(rows, columns=["source", "target", "weight"])
-    effects = pd.DataFrame(rng.normal(size=(3, n_genes)), index=["a", "b", "c"], columns=genes)
-    for i, cond in enumerate(effects.index):  # source S{i} drives condition i
+@pytest.fixture(scope="module")
+def net_and_effects(signed_world):
+    """A net of 12 sources over 400 genes; source S{i} drives condition i (a, b, c)."""
+    net, effects = signed_world(0, 400, 12, 25)
+    for i, cond in enumerate(effects.index):
         edges = net[net["source"] == f"S{i}"]
         effects.loc[cond, edges["target"]] += 4.0 * edges["weight"].to_numpy()
     return net, effects
 
 
-def test_identical_effects_agree_fully_and_negated_ones_not_at_all() -> None:
-    net, effects = _net_and_effects()
+def test_identical_effects_agree_fully_and_negated_ones_not_at_all(net_and_effects) -> None:
+    net, effects = net_and_effects
     same = activity_agreement(effects, effects, net=net, top=(3, 5))
     assert list(same.index) == ["a", "b", "c"]
     np.testing.assert_allclose(same["spearman"], 1.0)
@@ -50,8 +44,8 @@ def test_identical_effects_agree_fully_and_negated_ones_not_at_all() -> None:
         )
 
 
-def test_agreement_refuses_mismatched_inputs() -> None:
-    net, effects = _net_and_effects()
+def test_agreement_refuses_mismatched_inputs(net_and_effects) -> None:
+    net, effects = net_and_effects
     with pytest.raises(ValueError, match="same conditions"):
         activity_agreement(effects.iloc[:2], effects, net=net)
     with pytest.raises(ValueError, match="share no gene"):
@@ -72,8 +66,8 @@ def test_recovery_auroc_equals_decoupler_benchmark_metric() -> None:
         assert recovery_auroc(scores, truth, sign=sign) == pytest.approx(expected, abs=1e-12)
 
 
-def test_recovery_auroc_is_one_when_each_true_source_leads() -> None:
-    net, effects = _net_and_effects()
+def test_recovery_auroc_is_one_when_each_true_source_leads(net_and_effects) -> None:
+    net, effects = net_and_effects
     scores = activity(effects, net=net).scores
     assert recovery_auroc(scores, {"a": "S0", "b": "S1", "c": "S2", "x": "S3"}) == 1.0
     # Several true sources per condition: each is a positive; unscored ones are left out.

@@ -182,3 +182,17 @@ def test_doses_and_combinations_name_their_doses_and_parts() -> None:
     assert parts["kind"].tolist() == ["part: measured", "part: measured"]
     assert sorted(parts["source"]) == sorted(combo.split("+"))
     np.testing.assert_allclose(parts["weight"], 0.5)
+
+
+def test_what_predict_predicts_from_a_saved_model_is_what_sources_explains(
+    twin_context, tmp_path
+) -> None:
+    from celltwin.models import fit, predict
+
+    params = {k: v for k, v in TINY.items() if k != "progress"}
+    fit(twin_context, model="transition", params=params, progress=False, out=tmp_path / "model")
+    pred = predict(tmp_path / "model", twin_context)
+    table = sources(tmp_path / "model", twin_context)
+    predicted = {f"{c}:{p}" for c, p in zip(pred.obs[CONTEXT], pred.obs[PERTURBATION], strict=True)}
+    assert set(table["condition"]) == predicted - {f"A2:{CONTROL}"}
+    assert set(table.groupby("condition")["context"].first()) == {"A"}

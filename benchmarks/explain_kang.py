@@ -11,7 +11,7 @@ targets among the fold's 2,000 genes, and whether the measured top-5 regulators 
 are in the predicted top-10. Also printed: what ``transition``'s prediction borrowed from
 (:func:`celltwin.explain.sources`).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/explain_kang.py [--folds B,DC] [--out DIR]
+    PYTHONPATH=src .venv/bin/python benchmarks/explain_kang.py [--folds B,DC] [--out DIR] [--min-size 10]
 
 With ``--expected 5,3`` it fits nothing: per fold it prints, for the measured effect only, the
 ranks of the regulators biology expects (STAT1, STAT2, IRF9, IRF1) at those ``min_size`` values.
@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folds", default="", help="comma-separated folds (default: all 7)")
     parser.add_argument("--out", default="", help="folder for per-fold CSVs")
+    parser.add_argument("--min-size", type=int, default=10, help="min measured targets")
     parser.add_argument("--expected", default="", help="min_size values: expected ranks only")
     args = parser.parse_args()
     folds = args.folds.split(",") if args.folds else get_suite(SUITE).folds()
@@ -89,7 +90,7 @@ def main() -> None:
     for fold in folds:
         predicted, measured, lines = fold_effects(fold)
         print("\n".join(lines), flush=True)
-        act = activity(measured, min_size=10)
+        act = activity(measured, min_size=args.min_size)
         ranks = act.scores.iloc[0].rank(ascending=False)
         where = {
             g: f"rank {int(ranks[g])}/{len(ranks)}" if g in ranks.index
@@ -98,7 +99,7 @@ def main() -> None:
         }  # fmt: skip
         print(f"  {fold} measured: expected regulators {where}", flush=True)
         for name, effect in predicted.items():
-            table = activity_agreement(effect, measured, min_size=10)
+            table = activity_agreement(effect, measured, min_size=args.min_size)
             rows.append(table.assign(model=name, fold=fold).reset_index(drop=True))
             print(f"  {fold} {name}: {table.iloc[0].to_dict()}", flush=True)
     result = pd.concat(rows, ignore_index=True)

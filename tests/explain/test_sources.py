@@ -145,6 +145,8 @@ def test_saved_models_explain_and_bad_calls_are_refused(twin_context, tmp_path) 
     model = ContextShiftBaseline().fit(twin_context)
     model.save(tmp_path / "m")
     assert sources(tmp_path / "m", twin_context).equals(sources(model, twin_context))
+    twin_context.write_h5ad(tmp_path / "cells.h5ad")
+    assert sources(model, str(tmp_path / "cells.h5ad")).equals(sources(model, twin_context))
     assert {"transition", "nearest_perturbation", "context_shift"} <= set(explainable_models())
     assert "mean" not in explainable_models()
     with pytest.raises(ValueError, match="cannot say what its predictions borrowed"):

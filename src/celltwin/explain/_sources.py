@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 from anndata import AnnData
 
 from .._keys import SOURCE_COLUMNS, SPLIT, TEST
+from ..io import read
 from ..models import MODELS, Model, conditions_of, load
 
 
@@ -19,7 +21,7 @@ def explainable_models() -> list[str]:
 
 def sources(
     model: Model | str | os.PathLike[str],
-    adata: AnnData | None = None,
+    adata: AnnData | str | os.PathLike[str] | None = None,
     *,
     conditions: pd.DataFrame | Sequence[Sequence[str]] | None = None,
     top: int | None = 5,
@@ -38,7 +40,8 @@ def sources(
     model
         A fitted model, or the folder it was saved to.
     adata
-        Cells holding the control cells of the asked contexts (as for ``predict``); needed for
+        Cells holding the control cells of the asked contexts (as for ``predict``), or the
+        path of an ``.h5ad`` file (read with :func:`celltwin.io.read`); needed for
         contexts the model was not trained on, and to list the conditions when ``conditions``
         is ``None``.
     conditions
@@ -56,20 +59,21 @@ def sources(
         says it in words.
     """
     fitted = model if isinstance(model, Model) else load(model)
+    cells = adata if adata is None or isinstance(adata, AnnData) else read(Path(adata))
     if not hasattr(fitted, "sources"):
         raise ValueError(
             f"model {fitted.name!r} cannot say what its predictions borrowed from. Fix: use one "
             f"of {explainable_models()}."
         )
     if conditions is None:
-        if adata is None:
+        if cells is None:
             raise ValueError(
                 "sources needs the conditions to explain: pass conditions=..., or adata whose "
                 "held-out cells (obs['split'] == 'test') name them."
             )
-        split = TEST if SPLIT in adata.obs.columns else None
-        conditions = conditions_of(adata, split=split)
-    table: pd.DataFrame = fitted.sources(adata, conditions=conditions, top=top)
+        split = TEST if SPLIT in cells.obs.columns else None
+        conditions = conditions_of(cells, split=split)
+    table: pd.DataFrame = fitted.sources(cells, conditions=conditions, top=top)
     return table
 
 

@@ -7,5 +7,19 @@ measured or predicted, with decoupler's univariate linear model (or ``mlm``/``vi
 """
 
 from ._activity import METHODS, NETS, Activity, activity
+from ._enrich import GENE_SET_COLLECTIONS, Enrichment, enrichment
+from ._paths import PATH_COLUMNS, PRIOR_NETWORKS, prior_network, regulatory_paths
 
-__all__ = ["METHODS", "NETS", "Activity", "activity"]
+__all__ = [
+    "GENE_SET_COLLECTIONS",
+    "METHODS",
+    "NETS",
+    "PATH_COLUMNS",
+    "PRIOR_NETWORKS",
+    "Activity",
+    "Enrichment",
+    "activity",
+    "enrichment",
+    "prior_network",
+    "regulatory_paths",
+]

@@ -7,8 +7,10 @@ measured or predicted, with decoupler's univariate linear model (or ``mlm``/``vi
 """
 
 from ._activity import METHODS, NETS, Activity, activity
+from ._causal import CausalMap, causal_map, correlation_map
 from ._enrich import GENE_SET_COLLECTIONS, Enrichment, enrichment
 from ._paths import PATH_COLUMNS, PRIOR_NETWORKS, prior_network, regulatory_paths
+from ._score_map import score_map
 
 __all__ = [
     "GENE_SET_COLLECTIONS",
@@ -17,9 +19,13 @@ __all__ = [
     "PATH_COLUMNS",
     "PRIOR_NETWORKS",
     "Activity",
+    "CausalMap",
     "Enrichment",
     "activity",
+    "causal_map",
+    "correlation_map",
     "enrichment",
     "prior_network",
     "regulatory_paths",
+    "score_map",
 ]

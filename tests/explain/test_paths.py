@@ -29,7 +29,7 @@ def test_knockout_paths_agree_in_sign_with_the_response() -> None:
     assert table.loc["B", "path"] == "T > A > B" and table.loc["B", "sign"] == -1
     assert table.loc["B", "edges"] == "T->A; A-|B"
     assert not table.loc["C", "found"]
-    assert table.loc["C", "reason"] == "no path with a sign agreeing with the response"
+    assert table.loc["C", "reason"].startswith("no path of at most max_length=4 steps")
     assert table.loc["E", "path"] == "T > D > E" and table.loc["E", "unsigned_steps"] == 1
     assert "(string)" in table.loc["E", "edges"]
     assert not table.loc["G", "found"]  # no path from T at all
@@ -42,7 +42,7 @@ def test_gain_of_function_flips_the_required_sign() -> None:
 
 def test_max_length_and_unknown_genes_give_reasons() -> None:
     table = _paths({"B": 1.5, "ZZZ": 5.0}, max_length=1)
-    assert table.loc["B", "reason"].startswith("shortest agreeing path has 2 > max_length=1")
+    assert table.loc["B", "reason"].startswith("no path of at most max_length=1 steps")
     assert table.loc["ZZZ", "reason"] == "ZZZ is not in the prior network"
 
 
@@ -58,6 +58,9 @@ def test_signed_edges_win_over_string_links_and_per_condition_targets() -> None:
         regulatory_paths(effects, {"c1": ["T"]}, network=EDGES)
     with pytest.raises(ValueError, match="direction must be -1"):
         regulatory_paths(effects, "T", network=EDGES, direction=0)
+    flipped = regulatory_paths(effects, {"c1": ["T"], "c2": ["D"]}, network=EDGES,
+                               direction={"c1": 1, "c2": -1})  # fmt: skip
+    assert list(flipped["found"]) == [False, True]
 
 
 @pytest.mark.skipif(

@@ -45,6 +45,9 @@ FLAGS: Final[dict[str, str]] = {
     "n_cells": "--n-cells",
     "metrics": "--metrics",
     "cache_dir": "--cache-dir",
+    "gene_sets": "--gene-sets",
+    "network": "--network",
+    "data": "--data",
 }
 
 _KWARG = re.compile(

@@ -1,19 +1,29 @@
 """Explanations: which regulators and pathways carry a response (issue 19).
 
-For now: :func:`activity` scores regulator (DoRothEA) and pathway (PROGENy) activity of any effect,
-measured or predicted, with decoupler's univariate linear model (or ``mlm``/``viper``), and
-:class:`Activity` holds the scores, p-values and what was dropped and why. decoupler is optional:
-``pip install 'celltwin[explain]'``.
+- :func:`activity`: regulator (DoRothEA) and pathway (PROGENy) activity of any effect, measured
+  or predicted, with decoupler's univariate linear model (or ``mlm``/``viper``).
+- :func:`enrichment`: over-representation of the up and down genes (hypergeometric, BH) and a
+  ranked-list test (decoupler's GSEA) against Hallmark/GO/KEGG or the user's sets.
+- :func:`regulatory_paths`: shortest sign-agreeing paths in DoRothEA/STRING from the perturbed
+  target to the most affected genes (:func:`prior_network` builds the graph).
+- :func:`causal_map`: a directed target -> gene network measured by a screen with the DE engine,
+  :func:`correlation_map` its observational alternative, :func:`score_map` against a known net.
+- :func:`explain` / :func:`explain_file`: all of it for an effect table, a prediction or a screen
+  (``celltwin explain``; the page is :func:`celltwin.pl.write_explanation`).
+
+decoupler is optional: ``pip install 'celltwin[explain]'``.
 """
 
 from ._activity import METHODS, NETS, Activity, activity
 from ._causal import CausalMap, causal_map, correlation_map
 from ._enrich import GENE_SET_COLLECTIONS, Enrichment, enrichment
+from ._explain import INPUT_KINDS, Explanation, explain, explain_file
 from ._paths import PATH_COLUMNS, PRIOR_NETWORKS, prior_network, regulatory_paths
 from ._score_map import score_map
 
 __all__ = [
     "GENE_SET_COLLECTIONS",
+    "INPUT_KINDS",
     "METHODS",
     "NETS",
     "PATH_COLUMNS",
@@ -21,10 +31,13 @@ __all__ = [
     "Activity",
     "CausalMap",
     "Enrichment",
+    "Explanation",
     "activity",
     "causal_map",
     "correlation_map",
     "enrichment",
+    "explain",
+    "explain_file",
     "prior_network",
     "regulatory_paths",
     "score_map",

@@ -16,7 +16,7 @@ path (once per sign); such paths are dropped (counted in ``reason``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
 import networkx as nx
@@ -117,7 +117,12 @@ def _path_row(graph: nx.DiGraph, path: list[tuple[str, int]]) -> dict[str, objec
 
 
 def _one_path(
-    graph: nx.DiGraph, doubled: nx.DiGraph, source: str, gene: str, need: int, max_length: int
+    graph: nx.DiGraph,
+    reached: dict[tuple[str, int], list[tuple[str, int]]],
+    source: str,
+    gene: str,
+    need: int,
+    max_length: int,
 ) -> dict[str, object]:
     empty: dict[str, object] = {"found": False, "length": np.nan, "sign": 0, "path": "",
                                 "edges": "", "unsigned_steps": 0}  # fmt: skip
@@ -125,13 +130,10 @@ def _one_path(
         return {**empty, "reason": f"{source} is not in the prior network"}
     if gene not in graph:
         return {**empty, "reason": f"{gene} is not in the prior network"}
-    try:
-        path = nx.shortest_path(doubled, (source, 1), (gene, need))
-    except nx.NetworkXNoPath:
-        return {**empty, "reason": "no path with a sign agreeing with the response"}
-    if len(path) - 1 > max_length:
-        return {**empty, "reason": f"shortest agreeing path has {len(path) - 1} > "
-                                   f"max_length={max_length} steps"}  # fmt: skip
+    path = reached.get((gene, need))
+    if path is None:
+        return {**empty, "reason": f"no path of at most max_length={max_length} steps with a "
+                                   "sign agreeing with the response"}  # fmt: skip
     if len({g for g, _ in path}) < len(path):
         return {**empty, "reason": "shortest agreeing path passes a gene twice"}
     return _path_row(graph, path)
@@ -142,7 +144,7 @@ def regulatory_paths(
     targets: str | Sequence[str] | dict[str, Sequence[str]],
     *,
     network: Sequence[str] | pd.DataFrame | nx.DiGraph = ("dorothea",),
-    direction: int = -1,
+    direction: int | Mapping[str, int] = -1,
     n_genes: int = 20,
     max_length: int = 4,
 ) -> pd.DataFrame:
@@ -159,7 +161,8 @@ def regulatory_paths(
         Names among :data:`PRIOR_NETWORKS` (DoRothEA's signed regulons, STRING's unsigned
         protein links), a user's edge table (see :func:`prior_network`) or a built graph.
     direction
-        ``-1`` loss of function (knockout, CRISPRi, inhibitor), ``+1`` gain (CRISPRa, agonist).
+        ``-1`` loss of function (knockout, CRISPRi, inhibitor), ``+1`` gain (CRISPRa, agonist);
+        or ``{condition: -1 or +1}``.
     n_genes
         The ``n_genes`` genes with the largest absolute effect, targets excluded, per condition.
     max_length
@@ -173,22 +176,34 @@ def regulatory_paths(
         activation, ``A-|B`` repression, ``(string)`` unsigned), ``sign`` of the path, and
         ``reason`` when no agreeing path was found.
     """
-    if direction not in (-1, 1):
-        raise ValueError(f"direction must be -1 (loss of function) or +1 (gain), not {direction!r}")
     frame = _effects_frame(effects)
+    signs = direction if isinstance(direction, Mapping) else dict.fromkeys(frame.index, direction)
+    bad = {c: d for c, d in signs.items() if d not in (-1, 1)}
+    if bad or set(frame.index) - set(signs):
+        raise ValueError(
+            f"direction must be -1 (loss of function) or +1 (gain) for every condition, not "
+            f"{direction!r}"
+        )
     graph = network if isinstance(network, nx.DiGraph) else prior_network(network)
     doubled = _doubled(graph)
     per_condition = _targets(targets, list(frame.index))
+    bfs: dict[str, dict[tuple[str, int], list[tuple[str, int]]]] = {}
     rows = []
     for condition, values in frame.iterrows():
         sources = per_condition[str(condition)]
+        for source in sources:
+            if source not in bfs and source in graph:
+                bfs[source] = nx.single_source_shortest_path(
+                    doubled, (source, 1), cutoff=max_length
+                )
         moved = values.drop([s for s in sources if s in values.index])
         moved = moved[moved != 0]
         top = moved.reindex(moved.abs().sort_values(ascending=False, kind="stable").index)
         for gene, effect in top.iloc[:n_genes].items():
-            need = int(np.sign(effect)) * direction
+            need = int(np.sign(effect)) * signs[str(condition)]
             for source in sources:
-                row = _one_path(graph, doubled, source, str(gene), need, max_length)
+                reached = bfs.get(source, {})
+                row = _one_path(graph, reached, source, str(gene), need, max_length)
                 rows.append({"condition": condition, "source": source, "gene": gene,
                              "effect": float(effect), **row})  # fmt: skip
     table = pd.DataFrame(rows, columns=list(PATH_COLUMNS))

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -273,6 +274,7 @@ def explain_file(
         Passed to :func:`explain`.
     """
     _check_names(**{k: v for k, v in options.items() if k in ("gene_sets", "nets", "network")})  # type: ignore[arg-type]
+    sources = _sources_function() if model is not None else None
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"input {source} not found; give an effect table or an .h5ad")
@@ -301,19 +303,22 @@ def explain_file(
              f"{effects.shape[1]} genes)", *result.notes]  # fmt: skip
     if cmap is not None:
         notes.append(f"causal map: {len(cmap.edges)} target -> gene edges at FDR < {cmap.alpha}")
-    table = _sources(model, notes) if model is not None else None
+    table = None
+    if sources is not None:
+        # --- SOURCES (issue 19, point 4): what each prediction leaned on ---------------------
+        table = sources(model)
+        notes.append(f"sources: what each prediction leaned on, from the model in {model}")
     return Explanation(result.effects, result.activity, result.enrichment, result.paths,
                        causal=cmap, sources=table, kind=kind, notes=notes)  # fmt: skip
 
 
-def _sources(model: str | os.PathLike[str], notes: list[str]) -> pd.DataFrame | None:
-    # --- SOURCES (issue 19, point 4): wired at merge to celltwin.explain.sources(model) -------
-    sources = getattr(importlib.import_module(__package__ or "celltwin.explain"), "sources", None)
+def _sources_function() -> Any:
+    """``celltwin.explain.sources`` (issue 19, point 4; wired at merge), or a clear refusal."""
+    package = importlib.import_module(__package__ or "celltwin.explain")
+    sources = getattr(package, "sources", None)
     if sources is None:
         raise ValueError(
             "a model was given to say what each prediction leaned on, but "
             "celltwin.explain.sources is not in this build; drop the model (--model)"
         )
-    table = sources(model)
-    notes.append(f"sources: what each prediction leaned on, from the model in {model}")
-    return table
+    return sources

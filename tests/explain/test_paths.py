@@ -29,7 +29,7 @@ def test_knockout_paths_agree_in_sign_with_the_response() -> None:
     assert table.loc["B", "path"] == "T > A > B" and table.loc["B", "sign"] == -1
     assert table.loc["B", "edges"] == "T->A; A-|B"
     assert not table.loc["C", "found"]
-    assert table.loc["C", "reason"].startswith("no path of at most max_length=4 steps")
+    assert table.loc["C", "reason"].startswith("no path of at most max_length=3 steps")
     assert table.loc["E", "path"] == "T > D > E" and table.loc["E", "unsigned_steps"] == 1
     assert "(string)" in table.loc["E", "edges"]
     assert not table.loc["G", "found"]  # no path from T at all
@@ -72,3 +72,13 @@ def test_stat1_knockout_reaches_irf1_through_dorothea() -> None:
     assert graph.edges["STAT1", "IRF1"]["sign"] == 1
     table = regulatory_paths(pd.Series({"IRF1": -1.0}), "STAT1", network=graph)
     assert table.loc[0, "path"] == "STAT1 > IRF1"
+
+
+def test_equally_short_paths_prefer_signed_steps() -> None:
+    # T-M (STRING) then M->Y, or T->N->Y: both two steps and activating; the signed one wins,
+    # whichever order the edges come in
+    rows = [("T", "M", 0), ("M", "Y", 1), ("T", "N", 1), ("N", "Y", 1)]
+    for order in (rows, rows[::-1]):
+        net = pd.DataFrame(order, columns=["source", "target", "sign"])
+        table = regulatory_paths(pd.Series({"Y": -1.0}), "T", network=net)
+        assert table.loc[0, "path"] == "T > N > Y" and table.loc[0, "unsigned_steps"] == 0

@@ -9,9 +9,10 @@ a signalling cascade, receptor -> kinase -> TF). A path's sign is the product of
 Sign agreement: a loss-of-function perturbation (``direction=-1``: knockout, CRISPRi, inhibitor)
 of the target moves a gene reached by a path of sign ``s`` in direction ``-s``; a gain of
 function (``+1``: CRISPRa, agonist) in direction ``s``. The shortest path with the required sign is
-found in one breadth-first search over the doubled graph whose nodes are (gene, sign so far): an
+found in one search from the target over the doubled graph whose nodes are (gene, sign so far): an
 edge ``u -> v`` of sign ``e`` links ``(u, s)`` to ``(v, s * e)``. A gene can then appear twice on a
-path (once per sign); such paths are dropped (counted in ``reason``).
+path (once per sign); such paths are dropped (counted in ``reason``). Among equally short
+paths, the one with fewer unsigned STRING steps is kept.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ PATH_COLUMNS = (
 )  # fmt: skip
 #: Edge kinds in :func:`prior_network` (``kind`` attribute).
 SIGNED, UNSIGNED = "dorothea", "string"
+#: Extra cost of an unsigned step: breaks ties between equally short paths, never length.
+_UNSIGNED_COST = 1e-3
 
 
 def prior_network(
@@ -90,9 +93,11 @@ def prior_network(
 def _doubled(graph: nx.DiGraph) -> nx.DiGraph:
     """Nodes (gene, sign so far); edge u -> v of sign e links (u, s) to (v, s * e)."""
     doubled = nx.DiGraph()
-    for u, v, e in graph.edges(data="sign"):
+    for u, v, data in graph.edges(data=True):
+        # among equally short paths, prefer signed (DoRothEA) steps to unsigned STRING links
+        cost = 1.0 + (_UNSIGNED_COST if data["kind"] == UNSIGNED else 0.0)
         for s in (1, -1):
-            doubled.add_edge((u, s), (v, s * e))
+            doubled.add_edge((u, s), (v, s * data["sign"]), cost=cost)
     return doubled
 
 
@@ -146,7 +151,7 @@ def regulatory_paths(
     network: Sequence[str] | pd.DataFrame | nx.DiGraph = ("dorothea",),
     direction: int | Mapping[str, int] = -1,
     n_genes: int = 20,
-    max_length: int = 4,
+    max_length: int = 3,
 ) -> pd.DataFrame:
     """Shortest signed prior-network paths from perturbed targets to their most affected genes.
 
@@ -193,8 +198,8 @@ def regulatory_paths(
         sources = per_condition[str(condition)]
         for source in sources:
             if source not in bfs and source in graph:
-                bfs[source] = nx.single_source_shortest_path(
-                    doubled, (source, 1), cutoff=max_length
+                bfs[source] = nx.single_source_dijkstra_path(
+                    doubled, (source, 1), cutoff=max_length + 0.5, weight="cost"
                 )
         moved = values.drop([s for s in sources if s in values.index])
         moved = moved[moved != 0]

@@ -25,9 +25,19 @@ __all__ = ["explanation_report", "write_explanation"]
 _NET_TITLES = {"dorothea": "Regulators (DoRothEA)", "progeny": "Pathways (PROGENy)"}
 
 
+def _short(genes: str, n: int = 6) -> str:
+    parts = genes.split(",") if genes else []
+    return ",".join(parts[:n]) + (f" (+{len(parts) - n})" if len(parts) > n else "")
+
+
 def _table(frame: pd.DataFrame, *, max_rows: int = 200, table_id: str = "") -> str:
     """A sortable HTML table of the first ``max_rows`` rows."""
-    shown = frame.head(max_rows)
+    shown = frame.head(max_rows).copy()
+    for c in shown.columns:
+        if pd.api.types.is_bool_dtype(shown[c]):
+            shown[c] = shown[c].map({True: "yes", False: "no"})
+        elif c == "genes":  # overlap lists: the first few here, all in the CSV
+            shown[c] = [_short(str(v)) for v in shown[c]]
     numeric = {c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])}
     head = "".join(
         f'<th data-type="{"num" if c in numeric else "str"}" title="click to sort">'
@@ -98,7 +108,10 @@ def _paths_html(result: Explanation, max_conditions: int) -> list[str]:
              "activating). In the figures: red arrows activate, blue bars repress, grey dashed "
              "lines are STRING links; genes shaded red went up, blue went down.</p>"]  # fmt: skip
     found = paths[paths["found"]]
-    for condition in list(dict.fromkeys(found["condition"].astype(str)))[:max_conditions]:
+    # the strongest responses first: their paths are the ones worth drawing
+    size = result.effects.pow(2).sum(axis=1).sort_values(ascending=False, kind="stable")
+    drawn = [str(c) for c in size.index if str(c) in set(found["condition"].astype(str))]
+    for condition in drawn[:max_conditions]:
         parts += ['<div class="figure">', figure_svg(path_network(paths, condition=condition)),
                   "</div>"]  # fmt: skip
     ordered = pd.concat([found, paths[~paths["found"]]])
@@ -137,7 +150,7 @@ def explanation_report(
     top
         Sources, sets and edges shown per condition (all are in the CSV files).
     max_conditions
-        Path networks drawn (one per condition).
+        Path networks drawn: one per condition, the largest responses first.
     """
     title = title or "celltwin explanation"
     parts = [

@@ -62,15 +62,21 @@ def test_effect_tables_wide_and_long_read_the_same(screen: Path, tmp_path: Path)
 
     from celltwin.pp import pseudobulk
 
-    pb = pseudobulk(ad.read_h5ad(screen))
-    pb = pb[(pb.obs["perturbation"] != "control").to_numpy()][:3]
+    full = pseudobulk(ad.read_h5ad(screen))
+    pb = full[(full.obs["perturbation"] != "control").to_numpy()][:3]
     effects = pd.DataFrame(pb.layers["delta"], index=pb.obs["perturbation"], columns=pb.var_names)
+    full.write_h5ad(tmp_path / "pseudobulk.h5ad")
+    small = {"gene_sets": {"S": list(effects.columns[:10])}, "nets": ("dorothea",), **FAST}
+    c = explain_file(tmp_path / "pseudobulk.h5ad", **small)
+    assert c.kind == "effects" and c.causal is None and len(c.effects) == 8
+    assert list(c.effects.index[:3]) == [f"A|{p}" for p in effects.index]
+    np.testing.assert_allclose(c.effects.iloc[:3].to_numpy(), effects.to_numpy())
     wide = effects.T.rename_axis("gene")
     wide.to_csv(tmp_path / "wide.csv")
     long = wide.reset_index().melt(id_vars="gene", var_name="condition", value_name="effect")
     long.to_csv(tmp_path / "long.tsv", sep="\t", index=False)
-    a = explain_file(tmp_path / "wide.csv", **FAST)
-    b = explain_file(tmp_path / "long.tsv", **FAST)
+    a = explain_file(tmp_path / "wide.csv", **small)
+    b = explain_file(tmp_path / "long.tsv", **small)
     assert a.kind == b.kind == "effects" and a.causal is None
     pd.testing.assert_frame_equal(
         a.activity["dorothea"].scores, b.activity["dorothea"].scores.loc[a.effects.index]

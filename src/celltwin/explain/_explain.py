@@ -262,7 +262,8 @@ def explain_file(
         ``.csv``/``.tsv``: effects, genes x conditions (first column the genes) or long
         (``gene``, ``condition``/``perturbation``, ``effect``/``delta``/``log2_fold_change``).
         ``.h5ad`` written by ``celltwin predict``: each condition's effect is its mean minus the
-        control mean of its context (controls from the file, else from ``data``). Any other
+        control mean of its context (controls from the file, else from ``data``). An ``.h5ad``
+        written by :func:`celltwin.pp.pseudobulk`: its ``layers['delta']``. Any other
         ``.h5ad`` of cells with controls is a screen: effects as for a prediction, plus the
         measured causal map (:func:`causal_map`).
     data
@@ -288,11 +289,17 @@ def explain_file(
             raise KeyError(f"{source} lacks obs {missing}; prepare it first "
                            "(celltwin prepare FILE --out OUT.h5ad)")  # fmt: skip
         kind = "prediction" if "prediction" in cells.uns.get(UNS_KEY, {}) else "screen"
-        if kind == "screen":
-            cmap = causal_map(cells)
+        if "delta" in cells.layers:  # pp.pseudobulk's output: the effects are there already
+            kind, signs = "effects", None
+            rows = (cells.obs[PERTURBATION].astype(str) != CONTROL).to_numpy()
+            effects = _effects_frame(cells[rows])
+            effects.index = [str(n).rstrip("|") for n in effects.index]
         else:
-            cells = _with_controls(cells, data)
-        effects, signs = _cells_effects(cells)
+            if kind == "screen":
+                cmap = causal_map(cells)
+            else:
+                cells = _with_controls(cells, data)
+            effects, signs = _cells_effects(cells)
     else:
         raise ValueError(f"cannot read {source.name}: give a .csv/.tsv effect table or an .h5ad")
     options = dict(options)

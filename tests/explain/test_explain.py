@@ -114,3 +114,25 @@ def test_unknown_genes_and_names_are_refused() -> None:
         explain(effects, gene_sets="halmark")
     with pytest.raises(ValueError, match="unknown network='dorothee'"):
         explain(effects, network=["dorothee"])
+
+
+def test_model_sources_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--model / model=: calls celltwin.explain.sources(model) when it exists (issue 19, point 4,
+    added by another part), and refuses clearly before any work when it does not."""
+    import celltwin.explain
+
+    genes = ["STAT1", "IRF1", "GBP1", "CXCL10", "IFIT1", "ISG15", "PSMB9", "TAP1"]
+    effects = pd.DataFrame({"K|STAT1": [-1.0, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2]},
+                           index=pd.Index(genes, name="gene"))  # fmt: skip
+    effects.to_csv(tmp_path / "e.csv")
+    small = {"gene_sets": {"S": genes[1:7]}, "nets": ("dorothea",), **FAST}
+    if not hasattr(celltwin.explain, "sources"):
+        with pytest.raises(ValueError, match="drop the model"):
+            explain_file(tmp_path / "missing.csv", model="m/", **small)  # refused first
+    table = pd.DataFrame({"condition": ["K|STAT1"], "kind": ["perturbation"],
+                          "source": ["IRF1"], "weight": [0.6]})  # fmt: skip
+    seen = []
+    monkeypatch.setattr(celltwin.explain, "sources", lambda m: seen.append(m) or table,
+                        raising=False)  # fmt: skip
+    result = explain_file(tmp_path / "e.csv", model="m/", **small)
+    assert seen == ["m/"] and result.sources is table and "sources" in result.tables()

@@ -198,3 +198,26 @@ def test_what_predict_predicts_from_a_saved_model_is_what_sources_explains(
     predicted = {f"{c}:{p}" for c, p in zip(pred.obs[CONTEXT], pred.obs[PERTURBATION], strict=True)}
     assert set(table["condition"]) == predicted - {f"A2:{CONTROL}"}
     assert set(table.groupby("condition")["context"].first()) == {"A"}
+
+
+def test_one_command_explains_a_prediction_file_with_its_sources(twin_context, tmp_path) -> None:
+    """``explain_file(prediction, model=...)`` (``celltwin explain PRED --model DIR``) names what
+    each predicted condition leaned on: here, by construction, context A."""
+    from celltwin.explain import explain_file
+    from celltwin.models import fit, predict
+
+    params = {k: v for k, v in TINY.items() if k != "progress"}
+    fit(twin_context, model="transition", params=params, progress=False, out=tmp_path / "model")
+    pred = predict(tmp_path / "model", twin_context)
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    twin_context.write_h5ad(tmp_path / "data.h5ad")
+    genes = list(twin_context.var_names)
+    result = explain_file(tmp_path / "pred.h5ad", data=tmp_path / "data.h5ad",
+                          model=tmp_path / "model", gene_sets={"first": genes[:10]}, nets=("progeny",),
+                          network=("dorothea",))  # fmt: skip
+    assert result.sources is not None
+    top = result.sources.groupby("condition").first()
+    perts = sorted(set(twin_context.obs[PERTURBATION]) - {CONTROL})
+    assert sorted(top.index) == [f"A2:{p}" for p in perts]
+    assert set(top["context"]) == {"A"}
+    assert "sources" in result.tables()

@@ -20,6 +20,7 @@ import typer
 from celltwin._keys import TEST
 
 from ._errors import set_debug, user_errors
+from ._explain import explain
 from ._fit import fit, predict
 from ._listing import FormatOpt, WideOpt, data_app, list_suites, models_command
 from ._options import ForceOpt, comma_list, refuse_existing
@@ -386,6 +387,7 @@ def benchmark(
 
 
 app.command("models")(models_command)
+app.command("explain")(explain)
 
 
 def main() -> None:

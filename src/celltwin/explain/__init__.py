@@ -7,7 +7,8 @@
 - :func:`regulatory_paths`: shortest sign-agreeing paths in DoRothEA/STRING from the perturbed
   target to the most affected genes (:func:`prior_network` builds the graph).
 - :func:`causal_map`: a directed target -> gene network measured by a screen with the DE engine,
-  :func:`correlation_map` its observational alternative, :func:`score_map` against a known net.
+  :func:`correlation_map` its observational alternative, :func:`score_map` against a known net,
+  :func:`precision_recall` its ranked edges' curve and average precision (threshold-free).
 - :func:`sources`: what each prediction leaned on (the training conditions and contexts it
   borrowed from, with their weights); :func:`describe_sources` says it in words.
 - :func:`activity_agreement` compares the regulator activities of a predicted and a measured
@@ -24,6 +25,7 @@ from ._causal import CausalMap, causal_map, correlation_map
 from ._enrich import GENE_SET_COLLECTIONS, Enrichment, enrichment
 from ._explain import INPUT_KINDS, Explanation, explain, explain_file
 from ._paths import PATH_COLUMNS, PRIOR_NETWORKS, prior_network, regulatory_paths
+from ._precision_recall import PrecisionRecall, precision_recall
 from ._score_map import score_map
 from ._sources import describe_sources, explainable_models, sources
 
@@ -38,6 +40,7 @@ __all__ = [
     "CausalMap",
     "Enrichment",
     "Explanation",
+    "PrecisionRecall",
     "activity",
     "activity_agreement",
     "causal_map",
@@ -47,6 +50,7 @@ __all__ = [
     "explain",
     "explain_file",
     "explainable_models",
+    "precision_recall",
     "prior_network",
     "recovery_auroc",
     "regulatory_paths",

@@ -37,6 +37,40 @@ def _pairs_list(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(frame["source"].astype(str), frame["target"].astype(str), strict=True))
 
 
+def _universe(
+    called: CausalMap | pd.DataFrame,
+    truth: pd.DataFrame,
+    sources: Iterable[str] | None,
+    genes: Iterable[str] | None,
+    overlap: bool,
+    directed: bool,
+) -> tuple[set[str], set[str]]:
+    """The sources and genes scored (see :func:`score_map`)."""
+    if isinstance(called, CausalMap):
+        if sources is None:
+            sources = called.tests["source"].astype(str).unique()
+        if genes is None:
+            genes = called.tests["target"].astype(str).unique()
+    else:
+        if sources is None:
+            sources = called["source"].astype(str).unique()
+        if genes is None:
+            genes = set(called["target"].astype(str)) | set(truth["target"].astype(str))
+    source_set, gene_set = {str(s) for s in sources}, {str(g) for g in genes}
+    if overlap:
+        known = set(truth["source"].astype(str)) | set(truth["target"].astype(str))
+        source_set &= set(truth["source"].astype(str)) if directed else known
+        gene_set &= known
+    return source_set, gene_set
+
+
+def _true_in(
+    truth: pd.DataFrame, sources: set[str], genes: set[str], *, reach: bool, directed: bool
+) -> set[tuple[str, str]]:
+    true = _truth_pairs(truth, reach=reach, directed=directed, sources=sources)
+    return {(s, g) for s, g in true if s in sources and g in genes and s != g}
+
+
 def score_map(
     called: CausalMap | pd.DataFrame,
     truth: pd.DataFrame,
@@ -81,25 +115,9 @@ def score_map(
         ``recall``, ``f1``, ``sign_agreement`` (fraction of true positives whose sign agrees;
         NaN without signs or with ``reach``).
     """
-    if isinstance(called, CausalMap):
-        if sources is None:
-            sources = called.tests["source"].astype(str).unique()
-        if genes is None:
-            genes = called.tests["target"].astype(str).unique()
-        edges = called.edges
-    else:
-        edges = called
-        if sources is None:
-            sources = edges["source"].astype(str).unique()
-        if genes is None:
-            genes = set(edges["target"].astype(str)) | set(truth["target"].astype(str))
-    source_set, gene_set = {str(s) for s in sources}, {str(g) for g in genes}
-    if overlap:
-        known = set(truth["source"].astype(str)) | set(truth["target"].astype(str))
-        source_set &= set(truth["source"].astype(str)) if directed else known
-        gene_set &= known
-    true = _truth_pairs(truth, reach=reach, directed=directed, sources=source_set)
-    true = {(s, g) for s, g in true if s in source_set and g in gene_set and s != g}
+    edges = called.edges if isinstance(called, CausalMap) else called
+    source_set, gene_set = _universe(called, truth, sources, genes, overlap, directed)
+    true = _true_in(truth, source_set, gene_set, reach=reach, directed=directed)
     hits = {(s, g) for s, g in _pairs_list(edges) if s in source_set and g in gene_set and s != g}
     tp = hits & true
     precision = len(tp) / len(hits) if hits else np.nan

@@ -6,7 +6,11 @@ cells). Both maps are called at FDR < 0.05 and scored with :func:`celltwin.expla
 against (a) the true direct TF -> gene edges and (b) every gene a knocked-out target reaches
 through the network (direct + indirect effects). "matched" scores the correlation network's
 top-k pairs (by p-value) with k = the causal map's number of calls, so the comparison does not
-hinge on the threshold. With ``--grn dorothea`` the worlds are DoRothEA subnetworks with real gene
+hinge on the threshold. Threshold-free: the average precision (area under the precision-recall
+curve of every tested pair ranked by p-value, :func:`celltwin.explain.precision_recall`) of both
+maps, and ``causal_top_k``: the causal map's k best pairs with k = the number of edges the
+correlation network calls at the FDR, scored against those calls (same budget, so precision and
+recall move together). With ``--grn dorothea`` the worlds are DoRothEA subnetworks with real gene
 symbols, and the causal map is also scored against all of DoRothEA (A-C) and STRING (>= 700)
 where they overlap the measured genes.
 
@@ -22,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from celltwin.eval import paired_comparison, summarize
-from celltwin.explain import CausalMap, causal_map, correlation_map, score_map
+from celltwin.explain import CausalMap, causal_map, correlation_map, precision_recall, score_map
 from celltwin.simulate import simulate
 
 
@@ -50,11 +54,17 @@ def one_world(seed: int, grn: str, alpha: float) -> list[dict[str, object]]:
         "correlation": corr,
         "correlation_matched": _matched(corr, len(cmap.edges), alpha),
     }
-    rows = []
+    rows, k = [], len(corr.edges)
     for name, m in maps.items():
         for truth, reach in (("direct", False), ("reach", True)):
-            score = score_map(m, sim.grn, reach=reach)
-            rows.append({"world": seed, "map": name, "truth": truth, **score.to_dict()})
+            score = score_map(m, sim.grn, reach=reach).to_dict()
+            if name in ("causal_map", "correlation"):
+                pr = precision_recall(m, sim.grn, reach=reach)
+                score["average_precision"] = pr.average_precision
+            rows.append({"world": seed, "map": name, "truth": truth, **score})
+            if name == "causal_map":  # its k best pairs at the correlation's budget
+                top = {**pr.at(k).drop("k").to_dict(), "k": k}
+                rows.append({"world": seed, "map": "causal_top_k", "truth": truth, **top})
     if grn == "dorothea":
         rows += _prior_scores(seed, cmap)
     return rows
@@ -76,7 +86,7 @@ def _prior_scores(seed: int, cmap: CausalMap) -> list[dict[str, object]]:
 def report(table: pd.DataFrame) -> str:
     lines = ["map | truth | metric | mean | 95% CI | n worlds", "---|---|---|---|---|---"]
     for (m, truth), g in table.groupby(["map", "truth"], sort=False):
-        for metric in ("precision", "recall", "f1", "sign_agreement"):
+        for metric in ("precision", "recall", "f1", "sign_agreement", "average_precision"):
             s = summarize(g[metric].to_numpy(dtype=float))
             if s.n:
                 lines.append(
@@ -96,7 +106,36 @@ def report(table: pd.DataFrame) -> str:
                     f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}] (causal better in {c.share_a_better:.0%} of worlds, "
                     f"Wilcoxon p={c.wilcoxon_p:.2g})"
                 )
-    return "\n".join(lines)
+    return "\n".join(lines + ranked_report(table))
+
+
+def _pair(table: pd.DataFrame, a: str, b: str, truth: str, metric: str) -> str:
+    """causal-side map ``a`` minus ``b`` on ``metric`` over worlds, and worlds won."""
+    x, y = (table[(table["map"] == m) & (table["truth"] == truth)].groupby("world")[metric].first()
+            for m in (a, b))  # fmt: skip
+    c = paired_comparison(x.to_numpy(float), y.reindex(x.index).to_numpy(float),
+                          higher_is_better=True)  # fmt: skip
+    won = round(c.share_a_better * c.n)
+    return (
+        f"{truth} {metric}: {a} {x.mean():.3f} vs {b} {y.mean():.3f}, diff {c.mean_diff:+.3f} "
+        f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}], {a} better in {won}/{c.n} worlds "
+        f"(Wilcoxon p={c.wilcoxon_p:.2g})"
+    )
+
+
+def ranked_report(table: pd.DataFrame) -> list[str]:
+    """Threshold-free lines: average precision, and both maps at the correlation's budget."""
+    if "average_precision" not in table.columns:
+        return []
+    lines = ["", "threshold-free (mean [95% CI] of the paired difference over worlds)"]
+    for truth in ("direct", "reach"):
+        lines.append(_pair(table, "causal_map", "correlation", truth, "average_precision"))
+        for metric in ("precision", "recall", "f1"):
+            lines.append(_pair(table, "causal_top_k", "correlation", truth, metric))
+    k = table.loc[table["map"] == "causal_top_k", "k"]
+    lines.append(f"k (correlation calls at the FDR) per world: median {k.median():.0f}, "
+                 f"range {k.min():.0f}-{k.max():.0f}")  # fmt: skip
+    return lines
 
 
 def main() -> None:

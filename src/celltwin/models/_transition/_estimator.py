@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ..._keys import IN_DOMAIN
 from .._checks import _positive_int
 from .._conditions import ConditionKey, as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
+from ._domain import widen
 from ._ensemble import make_pools, train_ensemble
 from ._estimate import VIEWS, Estimate
 from ._intervals import effects_table, half_width, normal_quantile
@@ -291,7 +293,7 @@ class TransitionModel(LearnedCorrection):
         controls, control_contexts = self._query_controls(adata)
         picks = self._pick_controls(table, control_contexts, n_cells=n_cells, seed=seed)
         query = _QueryContexts(self, controls, control_contexts)
-        estimates = self._estimates(table, query)
+        estimates, scores = self._scored_estimates(table, query)
         outputs = []
         with torch_settings(self._threads()):
             for i, (key, est) in enumerate(zip(condition_keys(table), estimates, strict=True)):
@@ -301,7 +303,9 @@ class TransitionModel(LearnedCorrection):
                     continue
                 context = (query.summary(key[0]), query.control_mean(key[0]))
                 outputs.append(self._generate_all(cells, context, key, est, seed=seed + i))
-        return self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        out = self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        out.obs[IN_DOMAIN] = np.repeat(scores, [len(o) for o in outputs])
+        return out
 
     def _predict_conditions(
         self, conditions: pd.DataFrame, controls: list[np.ndarray]
@@ -341,7 +345,7 @@ class TransitionModel(LearnedCorrection):
         controls, control_contexts = self._query_controls(adata)
         self._pick_controls(table, control_contexts, n_cells=None, seed=seed)  # checks contexts
         query = _QueryContexts(self, controls, control_contexts)
-        estimates = self._estimates(table, query)
+        estimates, scores = self._scored_estimates(table, query)
         n_genes = len(self.genes_)
         mean = np.zeros((len(table), n_genes))
         sd = np.zeros((len(table), n_genes))
@@ -356,20 +360,31 @@ class TransitionModel(LearnedCorrection):
                     lower[i] = upper[i] = 0.0
                     continue
                 mean[i], sd[i], bounds = self._effect_interval(
-                    query.controls(key[0]), key, est, seed=seed + i, z=z
-                )
+                    query.controls(key[0]), key, est, seed=seed + i, z=z,
+                    widening=float(widen(scores[i], self.domain_["slope"])),
+                )  # fmt: skip
                 if bounds is not None:
                     lower[i], upper[i] = bounds
-        return effects_table(
+        out = effects_table(
             table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
             interval=float(self.interval),
         )  # fmt: skip
+        out.obs[IN_DOMAIN] = scores
+        return out
 
     def _effect_interval(
-        self, cells: np.ndarray, key: ConditionKey, est: Estimate, *, seed: int, z: float
+        self,
+        cells: np.ndarray,
+        key: ConditionKey,
+        est: Estimate,
+        *,
+        seed: int,
+        z: float,
+        widening: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Ensemble mean and sd of a condition's effect from control ``cells``, and its
-        interval (``None`` for a measured condition, which is returned as measured)."""
+        interval (``None`` for a measured condition, which is returned as measured); the
+        classical part of its half-width is multiplied by ``widening`` (:func:`._domain.widen`)."""
         effects = np.vstack(
             [
                 self._member_effect(m, cells, key, est, seed=seed, summary=None)
@@ -381,7 +396,7 @@ class TransitionModel(LearnedCorrection):
             return mean, np.zeros(len(mean)), None
         sd = effects.std(axis=0)
         var = self.error_var_[VIEWS.index(est.source)]
-        half = half_width(var, sd, calibration=self.calibration_, z=z)
+        half = half_width(var, sd, calibration=self.calibration_ * widening, z=z)
         return mean, sd, (mean - half, mean + half)
 
     # --- settings and persistence ---------------------------------------------------------

@@ -57,6 +57,16 @@ def variants(f_train, d_train, f_test, ridge: float = 1.0) -> dict[str, np.ndarr
         out[f"knn{k}"] = np.einsum("ik,ikg->ig", w, d_train[idx])
     for a in (0.25, 0.5, 0.75):
         out[f"blend{a}"] = out["ridge"] + a * (out["nearest"] - out["ridge"])
+    nearest = np.argmax(sim, axis=1)
+    fitted = center + f_train @ coef
+    out["nearest_corrected"] = d_train[nearest] + out["ridge"] - fitted[nearest]
+    # Nearest in the space of the ridge's predictions (a metric learned from the effects).
+    pred_dist = ((out["ridge"][:, None, :] - fitted[None, :, :]) ** 2).sum(axis=2)
+    out["nearest_learned"] = d_train[np.argmin(pred_dist, axis=1)]
+    for t in (0.02, 0.05):
+        w = np.exp((sim - sim.max(axis=1, keepdims=True)) / t)
+        w /= w.sum(axis=1, keepdims=True)
+        out[f"soft{t}"] = w @ d_train
     for s in (2.0, 3.0):
         out[f"ridge_x{s}"] = center + s * (out["ridge"] - center)
     return out

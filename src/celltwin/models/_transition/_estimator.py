@@ -79,6 +79,16 @@ class TransitionModel(LearnedCorrection):
     classical estimate on held-out training conditions and ``q`` is calibrated on the members'
     validation errors so that a fraction ``interval`` of them is covered (split conformal).
 
+    **In domain.** Every predicted condition gets an in-domain score in ``[0, 1]`` (obs
+    ``in_domain`` of :meth:`predict` and :meth:`predict_effects`, :mod:`._domain`): the
+    distance that matters for its estimate (its prior features' to the nearest training
+    perturbations', its context's to the contexts that measured the treatment, its dose's to
+    the nearest measured dose; a new context's to the training contexts) as a share of the
+    training conditions that, held out, were at least as far from the rest (1: measured or
+    as close as any; below 0.05: farther than 95% of them, an extrapolation). The classical
+    part of the interval widens by ``exp(slope (1 - score))``, ``slope`` fitted on the
+    validation errors (0 when the errors do not grow with distance) before ``q`` is.
+
     Measured conditions are predicted by their measured effect, and combinations whose parts
     were all measured alone in the same context by their sum plus the interaction law (a
     ridge regression of measured combinations on products and same-direction minima/maxima of
@@ -285,6 +295,7 @@ class TransitionModel(LearnedCorrection):
         controls (with replacement when there are fewer) has a mean of its own, and that
         sampling noise is not part of the prediction (it would enter every mean-based metric;
         :meth:`predict_effects` uses every control cell). ``seed`` also seeds the noise inputs.
+        Every cell carries its condition's in-domain score in obs ``in_domain``.
         """
         self._check_fitted()
         table = as_conditions(conditions)
@@ -337,8 +348,9 @@ class TransitionModel(LearnedCorrection):
             of the generated cells from all the context's controls minus their mean, ensemble
             average); layers ``lower`` and ``upper`` (the interval; NaN for measured
             conditions, which are returned as measured) and ``sd`` (ensemble sd). obs:
-            ``context``, ``perturbation``, ``dose`` and ``source`` (which estimate was used:
-            ``own``, ``context``, ``combination``, ``features``, or ``control``).
+            ``context``, ``perturbation``, ``dose``, ``source`` (which estimate was used:
+            ``own``, ``context``, ``combination``, ``features``, or ``control``) and
+            ``in_domain`` (the in-domain score, see the class docstring).
         """
         self._check_fitted()
         table = as_conditions(conditions)

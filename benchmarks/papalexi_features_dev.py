@@ -106,5 +106,49 @@ def main() -> None:
     print(table.groupby("variant")[["pds", "mae", "vcc2"]].mean().round(4).to_markdown())
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--difficulty" not in __import__("sys").argv:
     main()
+
+
+def difficulty() -> None:
+    """Does the held-out error of a knockout's nearest training knockouts (their ridge error
+    when left out) predict its own ridge error? And does the plain feature distance?"""
+    from scipy import stats
+
+    task = get_suite(SUITE).task
+    rows = []
+    for fold in task.folds():
+        data = task.fold_data(fold)
+        emb = task.model_fit_kwargs("transition", data, {})["perturbation_features"]
+        train_names = [
+            p for p in sorted(set(data.train.obs[PERTURBATION].astype(str)) - {CONTROL}) if p in emb.index
+        ]
+        test_names = [p for p in data.conditions[PERTURBATION] if p in emb.index]
+        d_train, d_true = deltas(data.train, train_names), deltas(data.truth, test_names)
+        f_train, f_test = emb.loc[train_names].to_numpy(float), emb.loc[test_names].to_numpy(float)
+        loo = np.zeros(len(train_names))
+        for i in range(len(train_names)):
+            keep = np.arange(len(train_names)) != i
+            pred = variants(f_train[keep], d_train[keep], f_train[i : i + 1])["ridge"][0]
+            loo[i] = np.sqrt(np.mean((pred - d_train[i]) ** 2))
+        ridge = variants(f_train, d_train, f_test)["ridge"]
+        dist = np.sqrt(((f_test[:, None, :] - f_train[None, :, :]) ** 2).sum(axis=2))
+        near = np.argsort(dist, axis=1)[:, :3]
+        for j, name in enumerate(test_names):
+            rows.append(
+                {
+                    "fold": fold,
+                    "perturbation": name,
+                    "rmse": float(np.sqrt(np.mean((ridge[j] - d_true[j]) ** 2))),
+                    "knn_distance": float(dist[j, near[j]].mean()),
+                    "neighbour_error": float(loo[near[j]].mean()),
+                    "train_effect_near": float(np.sqrt((d_train[near[j]] ** 2).mean())),
+                }
+            )
+    table = pd.DataFrame(rows)
+    for column in ("knn_distance", "neighbour_error", "train_effect_near"):
+        print(column, round(float(stats.spearmanr(table[column], table["rmse"]).statistic), 3))
+
+
+if __name__ == "__main__" and "--difficulty" in __import__("sys").argv:
+    difficulty()

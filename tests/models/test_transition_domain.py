@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from celltwin._keys import IN_DOMAIN, SPLIT, TEST, TRAIN
 from celltwin.models._transition import TransitionModel
@@ -105,3 +106,27 @@ def test_unseen_perturbations_are_covered_near_nominal(make_cells) -> None:
     )
     inside = (truth >= pred.layers["lower"]) & (truth <= pred.layers["upper"])
     assert abs(inside.mean() - model.interval) <= 0.1
+
+
+def test_score_falls_as_the_error_grows_on_a_nonlinear_world(make_cells) -> None:
+    """Effects saturate in the features (tanh), so the feature ridge errs more the farther a
+    knockout lies from the training ones: the score must order the errors."""
+    rng = np.random.default_rng(7)
+    w = rng.normal(0, 0.6, size=(N_FEATURES, N_GENES))
+    train = {f"P{i:02d}": rng.normal(size=N_FEATURES) for i in range(30)}
+    queries = {
+        f"Q{i:02d}": rng.normal(size=N_FEATURES) * scale
+        for i, scale in enumerate(np.linspace(0.3, 5.0, 12))
+    }
+    features = train | queries
+    effects = {("A", n, ""): np.tanh(f @ w) for n, f in features.items()}
+    splits = {("A", q, ""): TEST for q in queries}
+    adata = make_cells(effects, n_genes=N_GENES, n_cells=12, splits=splits, seed=7)
+    table = pd.DataFrame(np.vstack(list(features.values())), index=list(features))
+    model = TransitionModel(**TINY).fit(adata, perturbation_features=table)
+    pred = model.predict_effects(adata, conditions=[("A", q) for q in queries])
+    error = [
+        np.sqrt(np.mean((pred.X[i] - effects[("A", q, "")]) ** 2)) for i, q in enumerate(queries)
+    ]
+    rho = spearmanr(pred.obs[IN_DOMAIN].to_numpy(), error).statistic
+    assert rho < -0.5

@@ -40,10 +40,12 @@ def test_p_value_and_widening_are_monotone() -> None:
     assert np.all(np.diff(factors) > 0)  # wider as the score falls
     np.testing.assert_array_equal(widen(np.linspace(1, 0, 5), 0.0), np.ones(5))
     # The slope follows the needed scale, never negative, capped.
-    scores = np.array([0.1, 0.4, 0.7, 1.0])
+    scores = np.linspace(0.05, 1.0, 12)
     assert fit_slope(scores, np.exp(0.5 * (1 - scores))) == pytest.approx(0.5)
     assert fit_slope(scores, np.exp(-0.5 * (1 - scores))) == 0.0
     assert fit_slope(scores, np.exp(9 * (1 - scores))) == pytest.approx(np.log(4))
+    # Too few conditions to learn how the error grows with distance: no widening.
+    assert fit_slope(scores[:5], np.exp(0.5 * (1 - scores[:5]))) == 0.0
 
 
 def test_score_is_higher_near_training_and_survives_save_load(make_cells, tmp_path) -> None:

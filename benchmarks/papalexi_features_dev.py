@@ -121,7 +121,9 @@ def difficulty() -> None:
         data = task.fold_data(fold)
         emb = task.model_fit_kwargs("transition", data, {})["perturbation_features"]
         train_names = [
-            p for p in sorted(set(data.train.obs[PERTURBATION].astype(str)) - {CONTROL}) if p in emb.index
+            p
+            for p in sorted(set(data.train.obs[PERTURBATION].astype(str)) - {CONTROL})
+            if p in emb.index
         ]
         test_names = [p for p in data.conditions[PERTURBATION] if p in emb.index]
         d_train, d_true = deltas(data.train, train_names), deltas(data.truth, test_names)

@@ -39,6 +39,9 @@ BATCH: Final = "batch"
 DOSE: Final = "dose"
 TIME: Final = "time"
 SPLIT: Final = "split"  # default obs column a split writes to
+#: Column of a prediction: how close each condition is to the model's training data, in
+#: ``[0, 1]`` (1: measured or as close as any; calibrated on held-out training conditions).
+IN_DOMAIN: Final = "in_domain"
 
 # --- labels --------------------------------------------------------------------------------
 CONTROL: Final = "control"

@@ -195,8 +195,9 @@ def truthy(value: Any) -> bool:
 
 
 def accepts(model: str, argument: str) -> bool:
-    """Whether the registered ``model``'s ``fit`` takes ``argument``."""
-    return argument in inspect.signature(MODELS[model].cls.fit).parameters
+    """Whether the registered ``model``'s ``fit`` takes ``argument`` (its fit parameters
+    included: the base ``fit(*args, **kwargs)`` hands them to ``_fit``)."""
+    return argument in MODELS[model].fit_arguments
 
 
 def plus_registered(base: Sequence[str], *, unseen: str | None, extra: Sequence[str]) -> tuple:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from .._errors import UnseenConditionError
 from .._sources import source_table
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
+from ._domain import DomainScorer, domain_state, references
 from ._estimate import FOLD_CELLS, ComponentFeatures, Estimate, FoldChange, control_profile
 from ._features import Transfer
 from ._intervals import error_variance, held_out_errors
@@ -94,6 +95,8 @@ class ClassicalEstimate(CellModel):
     components_: list[str]
     fold_share_: np.ndarray
     error_var_: np.ndarray
+    #: In-domain score state (:mod:`._domain`): held-out distances per kind, widening slope.
+    domain_: dict[str, Any]
     #: Control profiles of the training contexts, during fit only (not fitted state).
     _fit_controls: dict[str, np.ndarray]
 
@@ -124,6 +127,7 @@ class ClassicalEstimate(CellModel):
         )
         self.fold_share_ = self._fold_share()
         self.error_var_ = self._error_variance()
+        self.domain_ = domain_state(self._domain_scorer().held_out())
         return TrainingCells(x, z, contexts, is_control, keys, condition_rows)
 
     def _fit_bandwidths(self, keys: list[ConditionKey]) -> None:
@@ -333,19 +337,35 @@ class ClassicalEstimate(CellModel):
         errors = held_out_errors(transfer, self.delta_, self.seed)
         return error_variance(errors, self.delta_, len(self.genes_))
 
+    def _domain_scorer(self, transfer: Transfer | None = None) -> DomainScorer:
+        return DomainScorer(self._transfer() if transfer is None else transfer, self.contexts_)
+
     def _estimates(self, table: pd.DataFrame, query: _QueryContexts) -> list[Estimate | None]:
+        return self._scored_estimates(table, query)[0]
+
+    def _scored_estimates(
+        self, table: pd.DataFrame, query: _QueryContexts
+    ) -> tuple[list[Estimate | None], np.ndarray]:
+        """Each condition's classical estimate (``None`` for controls) and in-domain score
+        (:mod:`._domain`); raise :class:`UnseenConditionError` for any it cannot estimate."""
         transfer = self._transfer(
             extra=query.latents(), controls=query.fold_controls(), targets=query.cell_latents()
         )
+        scorer = self._domain_scorer(transfer)
+        reference = references(self.domain_)
         out: list[Estimate | None] = []
+        scores = np.ones(len(table))
         problems = []
-        for key in condition_keys(table):
+        for i, key in enumerate(condition_keys(table)):
             if key[1] == CONTROL:
                 out.append(None)
+                scores[i] = scorer.score(key, None, query.latent(key[0]), reference)
                 continue
             est = transfer.estimate(key, query.latent(key[0]))
             if est is None:
                 problems.append(describe(key) + " (" + self._why_not(key) + ")")
+            else:
+                scores[i] = scorer.score(key, est.source, query.latent(key[0]), reference)
             out.append(est)
         if problems:
             more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -354,7 +374,7 @@ class ClassicalEstimate(CellModel):
                 "perturbation_features= to fit (prior features of the unseen components), or "
                 "train on data where the perturbation was measured."
             )
-        return out
+        return out, scores
 
     def sources(
         self,

@@ -21,6 +21,7 @@ import torch
 from .._conditions import N_CELLS, ConditionKey
 from ._checkpoint import Checkpoint, get_flat, set_flat
 from ._classical import TrainingCells
+from ._domain import calibrate_domain, references, validation_score
 from ._estimate import VIEWS, Estimate
 from ._features import Transfer
 from ._intervals import ViewError, calibrate, held_out_errors
@@ -167,9 +168,9 @@ def member_errors(
     cells: TrainingCells,
     transfer: Transfer,
     items: tuple[list[Item], list[Item]],
-) -> list[ViewError]:
-    """Member ``member``'s errors on its validation conditions, predicted as :meth:`predict`
-    would (only the kinds of estimate it was trained to correct)."""
+) -> list[tuple[int, ViewError]]:
+    """Member ``member``'s errors on its validation conditions (with their rows), predicted
+    as :meth:`predict` would (only the kinds of estimate it was trained to correct)."""
     train_items, val_items = items
     keys = cells.keys
     member_views = {v for _, v, _ in train_items}
@@ -183,7 +184,7 @@ def member_errors(
         effect = model._member_effect(
             member, cells.x[rows], keys[row], Estimate(est, v, measured), seed=model.seed
         )
-        errors.append((v, model.delta_[row] - effect))
+        errors.append((row, (v, model.delta_[row] - effect)))
     return errors
 
 
@@ -202,7 +203,7 @@ def train_ensemble(
     states: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
     trained_views: set[str] = set()
-    val_errors: list[ViewError] = []
+    val_errors: list[tuple[int, ViewError]] = []
     settings = train_settings(model)
     every_row = model._transfer()
     for member in range(int(model.n_members)):
@@ -238,11 +239,29 @@ def train_ensemble(
         model.param_shapes_ = [[k, list(v.shape)] for k, v in module.state_dict().items()]
         model.trained_views_ = [v for v in VIEWS if v in trained_views]
         val_errors += member_errors(model, member, cells, transfer, (train_items, val_items))
+    calibrate_intervals(model, val_errors)
+
+
+def calibrate_intervals(model: LearnedCorrection, val_errors: list[tuple[int, ViewError]]) -> None:
+    """Set the intervals' calibration ``q`` and the in-domain widening slope (:mod:`._domain`)
+    from the members' validation errors, each scored as held out."""
     if not val_errors:
         # No held-out predictions: calibrate the classical errors against themselves.
         transfer = model._transfer(controls=model._fit_controls)
-        val_errors = held_out_errors(transfer, model.delta_, model.seed)
-    model.calibration_ = calibrate(val_errors, model.error_var_, float(model.interval))
+        errors = held_out_errors(transfer, model.delta_, model.seed)
+        model.calibration_ = calibrate(errors, model.error_var_, float(model.interval))
+        return
+    scorer = model._domain_scorer()
+    held_out = scorer.held_out()
+    reference = references(model.domain_)
+    scores = [
+        validation_score(scorer, held_out, row, view, reference) for row, (view, _) in val_errors
+    ]
+    q, slope = calibrate_domain(
+        [e for _, e in val_errors], scores, model.error_var_, float(model.interval)
+    )
+    model.calibration_ = q
+    model.domain_ = {**model.domain_, "slope": slope}
 
 
 def fingerprint(model: LearnedCorrection) -> str:

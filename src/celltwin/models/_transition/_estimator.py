@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ..._keys import IN_DOMAIN
 from .._checks import _positive_int
 from .._conditions import ConditionKey, as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
+from ._domain import widen
 from ._ensemble import make_pools, train_ensemble
 from ._estimate import VIEWS, Estimate
 from ._intervals import effects_table, half_width, normal_quantile
@@ -76,6 +78,16 @@ class TransitionModel(LearnedCorrection):
     ``sqrt(q² v_g + z² ensemble_var_g)`` where ``v_g`` is the gene's error variance of the
     classical estimate on held-out training conditions and ``q`` is calibrated on the members'
     validation errors so that a fraction ``interval`` of them is covered (split conformal).
+
+    **In domain.** Every predicted condition gets an in-domain score in ``[0, 1]`` (obs
+    ``in_domain`` of :meth:`predict` and :meth:`predict_effects`, :mod:`._domain`): the
+    distance that matters for its estimate (its prior features' to the nearest training
+    perturbations', its context's to the contexts that measured the treatment, its dose's to
+    the nearest measured dose; a new context's to the training contexts) as a share of the
+    training conditions that, held out, were at least as far from the rest (1: measured or
+    as close as any; below 0.05: farther than 95% of them, an extrapolation). The classical
+    part of the interval widens by ``exp(slope (1 - score))``, ``slope`` fitted on the
+    validation errors (0 when the errors do not grow with distance) before ``q`` is.
 
     Measured conditions are predicted by their measured effect, and combinations whose parts
     were all measured alone in the same context by their sum plus the interaction law (a
@@ -283,6 +295,7 @@ class TransitionModel(LearnedCorrection):
         controls (with replacement when there are fewer) has a mean of its own, and that
         sampling noise is not part of the prediction (it would enter every mean-based metric;
         :meth:`predict_effects` uses every control cell). ``seed`` also seeds the noise inputs.
+        Every cell carries its condition's in-domain score in obs ``in_domain``.
         """
         self._check_fitted()
         table = as_conditions(conditions)
@@ -291,7 +304,7 @@ class TransitionModel(LearnedCorrection):
         controls, control_contexts = self._query_controls(adata)
         picks = self._pick_controls(table, control_contexts, n_cells=n_cells, seed=seed)
         query = _QueryContexts(self, controls, control_contexts)
-        estimates = self._estimates(table, query)
+        estimates, scores = self._scored_estimates(table, query)
         outputs = []
         with torch_settings(self._threads()):
             for i, (key, est) in enumerate(zip(condition_keys(table), estimates, strict=True)):
@@ -301,7 +314,9 @@ class TransitionModel(LearnedCorrection):
                     continue
                 context = (query.summary(key[0]), query.control_mean(key[0]))
                 outputs.append(self._generate_all(cells, context, key, est, seed=seed + i))
-        return self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        out = self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        out.obs[IN_DOMAIN] = np.repeat(scores, [len(o) for o in outputs])
+        return out
 
     def _predict_conditions(
         self, conditions: pd.DataFrame, controls: list[np.ndarray]
@@ -333,15 +348,16 @@ class TransitionModel(LearnedCorrection):
             of the generated cells from all the context's controls minus their mean, ensemble
             average); layers ``lower`` and ``upper`` (the interval; NaN for measured
             conditions, which are returned as measured) and ``sd`` (ensemble sd). obs:
-            ``context``, ``perturbation``, ``dose`` and ``source`` (which estimate was used:
-            ``own``, ``context``, ``combination``, ``features``, or ``control``).
+            ``context``, ``perturbation``, ``dose``, ``source`` (which estimate was used:
+            ``own``, ``context``, ``combination``, ``features``, or ``control``) and
+            ``in_domain`` (the in-domain score, see the class docstring).
         """
         self._check_fitted()
         table = as_conditions(conditions)
         controls, control_contexts = self._query_controls(adata)
         self._pick_controls(table, control_contexts, n_cells=None, seed=seed)  # checks contexts
         query = _QueryContexts(self, controls, control_contexts)
-        estimates = self._estimates(table, query)
+        estimates, scores = self._scored_estimates(table, query)
         n_genes = len(self.genes_)
         mean = np.zeros((len(table), n_genes))
         sd = np.zeros((len(table), n_genes))
@@ -356,20 +372,31 @@ class TransitionModel(LearnedCorrection):
                     lower[i] = upper[i] = 0.0
                     continue
                 mean[i], sd[i], bounds = self._effect_interval(
-                    query.controls(key[0]), key, est, seed=seed + i, z=z
-                )
+                    query.controls(key[0]), key, est, seed=seed + i, z=z,
+                    widening=float(widen(scores[i], self.domain_["slope"])),
+                )  # fmt: skip
                 if bounds is not None:
                     lower[i], upper[i] = bounds
-        return effects_table(
+        out = effects_table(
             table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
             interval=float(self.interval),
         )  # fmt: skip
+        out.obs[IN_DOMAIN] = scores
+        return out
 
     def _effect_interval(
-        self, cells: np.ndarray, key: ConditionKey, est: Estimate, *, seed: int, z: float
+        self,
+        cells: np.ndarray,
+        key: ConditionKey,
+        est: Estimate,
+        *,
+        seed: int,
+        z: float,
+        widening: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Ensemble mean and sd of a condition's effect from control ``cells``, and its
-        interval (``None`` for a measured condition, which is returned as measured)."""
+        interval (``None`` for a measured condition, which is returned as measured); the
+        classical part of its half-width is multiplied by ``widening`` (:func:`._domain.widen`)."""
         effects = np.vstack(
             [
                 self._member_effect(m, cells, key, est, seed=seed, summary=None)
@@ -381,7 +408,7 @@ class TransitionModel(LearnedCorrection):
             return mean, np.zeros(len(mean)), None
         sd = effects.std(axis=0)
         var = self.error_var_[VIEWS.index(est.source)]
-        half = half_width(var, sd, calibration=self.calibration_, z=z)
+        half = half_width(var, sd, calibration=self.calibration_ * widening, z=z)
         return mean, sd, (mean - half, mean + half)
 
     # --- settings and persistence ---------------------------------------------------------

@@ -39,6 +39,13 @@ BATCH: Final = "batch"
 DOSE: Final = "dose"
 TIME: Final = "time"
 SPLIT: Final = "split"  # default obs column a split writes to
+#: obs column of a prediction: where each predicted condition's answer came from.
+PREDICTION_SOURCE: Final = "prediction_source"
+#: Values of :data:`PREDICTION_SOURCE`: ``measured`` (the trained effect), ``transferred`` (the
+#: treatment measured in other contexts or at other doses), ``composed`` (a combination from its
+#: measured parts), ``prior`` (prior-knowledge features: gene embeddings, drug fingerprints),
+#: ``features`` (gene features derived from the training data), ``control`` (no perturbation).
+PREDICTION_SOURCES: Final = ("measured", "transferred", "composed", "prior", "features", "control")
 
 # --- labels --------------------------------------------------------------------------------
 CONTROL: Final = "control"

@@ -22,6 +22,7 @@ from ._registry import DatasetEntry, Source, register
 def prior_sources(prior: PriorFile) -> tuple[Source, Source]:
     """The shared-folder and download sources of ``prior`` (the address read now: it follows
     ``CELLTWIN_PRIORS_URL``)."""
+
     def source(url: str, note: str) -> Source:
         return Source(url, prior.sha256, prior.filename, size=prior.size, note=note)
 

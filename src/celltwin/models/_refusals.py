@@ -69,16 +69,19 @@ def held_out_reasons(refusals: pd.DataFrame, data: AnnData, *, split_key: str) -
     out = refusals.copy()
     for i, perturbation in enumerate(out[PERTURBATION].astype(str)):
         where = sorted(set(labels[(perturbations == perturbation) & (labels != TRAIN)]))
-        parts = [p for p in perturbation.split(COMBO_SEP)]
+        parts = perturbation.split(COMBO_SEP)
         if not where and len(parts) > 1:
             where = sorted(set(labels[np.isin(perturbations, parts) & (labels != TRAIN)]))
         if where:
             named = " and ".join(repr(w) for w in where)
-            out.loc[out.index[i], "reason"] = (
+            row = out.index[i]
+            out.loc[row, "reason"] = (
                 f"measured, but held out in the {named} split (obs[{split_key!r}]): the model "
-                "never saw it"
+                f"never saw it ({out.loc[row, 'reason']})"
             )
-            out.loc[out.index[i], "suggestion"] = "fit with its cells in the training split"
+            out.loc[row, "suggestion"] = out.loc[row, "suggestion"] or (
+                "fit with its cells in the training split"
+            )
     return out
 
 

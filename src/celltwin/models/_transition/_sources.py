@@ -43,11 +43,15 @@ def resolve_gene_prior(gene_prior: str, components: Iterable[str]) -> str:
     from ...priors import gene_symbols, priors_available
 
     parts = AUTO_GENE_PRIOR.split(COMBO_SEP)
-    names = list(components)
-    if not names or not priors_available(*parts):
+    if not priors_available(*parts):
         return "data"
-    known = gene_symbols(parts)
-    return AUTO_GENE_PRIOR if 2 * sum(n in known for n in names) >= len(names) else "data"
+    return AUTO_GENE_PRIOR if _mostly_known(components, gene_symbols(parts)) else "data"
+
+
+def _mostly_known(names: Iterable[str], symbols: pd.Index) -> bool:
+    """Whether at least half of ``names`` (and at least one) are in ``symbols``."""
+    listed = list(names)
+    return bool(listed) and 2 * sum(n in symbols for n in listed) >= len(listed)
 
 
 def prediction_source(view: str | None, feature_source: str) -> str:
@@ -87,7 +91,7 @@ def refusal(
             "",
         )
     if genetic:
-        answer = _gene_refusal(missing, feature_source)
+        answer = _gene_refusal(missing, measured, feature_source)
         if answer is not None:
             return answer
     kind = "gene" if genetic else "perturbation"
@@ -102,12 +106,19 @@ def refusal(
     )
 
 
-def _gene_refusal(missing: Sequence[str], feature_source: str) -> tuple[str, str] | None:
+def _gene_refusal(
+    missing: Sequence[str], measured: Iterable[str], feature_source: str
+) -> tuple[str, str] | None:
+    """The refusal of unmeasured genes without features, when the symbol table can tell (the
+    priors are here and the training targets are real gene symbols, not simulated names)."""
     from ...priors import gene_symbols, priors_available, resolve_genes
 
     if not priors_available("go", "string", "dorothea", "progeny"):
         return None
-    table = resolve_genes(missing, symbols=gene_symbols())
+    symbols = gene_symbols()
+    if not _mostly_known(measured, symbols):
+        return None
+    table = resolve_genes(missing, symbols=symbols)
     for row in table.itertuples(index=False):
         if row.status == "unknown":
             hint = f"did you mean {row.suggestion.split(';')[0]}?" if row.suggestion else ""

@@ -130,7 +130,8 @@ def predict(
         )
     n_conditions = pred.obs[[CONTEXT, PERTURBATION]].drop_duplicates().shape[0]
     typer.echo(f"predicted {pred.n_obs} cells of {n_conditions} conditions")
-    typer.echo(source_summary(pred))
+    if summary := source_summary(pred):
+        typer.echo(summary)
     refusals = pred.uns[UNS_KEY]["refusals"]
     if len(refusals):
         typer.echo(f"refused {len(refusals)} conditions:")

@@ -114,13 +114,14 @@ def fit(
         seed=seed,
         progress=progress,
     )
+    features = None if drugs is None else _drug_features(model, drugs)
     data = _as_adata(adata)
     _log_training_cells(data, split_key, model)
     fit_kwargs: dict[str, Any] = {"split_key": split_key}
     if checkpoint_dir is not None:
         fit_kwargs["checkpoint_dir"] = checkpoint_dir
-    if drugs is not None:
-        fit_kwargs["perturbation_features"] = _drug_features(model, drugs)
+    if features is not None:
+        fit_kwargs["perturbation_features"] = features
     start = time.monotonic()
     estimator.fit(data, **fit_kwargs)
     logger.info(

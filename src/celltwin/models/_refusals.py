@@ -46,7 +46,9 @@ def predict_answerable(
     except UnpredictableConditionsError as err:
         refusals = held_out_reasons(err.refusals, data, split_key=split_key)
         if not skip_unpredictable or len(refusals) == len(table):
-            raise _restated(err, refusals, everything=len(refusals) == len(table)) from None
+            everything = len(refusals) == len(table)
+            message = refusal_message(model.name, refusals, everything=everything)
+            raise UnpredictableConditionsError(message, refusals) from None
         refused = set(zip(refusals[CONTEXT], refusals[PERTURBATION], refusals[DOSE], strict=True))
         keep = [
             (str(c), str(p), str(d)) not in refused
@@ -85,18 +87,20 @@ def held_out_reasons(refusals: pd.DataFrame, data: AnnData, *, split_key: str) -
     return out
 
 
-def _restated(
-    err: UnpredictableConditionsError, refusals: pd.DataFrame, *, everything: bool
-) -> UnpredictableConditionsError:
+def refusal_message(owner: str, refusals: pd.DataFrame, *, everything: bool = False) -> str:
+    """The message of an :class:`UnpredictableConditionsError`: each refused condition with its
+    reason and suggestion (one line when there is one), then the fix."""
     lines = [
         f"{row.condition}: {row.reason}" + (f" ({row.suggestion})" if row.suggestion else "")
         for row in refusals.itertuples(index=False)
     ]
     fix = (
-        "Fix: as suggested per condition; none of the requested conditions can be predicted."
+        "Fix: as suggested; none of the requested conditions can be predicted."
         if everything
-        else "Fix: as suggested per condition, or predict the others and list these "
+        else "Fix: as suggested, or predict the others and list these "
         "(skip_unpredictable=True, --skip-unpredictable)."
     )
-    head = str(err).split("\n", 1)[0]
-    return UnpredictableConditionsError("\n  ".join([head, *lines]) + "\n" + fix, refusals)
+    if len(lines) == 1:
+        return f"{owner} cannot predict {lines[0]}. {fix}"
+    head = f"{owner} cannot predict {len(lines)} conditions:"
+    return "\n  ".join([head, *lines]) + "\n" + fix

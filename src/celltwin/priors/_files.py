@@ -19,8 +19,10 @@ from typing import Final
 
 from .._settings import cache_dir, shared_dir
 
-#: Where the project serves its prior files; ``CELLTWIN_PRIORS_URL`` replaces it (a mirror, or a
-#: local server in tests).
+#: Where the project serves its prior files (the shared folder's files, byte for byte: the
+#: checksums below are theirs); ``CELLTWIN_PRIORS_URL`` replaces it (a mirror, or a local server
+#: in tests). The files are derived from the public sources named per entry (``derived_from``),
+#: which publish other formats, so they are served as the project built them.
 PRIORS_BASE_URL: Final = "https://github.com/celltwin/celltwin/releases/download/priors-v1"
 
 

@@ -24,13 +24,14 @@ from .._effects import TrainingEffects, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
 from .._embedding import validated_embedding
 from .._errors import UnpredictableConditionsError
+from .._refusals import refusal_message
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
 from ._estimate import FOLD_CELLS, ComponentFeatures, Estimate, FoldChange, control_profile
 from ._features import Transfer
 from ._intervals import error_variance, held_out_errors
 from ._query import _QueryContexts
-from ._sources import condition_text, refusal, refusals_table, resolve_gene_prior
+from ._sources import refusal, refusals_table, resolve_gene_prior
 from ._states import CellStates, fit_states
 
 _MAX_PCA_CELLS: Final = 20_000
@@ -399,17 +400,8 @@ class ClassicalEstimate(CellModel):
     def _unpredictable(
         self, refused: list[tuple[ConditionKey, str, str]]
     ) -> UnpredictableConditionsError:
-        lines = [
-            f"{condition_text(k)}: {reason}" + (f" ({hint})" if hint else "")
-            for k, reason, hint in refused
-        ]
-        return UnpredictableConditionsError(
-            f"{self.name} cannot predict {len(refused)} condition(s):\n  "
-            + "\n  ".join(lines)
-            + "\nFix: as suggested per condition, or predict the others and list these "
-            "(skip_unpredictable=True, --skip-unpredictable).",
-            refusals_table(refused),
-        )
+        table = refusals_table(refused)
+        return UnpredictableConditionsError(refusal_message(self.name, table), table)
 
 
 def _condition_rows(obs: pd.DataFrame, keys: list[ConditionKey]) -> list[np.ndarray]:

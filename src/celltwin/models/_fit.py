@@ -24,6 +24,7 @@ from .._keys import SPLIT, TEST, TRAIN, UNS_KEY
 from .._output import check_output
 from ._cell import CellModel
 from ._conditions import as_conditions, conditions_of
+from ._libraries import add_drugs, perturbation_inputs
 from ._model import Model
 from ._params import fit_arguments, init_param_names
 from ._refusals import predict_answerable, refusals_path
@@ -82,10 +83,12 @@ def fit(
         Replace an existing model (any non-empty ``out`` folder); otherwise such an ``out`` is
         refused with :class:`FileExistsError` before fitting.
     gene_prior
-        Features of genetic perturbations for models that take them (``transition``): a
-        :func:`celltwin.priors.gene_embedding` source such as ``"go+string"``, ``"data"``,
-        ``"none"`` or ``"auto"``; ``None`` keeps the model's default (``"auto"``: GO+STRING
-        when the prior files are here and the targets are real genes).
+        Features of genetic perturbations: a :func:`celltwin.priors.gene_embedding` source
+        such as ``"go+string"``. ``transition`` takes it as its parameter (also ``"data"``,
+        ``"none"``, ``"auto"``); models that take ``perturbation_features`` instead
+        (``linear``, ``nearest_perturbation``) get the embedding of the whole prior. ``None``
+        keeps the model's default (``transition``: ``"auto"``, GO+STRING when the prior files
+        are here and the targets are real genes).
     drugs
         A drug library, CSV of ``name,SMILES`` (:func:`celltwin.priors.read_smiles`): its
         Morgan fingerprints become the ``perturbation_features`` of models that take them, so
@@ -102,10 +105,7 @@ def fit(
     """
     if out is not None:
         check_output(out, overwrite=overwrite, kind="folder", what="model folder")
-    given = dict(params or {})
-    if gene_prior is not None:
-        _refuse_repeat(given, "gene_prior")
-        given["gene_prior"] = gene_prior
+    given, features = perturbation_inputs(model, params, gene_prior=gene_prior, drugs=drugs)
     estimator = _create(
         model,
         given,
@@ -114,7 +114,6 @@ def fit(
         seed=seed,
         progress=progress,
     )
-    features = None if drugs is None else _drug_features(model, drugs)
     data = _as_adata(adata)
     _log_training_cells(data, split_key, model)
     fit_kwargs: dict[str, Any] = {"split_key": split_key}
@@ -204,7 +203,7 @@ def predict(
         check_output(out, overwrite=overwrite, kind="file", what="prediction file")
     fitted = _cell_model(model if isinstance(model, CellModel) else load(model))
     if drugs is not None:
-        _add_drugs(fitted, drugs)
+        add_drugs(fitted, drugs)
     data = _as_adata(adata)
     if conditions is None:
         table = _held_out_conditions(data, split_key=split_key, split=split)
@@ -229,50 +228,6 @@ def predict(
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _refuse_repeat(params: dict[str, Any], key: str) -> None:
-    if key in params:
-        raise ValueError(
-            f"params holds {key!r} and {key}= is given too. Fix: pass it once "
-            f"({key}=..., --{key.replace('_', '-')} on the command line)."
-        )
-
-
-def _drug_features(model: str, drugs: str | os.PathLike[str]) -> pd.DataFrame:
-    """Morgan fingerprints of the drug library ``drugs``, for a model that takes features."""
-    if "perturbation_features" not in fit_arguments(get_spec(model).cls):
-        raise ValueError(
-            f"model {model!r} takes no perturbation features, so a drug library cannot be "
-            "used. Fix: drop drugs= (--drugs), or use model 'transition' or 'linear'."
-        )
-    return _fingerprints(drugs)
-
-
-def _fingerprints(drugs: str | os.PathLike[str]) -> pd.DataFrame:
-    from ..priors import drug_embedding, read_smiles
-
-    if not Path(drugs).is_file():
-        raise FileNotFoundError(
-            f"drug library {str(drugs)!r} not found. Fix: a CSV of name,SMILES (--drugs FILE)."
-        )
-    table = drug_embedding(read_smiles(Path(drugs)))
-    if len(table) == 0:
-        raise ValueError(
-            f"drug library {str(drugs)!r}: no SMILES could be parsed. Fix: a headerless CSV "
-            "of name,SMILES rows."
-        )
-    return table
-
-
-def _add_drugs(model: CellModel, drugs: str | os.PathLike[str]) -> None:
-    add = getattr(model, "add_perturbation_features", None)
-    if add is None:
-        raise ValueError(
-            f"model {model.name!r} takes no features at predict time. Fix: drop drugs= "
-            "(--drugs), or fit with the drug library (celltwin fit --drugs FILE)."
-        )
-    add(_fingerprints(drugs))
 
 
 def _create(

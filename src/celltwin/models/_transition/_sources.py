@@ -133,7 +133,7 @@ def _gene_refusal(
     return (
         f"no prior features for {list(missing)} (known symbols, but not in the "
         f"{feature_source!r} features)",
-        "a prior that covers it (gene_prior='go+string+dorothea') or measure it",
+        "measure it, or pass perturbation_features with a row for it",
     )
 
 

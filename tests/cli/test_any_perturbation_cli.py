@@ -122,3 +122,19 @@ def test_skip_unpredictable_writes_the_refusals_table(fitted, tmp_path) -> None:
     assert "not a known gene symbol" in table["reason"].iloc[0]
     assert table["suggestion"].iloc[1] == "did you mean STAT1?"
     assert "refused 2 conditions" in result.output
+
+
+def test_a_baseline_gets_the_gene_prior_too(fitted, tmp_path) -> None:
+    data, _ = fitted
+    model = tmp_path / "linear"
+    args = ["fit", str(data), "--out", str(model), "--model", "linear", "--no-progress"]
+    result = runner.invoke(app, [*args, "--gene-prior", "go+string"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "pred.h5ad"
+    args = ["predict", str(model), "--data", str(data), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--conditions", "THP-1:TP53", "--n-cells", "5"])
+    assert result.exit_code == 0, result.output
+    assert set(ad.read_h5ad(out).obs[PERTURBATION].astype(str)) == {"TP53"}
+    bad = runner.invoke(app, ["fit", str(data), "--out", str(tmp_path / "m"), "--model", "mean",
+                              "--gene-prior", "go"])  # fmt: skip
+    assert bad.exit_code == 2 and "takes no gene features" in bad.output

@@ -54,12 +54,13 @@ def _mostly_known(names: Iterable[str], symbols: pd.Index) -> bool:
     return bool(listed) and 2 * sum(n in symbols for n in listed) >= len(listed)
 
 
-def prediction_source(view: str | None, feature_source: str) -> str:
+def prediction_source(view: str | None, feature_source: str, *, prior: bool = False) -> str:
     """The :data:`~celltwin._keys.PREDICTION_SOURCES` value of an estimate from ``view``
-    (``None``: a control condition); features derived from the data are ``features``."""
+    (``None``: a control condition); features derived from the data are ``features``, unless
+    the estimate came from the fallback prior (``prior``)."""
     if view is None:
         return "control"
-    if view == "features" and feature_source == "data":
+    if view == "features" and feature_source == "data" and not prior:
         return "features"
     return _VIEW_SOURCE[view]
 

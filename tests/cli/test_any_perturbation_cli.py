@@ -9,23 +9,18 @@ refusals table. One small model is fitted once for the module (real cells, few o
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, PREDICTION_SOURCE
 from celltwin._settings import shared_dir
 from celltwin.cli import app
 from celltwin.models import load
-from celltwin.models._persist import CHECKSUM_KEY, metadata_checksum
 from celltwin.split import split_perturbations
 
 SRC = shared_dir() / "data" / "papalexi2021_thp1_subset.h5ad"
@@ -155,24 +150,3 @@ def test_auto_trains_exactly_what_data_trained(fitted) -> None:
     np.testing.assert_array_equal(default.member_weights_, old.member_weights_)
     np.testing.assert_array_equal(default.feature_matrix_, old.feature_matrix_)
     assert old.prior_source_ == "" and old.prior_names_ == []
-
-
-def test_a_model_saved_before_the_fallback_prior_still_loads(fitted, tmp_path) -> None:
-    """A model directory as written before this change (no prior fields) loads, with none."""
-    old = tmp_path / "old"
-    shutil.copytree(fitted[1], old)
-    arrays = load_file(str(old / "weights.safetensors"))
-    del arrays["prior_matrix_"]
-    save_file(arrays, str(old / "weights.safetensors"))
-    meta = json.loads((old / "model.json").read_text())
-    for key in ("prior_source_", "prior_names_"):
-        del meta["state"][key]
-    del meta["weights"]["arrays"]["prior_matrix_"]
-    meta["weights"]["sha256"] = hashlib.sha256(
-        (old / "weights.safetensors").read_bytes()
-    ).hexdigest()
-    meta[CHECKSUM_KEY] = metadata_checksum(meta)
-    (old / "model.json").write_text(json.dumps(meta))
-    model = load(old)
-    assert model.prior_source_ == "" and model.prior_names_ == []
-    assert model.feature_source_ == "data"

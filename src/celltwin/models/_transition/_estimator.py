@@ -435,13 +435,6 @@ class TransitionModel(LearnedCorrection):
     def _json_names(self) -> tuple[str, ...]:
         return JSON_NAMES
 
-    def _restore_fitted(self, meta: dict[str, Any]) -> None:
-        super()._restore_fitted(meta)
-        # Saved before the fallback prior existed: none (they answer as they did).
-        state = meta.get("state")
-        if isinstance(state, dict) and "prior_source_" not in state:
-            state.update(prior_source_="", prior_names_=[])
-
     def _check_state(self) -> None:
         super()._check_state()
         check_state(self)

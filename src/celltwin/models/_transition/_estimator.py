@@ -129,9 +129,8 @@ class TransitionModel(LearnedCorrection):
         the data's features do not cover, when those files are here and at least half the
         training targets are gene symbols they know (``prior_source_`` records it; ``""``
         otherwise, e.g. simulated gene names). Every condition the data's features answer is
-        answered as with ``"data"`` (on papalexi2021-heldout-ko, GO+STRING as the main features
-        was no better on the knockouts both answer, 4 folds: MAE +0.005 [t -0.010, +0.020],
-        PearsonΔ -0.033 [-0.180, +0.114]; ``benchmarks/notes/names.md``). With a
+        answered as with ``"data"`` (on papalexi2021-heldout-ko GO+STRING as the main features
+        scored lower on the knockouts both answer, see ``benchmarks/notes/names.md``). With a
         prior, every gene it embeds (about 20,000 for GO+STRING) gets features saved with the
         model, so any of them can be predicted by name, measured or not. Ignored when
         ``perturbation_features`` is passed to :meth:`fit`.

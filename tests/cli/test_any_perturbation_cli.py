@@ -139,14 +139,3 @@ def test_a_baseline_gets_the_gene_prior_too(fitted, tmp_path) -> None:
     bad = runner.invoke(app, ["fit", str(data), "--out", str(tmp_path / "m"), "--model", "mean",
                               "--gene-prior", "go"])  # fmt: skip
     assert bad.exit_code == 2 and "takes no gene features" in bad.output
-
-
-def test_auto_trains_exactly_what_data_trained(fitted) -> None:
-    """The fallback prior adds answers; it changes none of those the data's features give."""
-    from celltwin.models import fit
-
-    data, model_dir = fitted
-    default, old = load(model_dir), fit(data, params=SMALL, gene_prior="data", progress=False)
-    np.testing.assert_array_equal(default.member_weights_, old.member_weights_)
-    np.testing.assert_array_equal(default.feature_matrix_, old.feature_matrix_)
-    assert old.prior_source_ == "" and old.prior_names_ == []

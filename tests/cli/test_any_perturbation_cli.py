@@ -71,11 +71,10 @@ def _predict(fitted, tmp_path, conditions: str, *extra: str):
 def test_default_fit_uses_the_gene_prior_and_saves_every_gene(fitted) -> None:
     model = load(fitted[1])
     assert model.get_params()["gene_prior"] == "auto"
-    # The data's features as before, GO+STRING for the genes they do not cover.
-    assert (model.feature_source_, model.prior_source_) == ("data", "go+string")
+    assert model.feature_source_ == "go+string"
     # The whole prior is saved, not only the measured genes: TP53 is not among the 299.
-    assert "TP53" in model.prior_names_ and "TP53" not in model.genes_
-    assert len(model.prior_names_) > 15_000
+    assert "TP53" in model.feature_names_ and "TP53" not in model.genes_
+    assert len(model.feature_names_) > 15_000
 
 
 def test_unmeasured_gene_is_predicted_from_the_prior(fitted, tmp_path) -> None:

@@ -91,9 +91,6 @@ class ClassicalEstimate(CellModel):
     feature_source_: str
     feature_names_: list[str]
     feature_matrix_: np.ndarray
-    prior_source_: str
-    prior_names_: list[str]
-    prior_matrix_: np.ndarray
     components_: list[str]
     fold_share_: np.ndarray
     error_var_: np.ndarray
@@ -252,42 +249,33 @@ class ClassicalEstimate(CellModel):
     ) -> None:
         names: list[str] = []
         matrix = np.zeros((0, 0))
-        genetic = is_genetic(self.perturbation_types_)
-        if external is not None:
-            source = "external"
-        elif self.gene_prior == "none" or not genetic:
-            source = "none"
-        else:
-            source = "data" if self.gene_prior == "auto" else self.gene_prior
+        components = sorted(
+            {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
+        )
         if external is not None:
             names, matrix = external
-        elif source == "data":
+            source = "external"
+        elif self.gene_prior == "none" or not is_genetic(self.perturbation_types_):
+            source = "none"
+        else:
+            source = resolve_gene_prior(self.gene_prior, components)
+        if source == "data":
             profiles = np.vstack([effects.expression, effects.control_expression])
             matrix = data_gene_embedding(profiles, 10)
             matrix = matrix / max(float(np.abs(matrix).max()), 1e-12)
             names = list(self.genes_)
-        elif source != "none":
-            names, matrix = _prior_features(source, self.seed)
+        elif source not in ("external", "none"):
+            from ...priors import gene_embedding
+
+            # Every gene of the prior gets its features (saved with the model), so any symbol
+            # it knows can be predicted later, measured or not; rows are the same as those of
+            # an embedding cut to the data's genes (one SVD over the whole prior).
+            emb = gene_embedding(source, seed=self.seed)
+            names, matrix = [str(g) for g in emb.index], emb.to_numpy(dtype=np.float64)
         self.feature_source_ = source
         self.feature_names_ = names
         if names:
             self.feature_matrix_ = np.asarray(matrix, dtype=np.float64)
-        self._fit_fallback_prior(genetic and external is None)
-
-    def _fit_fallback_prior(self, eligible: bool) -> None:
-        """``gene_prior="auto"``: the main features stay the data's (every condition they can
-        answer is answered as before), and the prior (GO+STRING, when here and the targets are
-        genes) answers the genes they do not cover, measured or not."""
-        components = sorted(
-            {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
-        )
-        fallback = "data"
-        if eligible and self.gene_prior == "auto":
-            fallback = resolve_gene_prior("auto", components)
-        self.prior_source_ = "" if fallback == "data" else fallback
-        self.prior_names_ = []
-        if self.prior_source_:
-            self.prior_names_, self.prior_matrix_ = _prior_features(self.prior_source_, self.seed)
 
     def add_perturbation_features(self, table: pd.DataFrame) -> None:
         """Give perturbations the fit did not see features of the fitted kind, in place.
@@ -326,11 +314,6 @@ class ClassicalEstimate(CellModel):
             return None
         return ComponentFeatures(self.feature_names_, self.feature_matrix_)
 
-    def _prior_features(self) -> ComponentFeatures | None:
-        if not self.prior_names_:
-            return None
-        return ComponentFeatures(self.prior_names_, self.prior_matrix_)
-
     def _tau(self) -> float:
         return np.inf if self.tau_ < 0 else self.tau_
 
@@ -345,7 +328,6 @@ class ClassicalEstimate(CellModel):
         controls: dict[str, np.ndarray] | None = None,
         targets: dict[str, np.ndarray] | None = None,
         share: str = "fitted",
-        prior: bool = False,
     ) -> Transfer:
         """The classical estimates from training conditions ``rows`` (default: all).
 
@@ -354,8 +336,7 @@ class ClassicalEstimate(CellModel):
         query contexts that are not training contexts, for the cell-state transfer (a training
         context's come from the fitted states). ``share``: ``"fitted"`` uses the per-gene
         weights learned at fit; ``"fit"`` learns them from ``rows`` (leave-one-context-out), as
-        each ensemble member does without its validation conditions. ``prior``: the features
-        view uses the fallback prior features (``gene_prior="auto"``) instead of the main ones.
+        each ensemble member does without its validation conditions.
         """
         keys = condition_keys(self.conditions_)
         rows = list(range(len(keys))) if rows is None else list(rows)
@@ -368,7 +349,7 @@ class ClassicalEstimate(CellModel):
             self.delta_[rows],
             self._context_latent(extra),
             tau=self._tau(),
-            features=self._prior_features() if prior else self._features(),
+            features=self._features(),
             ridge=float(self.ridge),
             fold_change=fold,
             dose_bandwidth=self._dose_bandwidth(),
@@ -388,12 +369,8 @@ class ClassicalEstimate(CellModel):
         return error_variance(errors, self.delta_, len(self.genes_))
 
     def _estimates(self, table: pd.DataFrame, query: _QueryContexts) -> list[Estimate | None]:
-        extra, controls, targets = query.latents(), query.fold_controls(), query.cell_latents()
-        transfer = self._transfer(extra=extra, controls=controls, targets=targets)
-        fallback = (
-            self._transfer(extra=extra, controls=controls, targets=targets, prior=True)
-            if self.prior_names_
-            else None
+        transfer = self._transfer(
+            extra=query.latents(), controls=query.fold_controls(), targets=query.cell_latents()
         )
         out: list[Estimate | None] = []
         refused = []
@@ -402,9 +379,6 @@ class ClassicalEstimate(CellModel):
                 out.append(None)
                 continue
             est = transfer.estimate(key, query.latent(key[0]))
-            if est is None and fallback is not None:
-                est = fallback.estimate(key, query.latent(key[0]))
-                est = None if est is None else dataclasses.replace(est, prior=True)
             if est is None:
                 refused.append((key, *self._why_not(key)))
             out.append(est)
@@ -414,12 +388,12 @@ class ClassicalEstimate(CellModel):
 
     def _why_not(self, key: ConditionKey) -> tuple[str, str]:
         """Reason and suggestion for a condition without an estimate (:func:`refusal`)."""
-        featured = set(self.feature_names_) | set(self.prior_names_)
+        features = self._features()
         return refusal(
             key,
             measured=set(self.components_),
-            featured=featured,
-            feature_source=self.prior_source_ or self.feature_source_,
+            featured=set() if features is None else set(features.rows),
+            feature_source=self.feature_source_,
             genetic=is_genetic(self.perturbation_types_),
         )
 
@@ -428,15 +402,6 @@ class ClassicalEstimate(CellModel):
     ) -> UnpredictableConditionsError:
         table = refusals_table(refused)
         return UnpredictableConditionsError(refusal_message(self.name, table), table)
-
-
-def _prior_features(source: str, seed: int) -> tuple[list[str], np.ndarray]:
-    """Every gene of prior ``source`` and its features (one SVD over the whole prior: the rows
-    of the genes a dataset measures are the same as in an embedding cut to them)."""
-    from ...priors import gene_embedding
-
-    emb = gene_embedding(source, seed=seed)
-    return [str(g) for g in emb.index], emb.to_numpy(dtype=np.float64)
 
 
 def _condition_rows(obs: pd.DataFrame, keys: list[ConditionKey]) -> list[np.ndarray]:

@@ -60,9 +60,6 @@ class Estimate:
     #: For a context transfer with a fold-change half: the per-gene ratio and its share. A
     #: generated cell then changes in proportion to its own expression (the mean is ``delta``).
     fold: tuple[np.ndarray, np.ndarray] | None = None
-    #: From the fallback prior features (``gene_prior="auto"``): a component the main features
-    #: do not cover, predicted from the prior's.
-    prior: bool = False
 
 
 #: Pseudocount (CP10k) of the fold-change ratio: a gene absent from the sources' controls gets

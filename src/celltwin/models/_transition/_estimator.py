@@ -125,15 +125,12 @@ class TransitionModel(LearnedCorrection):
         profiles, as the ``linear`` baseline: measured genes only), a
         :func:`celltwin.priors.gene_embedding` source (``"go"``, ``"string"``, ``"dorothea"``,
         ``"go+string"``; the prior files from ../shared or ``celltwin data fetch``), ``"none"``,
-        or ``"auto"`` (the default): ``"data"``, plus GO+STRING as a fallback for the genes
-        the data's features do not cover, when those files are here and at least half the
-        training targets are gene symbols they know (``prior_source_`` records it; ``""``
-        otherwise, e.g. simulated gene names). Every condition the data's features answer is
-        answered as with ``"data"`` (on papalexi2021-heldout-ko GO+STRING as the main features
-        scored lower on the knockouts both answer, see ``benchmarks/notes/names.md``). With a
-        prior, every gene it embeds (about 20,000 for GO+STRING) gets features saved with the
-        model, so any of them can be predicted by name, measured or not. Ignored when
-        ``perturbation_features`` is passed to :meth:`fit`.
+        or ``"auto"`` (the default): ``"go+string"`` when those files are here and at least
+        half the training targets are gene symbols they know, else ``"data"`` (e.g. simulated
+        gene names); ``feature_source_`` records the choice. With a prior, every gene it
+        embeds (about 19,000 for GO+STRING) gets features saved with the model, so any of them
+        can be predicted by name, measured or not. Ignored when ``perturbation_features`` is
+        passed to :meth:`fit`.
     ridge
         Ridge penalty of the feature regression.
     fold_change
@@ -324,11 +321,7 @@ class TransitionModel(LearnedCorrection):
     def _sources(self, estimates: Sequence[Estimate | None]) -> list[str]:
         """The :data:`~celltwin._keys.PREDICTION_SOURCES` value of each condition's estimate."""
         return [
-            prediction_source(
-                None if e is None else e.source,
-                self.feature_source_,
-                prior=e is not None and e.prior,
-            )
+            prediction_source(None if e is None else e.source, self.feature_source_)
             for e in estimates
         ]
 

@@ -44,8 +44,6 @@ JSON_NAMES: Final = (
     "components_",
     "feature_source_",
     "feature_names_",
-    "prior_source_",
-    "prior_names_",
     "param_shapes_",
     "training_",
     "calibration_",
@@ -58,8 +56,7 @@ def array_names(model: LearnedCorrection) -> tuple[str, ...]:
     """The fitted arrays of ``model``, in the order they are saved."""
     names: tuple[str, ...] = _ARRAYS
     names += _STATE_ARRAYS if model.n_state_cells_ else ()
-    names += ("feature_matrix_",) if model.feature_names_ else ()
-    return names + (("prior_matrix_",) if model.prior_names_ else ())
+    return names + (("feature_matrix_",) if model.feature_names_ else ())
 
 
 def check_state(model: LearnedCorrection) -> None:
@@ -81,10 +78,6 @@ def check_state(model: LearnedCorrection) -> None:
             model,
             "feature_matrix_",
             (len(model.feature_names_), model.feature_matrix_.shape[1]),
-        )
-    if model.prior_names_:
-        expect_shape(
-            model, "prior_matrix_", (len(model.prior_names_), model.prior_matrix_.shape[1])
         )
     _check_network(model)
 

@@ -54,13 +54,12 @@ def _mostly_known(names: Iterable[str], symbols: pd.Index) -> bool:
     return bool(listed) and 2 * sum(n in symbols for n in listed) >= len(listed)
 
 
-def prediction_source(view: str | None, feature_source: str, *, prior: bool = False) -> str:
+def prediction_source(view: str | None, feature_source: str) -> str:
     """The :data:`~celltwin._keys.PREDICTION_SOURCES` value of an estimate from ``view``
-    (``None``: a control condition); features derived from the data are ``features``, unless
-    the estimate came from the fallback prior (``prior``)."""
+    (``None``: a control condition); features derived from the data are ``features``."""
     if view is None:
         return "control"
-    if view == "features" and feature_source == "data" and not prior:
+    if view == "features" and feature_source == "data":
         return "features"
     return _VIEW_SOURCE[view]
 

@@ -128,9 +128,11 @@ class TransitionModel(LearnedCorrection):
         or ``"auto"`` (the default): ``"go+string"`` when those files are here and at least
         half the training targets are gene symbols they know, else ``"data"`` (e.g. simulated
         gene names); ``feature_source_`` records the choice. With a prior, every gene it
-        embeds (about 19,000 for GO+STRING) gets features saved with the model, so any of them
-        can be predicted by name, measured or not. Ignored when ``perturbation_features`` is
-        passed to :meth:`fit`.
+        embeds (about 20,000 for GO+STRING) gets features saved with the model, so any of them
+        can be predicted by name, measured or not. On papalexi2021-heldout-ko the default
+        gives the published numbers (vcc_score 0.047, 24 of 25 knockouts; ``"data"``: 9 of 25,
+        see ``benchmarks/notes/names.md``). Ignored when ``perturbation_features`` is passed
+        to :meth:`fit`.
     ridge
         Ridge penalty of the feature regression.
     fold_change

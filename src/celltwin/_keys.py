@@ -42,6 +42,13 @@ SPLIT: Final = "split"  # default obs column a split writes to
 #: Column of a prediction: how close each condition is to the model's training data, in
 #: ``[0, 1]`` (1: measured or as close as any; calibrated on held-out training conditions).
 IN_DOMAIN: Final = "in_domain"
+#: obs column of a prediction: where each predicted condition's answer came from.
+PREDICTION_SOURCE: Final = "prediction_source"
+#: Values of :data:`PREDICTION_SOURCE`: ``measured`` (the trained effect), ``transferred`` (the
+#: treatment measured in other contexts or at other doses), ``composed`` (a combination from its
+#: measured parts), ``prior`` (prior-knowledge features: gene embeddings, drug fingerprints),
+#: ``features`` (gene features derived from the training data), ``control`` (no perturbation).
+PREDICTION_SOURCES: Final = ("measured", "transferred", "composed", "prior", "features", "control")
 
 # --- labels --------------------------------------------------------------------------------
 CONTROL: Final = "control"

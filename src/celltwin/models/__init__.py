@@ -33,7 +33,12 @@ from ._conditions import (
     dose_components,
 )
 from ._context_transfer import ContextTransferLinear
-from ._errors import ModelFormatError, NotFittedError, UnseenConditionError
+from ._errors import (
+    ModelFormatError,
+    NotFittedError,
+    UnpredictableConditionsError,
+    UnseenConditionError,
+)
 from ._fit import fit, predict
 from ._linear import LinearBaseline
 from ._low_rank import LowRankSignatures
@@ -41,6 +46,7 @@ from ._model import Model
 from ._nearest import NearestPerturbationBaseline
 from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
+from ._refusals import refusals_path
 from ._registry import MODELS, available, get_model, get_spec, load, register_model
 from ._signature_factor import SignatureFactor
 from ._signature_means import MeanOtherContexts, MeanOtherPerturbations
@@ -73,6 +79,7 @@ __all__ = [
     "SignatureModel",
     "StateTransitionModel",
     "TransitionModel",
+    "UnpredictableConditionsError",
     "UnseenConditionError",
     "as_conditions",
     "available",
@@ -84,5 +91,6 @@ __all__ = [
     "get_spec",
     "load",
     "predict",
+    "refusals_path",
     "register_model",
 ]

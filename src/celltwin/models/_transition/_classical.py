@@ -23,7 +23,9 @@ from .._conditions import ConditionKey, as_conditions, condition_keys
 from .._conditions import condition_label as describe
 from .._effects import TrainingEffects, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
-from .._errors import UnseenConditionError
+from .._embedding import validated_embedding
+from .._errors import UnpredictableConditionsError, UnseenConditionError
+from .._refusals import refusal_message
 from .._sources import source_table
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
@@ -31,6 +33,7 @@ from ._domain import DomainScorer, domain_state, references
 from ._estimate import FOLD_CELLS, ComponentFeatures, Estimate, FoldChange, control_profile
 from ._features import Transfer
 from ._intervals import error_variance, held_out_errors
+from ._origins import refusal, refusals_table, resolve_gene_prior
 from ._query import _QueryContexts
 from ._sources import estimate_sources
 from ._states import CellStates, fit_states
@@ -253,30 +256,65 @@ class ClassicalEstimate(CellModel):
     ) -> None:
         names: list[str] = []
         matrix = np.zeros((0, 0))
+        components = sorted(
+            {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
+        )
         if external is not None:
             names, matrix = external
             source = "external"
         elif self.gene_prior == "none" or not is_genetic(self.perturbation_types_):
             source = "none"
-        elif self.gene_prior == "data":
+        else:
+            source = resolve_gene_prior(self.gene_prior, components)
+        if source == "data":
             profiles = np.vstack([effects.expression, effects.control_expression])
             matrix = data_gene_embedding(profiles, 10)
             matrix = matrix / max(float(np.abs(matrix).max()), 1e-12)
             names = list(self.genes_)
-            source = "data"
-        else:
+        elif source not in ("external", "none"):
             from ...priors import gene_embedding
 
-            wanted = list(self.genes_) + sorted(
-                {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
-            )
-            emb = gene_embedding(self.gene_prior, genes=wanted, seed=self.seed)
+            # Every gene of the prior gets its features (saved with the model), so any symbol
+            # it knows can be predicted later, measured or not; rows are the same as those of
+            # an embedding cut to the data's genes (one SVD over the whole prior).
+            emb = gene_embedding(source, seed=self.seed)
             names, matrix = [str(g) for g in emb.index], emb.to_numpy(dtype=np.float64)
-            source = self.gene_prior
         self.feature_source_ = source
         self.feature_names_ = names
         if names:
             self.feature_matrix_ = np.asarray(matrix, dtype=np.float64)
+
+    def add_perturbation_features(self, table: pd.DataFrame) -> None:
+        """Give perturbations the fit did not see features of the fitted kind, in place.
+
+        For features that are a fixed function of a perturbation (drug fingerprints from a
+        SMILES library, ``celltwin.models.fit(..., drugs=FILE)``), new drugs can be added after
+        the fit: rows of perturbations the model already has are left as they were.
+
+        Parameters
+        ----------
+        table
+            Rows = perturbation names, the same columns as at fit (e.g.
+            ``celltwin.priors.drug_embedding(celltwin.priors.read_smiles(path))``).
+        """
+        self._check_fitted()
+        if self.feature_source_ != "external" or not self.feature_names_:
+            raise ValueError(
+                f"{self.name}: features can be added only to a model fitted with "
+                f"perturbation_features (this one: {self.feature_source_!r}). Fix: fit with "
+                "the library (celltwin fit --drugs FILE)."
+            )
+        names, matrix = validated_embedding(table, owner=self.name)
+        width = self.feature_matrix_.shape[1]
+        if matrix.shape[1] != width:
+            raise ValueError(
+                f"{self.name}: the added features have {matrix.shape[1]} columns, the fitted "
+                f"ones {width}. Fix: build them the same way (e.g. the same fingerprint size)."
+            )
+        known = set(self.feature_names_)
+        new = [i for i, n in enumerate(names) if n not in known]
+        self.feature_names_ = [*self.feature_names_, *(names[i] for i in new)]
+        self.feature_matrix_ = np.vstack([self.feature_matrix_, matrix[new]])
 
     def _features(self) -> ComponentFeatures | None:
         if not self.feature_names_:
@@ -355,7 +393,7 @@ class ClassicalEstimate(CellModel):
         reference = references(self.domain_)
         out: list[Estimate | None] = []
         scores = np.ones(len(table))
-        problems = []
+        refused = []
         for i, key in enumerate(condition_keys(table)):
             if key[1] == CONTROL:
                 out.append(None)
@@ -363,17 +401,12 @@ class ClassicalEstimate(CellModel):
                 continue
             est = transfer.estimate(key, query.latent(key[0]))
             if est is None:
-                problems.append(describe(key) + " (" + self._why_not(key) + ")")
+                refused.append((key, *self._why_not(key)))
             else:
                 scores[i] = scorer.score(key, est.source, query.latent(key[0]), reference)
             out.append(est)
-        if problems:
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise UnseenConditionError(
-                f"{self.name} cannot predict {'; '.join(problems[:5])}{more}. Fix: pass "
-                "perturbation_features= to fit (prior features of the unseen components), or "
-                "train on data where the perturbation was measured."
-            )
+        if refused:
+            raise self._unpredictable(refused)
         return out, scores
 
     def sources(
@@ -433,14 +466,22 @@ class ClassicalEstimate(CellModel):
             )
         return source_table(keys, found, top=top)
 
-    def _why_not(self, key: ConditionKey) -> str:
+    def _why_not(self, key: ConditionKey) -> tuple[str, str]:
+        """Reason and suggestion for a condition without an estimate (:func:`refusal`)."""
         features = self._features()
-        parts = split_combination(key[1])
-        missing = [p for p in parts if features is None or p not in features.rows]
-        return (
-            f"never measured, and no features for {missing} (feature source "
-            f"{self.feature_source_!r})"
+        return refusal(
+            key,
+            measured=set(self.components_),
+            featured=set() if features is None else set(features.rows),
+            feature_source=self.feature_source_,
+            genetic=is_genetic(self.perturbation_types_),
         )
+
+    def _unpredictable(
+        self, refused: list[tuple[ConditionKey, str, str]]
+    ) -> UnpredictableConditionsError:
+        table = refusals_table(refused)
+        return UnpredictableConditionsError(refusal_message(self.name, table), table)
 
 
 def _condition_rows(obs: pd.DataFrame, keys: list[ConditionKey]) -> list[np.ndarray]:

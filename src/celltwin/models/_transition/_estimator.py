@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ..._keys import IN_DOMAIN
+from ..._keys import IN_DOMAIN, PREDICTION_SOURCE
 from .._checks import _positive_int
 from .._conditions import ConditionKey, as_conditions
 from .._effects import condition_keys
@@ -29,6 +29,7 @@ from ._ensemble import make_pools, train_ensemble
 from ._estimate import VIEWS, Estimate
 from ._intervals import effects_table, half_width, normal_quantile
 from ._network import LearnedCorrection
+from ._origins import prediction_source
 from ._params import check_params, thread_count, torch_settings
 from ._persistence import JSON_NAMES, array_names, check_state
 from ._query import _QueryContexts
@@ -132,9 +133,17 @@ class TransitionModel(LearnedCorrection):
         Nominal coverage of the effect intervals.
     gene_prior
         Features of genetic perturbations: ``"data"`` (gene loadings of the training pseudobulk
-        profiles, as the ``linear`` baseline), a :func:`celltwin.priors.gene_embedding` source
-        (``"go"``, ``"string"``, ``"dorothea"``, ``"go+string"``; needs the shared priors), or
-        ``"none"``. Ignored when ``perturbation_features`` is passed to :meth:`fit`.
+        profiles, as the ``linear`` baseline: measured genes only), a
+        :func:`celltwin.priors.gene_embedding` source (``"go"``, ``"string"``, ``"dorothea"``,
+        ``"go+string"``; the prior files from ../shared or ``celltwin data fetch``), ``"none"``,
+        or ``"auto"`` (the default): ``"go+string"`` when those files are here and at least
+        half the training targets are gene symbols they know, else ``"data"`` (e.g. simulated
+        gene names); ``feature_source_`` records the choice. With a prior, every gene it
+        embeds (about 20,000 for GO+STRING) gets features saved with the model, so any of them
+        can be predicted by name, measured or not. On papalexi2021-heldout-ko the default
+        gives the published numbers (vcc_score 0.047, 24 of 25 knockouts; ``"data"``: 9 of 25,
+        see ``benchmarks/notes/names.md``). Ignored when ``perturbation_features`` is passed
+        to :meth:`fit`.
     ridge
         Ridge penalty of the feature regression.
     fold_change
@@ -190,7 +199,7 @@ class TransitionModel(LearnedCorrection):
         correction_penalty: float = 0.1,
         patience: int = 15,
         interval: float = 0.9,
-        gene_prior: str = "data",
+        gene_prior: str = "auto",
         ridge: float = 1.0,
         fold_change: bool = True,
         cell_states: bool = True,
@@ -295,7 +304,11 @@ class TransitionModel(LearnedCorrection):
         controls (with replacement when there are fewer) has a mean of its own, and that
         sampling noise is not part of the prediction (it would enter every mean-based metric;
         :meth:`predict_effects` uses every control cell). ``seed`` also seeds the noise inputs.
-        Every cell carries its condition's in-domain score in obs ``in_domain``.
+        Every cell carries its condition's in-domain score in obs ``in_domain``, and obs
+        ``prediction_source`` says where each condition's answer came from
+        (:data:`celltwin._keys.PREDICTION_SOURCES`). A condition that cannot be predicted is
+        refused, all of them at once, with the reason of each:
+        :class:`~celltwin.models.UnpredictableConditionsError` (its ``refusals`` table).
         """
         self._check_fitted()
         table = as_conditions(conditions)
@@ -314,9 +327,18 @@ class TransitionModel(LearnedCorrection):
                     continue
                 context = (query.summary(key[0]), query.control_mean(key[0]))
                 outputs.append(self._generate_all(cells, context, key, est, seed=seed + i))
-        out = self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
-        out.obs[IN_DOMAIN] = np.repeat(scores, [len(o) for o in outputs])
-        return out
+        pred = self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        sizes = [len(o) for o in outputs]
+        pred.obs[IN_DOMAIN] = np.repeat(scores, sizes)
+        pred.obs[PREDICTION_SOURCE] = np.repeat(self._sources(estimates), sizes)
+        return pred
+
+    def _sources(self, estimates: Sequence[Estimate | None]) -> list[str]:
+        """The :data:`~celltwin._keys.PREDICTION_SOURCES` value of each condition's estimate."""
+        return [
+            prediction_source(None if e is None else e.source, self.feature_source_)
+            for e in estimates
+        ]
 
     def _predict_conditions(
         self, conditions: pd.DataFrame, controls: list[np.ndarray]
@@ -349,8 +371,10 @@ class TransitionModel(LearnedCorrection):
             average); layers ``lower`` and ``upper`` (the interval; NaN for measured
             conditions, which are returned as measured) and ``sd`` (ensemble sd). obs:
             ``context``, ``perturbation``, ``dose``, ``source`` (which estimate was used:
-            ``own``, ``context``, ``combination``, ``features``, or ``control``) and
-            ``in_domain`` (the in-domain score, see the class docstring).
+            ``own``, ``context``, ``dose``, ``combination``, ``features``, or ``control``),
+            ``in_domain`` (the in-domain score, see the class docstring) and
+            ``prediction_source`` (the same as ``source`` in the words of every prediction,
+            :data:`celltwin._keys.PREDICTION_SOURCES`).
         """
         self._check_fitted()
         table = as_conditions(conditions)
@@ -377,12 +401,13 @@ class TransitionModel(LearnedCorrection):
                 )  # fmt: skip
                 if bounds is not None:
                     lower[i], upper[i] = bounds
-        out = effects_table(
+        effects = effects_table(
             table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
             interval=float(self.interval),
         )  # fmt: skip
-        out.obs[IN_DOMAIN] = scores
-        return out
+        effects.obs[IN_DOMAIN] = scores
+        effects.obs[PREDICTION_SOURCE] = self._sources(estimates)
+        return effects
 
     def _effect_interval(
         self,

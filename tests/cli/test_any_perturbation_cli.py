@@ -89,6 +89,12 @@ def test_unmeasured_gene_is_predicted_from_the_prior(fitted, tmp_path) -> None:
         "STAT1+STAT2": "composed",
     }  # fmt: skip
     assert "source: composed 1, measured 1, prior 3" in result.output
+    # every answer says how far it is from the training data, and the output lists it
+    scores = pred.obs.drop_duplicates(PERTURBATION).set_index(PERTURBATION)["in_domain"]
+    assert ((scores >= 0) & (scores <= 1)).all() and scores["STAT1"] == 1.0
+    assert scores["TP53"] < 1.0
+    tp53 = next(line for line in result.output.splitlines() if " TP53 " in f" {line} ")
+    assert "prior" in tp53 and f"{scores['TP53']:.2f}".rstrip("0").rstrip(".") in tp53
     assert np.isfinite(pred.X).all()
     assert not (tmp_path / "pred.refusals.csv").exists()
 

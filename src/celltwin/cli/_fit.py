@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import pandas as pd
 import typer
 
-from celltwin._keys import CONTEXT, PERTURBATION, PREDICTION_SOURCE, SPLIT, TEST, UNS_KEY
+from celltwin._keys import (
+    CONTEXT,
+    IN_DOMAIN,
+    PERTURBATION,
+    PREDICTION_SOURCE,
+    SPLIT,
+    TEST,
+    UNS_KEY,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -132,6 +141,8 @@ def predict(
     typer.echo(f"predicted {pred.n_obs} cells of {n_conditions} conditions")
     if summary := source_summary(pred):
         typer.echo(summary)
+    if len(table := condition_table(pred)):
+        typer.echo(table.to_string(index=False))
     refusals = pred.uns[UNS_KEY]["refusals"]
     if len(refusals):
         typer.echo(f"refused {len(refusals)} conditions:")
@@ -149,3 +160,20 @@ def source_summary(pred: AnnData) -> str:
     per_condition = pred.obs.drop_duplicates([CONTEXT, PERTURBATION])[PREDICTION_SOURCE]
     counts = per_condition.astype(str).value_counts().sort_index()
     return "source: " + ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+#: Conditions listed one per line by ``celltwin predict``; more are summarised by source only.
+_MAX_LISTED = 30
+
+
+def condition_table(pred: AnnData) -> pd.DataFrame:
+    """One row per predicted condition: its source and in-domain score (empty when the model
+    gives neither, or when there are more than a screenful of conditions)."""
+    columns = [c for c in (PREDICTION_SOURCE, IN_DOMAIN) if c in pred.obs.columns]
+    rows = pred.obs.drop_duplicates([CONTEXT, PERTURBATION])
+    if not columns or len(rows) > _MAX_LISTED:
+        return pd.DataFrame()
+    table = rows[[CONTEXT, PERTURBATION, *columns]].astype({CONTEXT: str, PERTURBATION: str})
+    if IN_DOMAIN in table.columns:
+        table[IN_DOMAIN] = table[IN_DOMAIN].astype(float).round(2)
+    return table.rename(columns={PREDICTION_SOURCE: "source", IN_DOMAIN: "in-domain"})

@@ -100,5 +100,5 @@ def test_scheduler_values_are_checked() -> None:
     check_scheduler("tcp://10.0.0.5:8786")
     with pytest.raises(ValueError, match="dask scheduler"):
         check_scheduler("cluster")
-    with pytest.raises(TypeError, match="distributed.Client"):
+    with pytest.raises(TypeError, match=r"distributed\.Client"):
         check_scheduler(8786)

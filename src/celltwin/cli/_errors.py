@@ -45,6 +45,11 @@ FLAGS: Final[dict[str, str]] = {
     "n_cells": "--n-cells",
     "metrics": "--metrics",
     "cache_dir": "--cache-dir",
+    "scheduler": "--scheduler",
+    "max_cells": "--max-cells",
+    "chunk_size": "--chunk-size",
+    "match_batch": "--match-batch",
+    "layer": "--layer",
 }
 
 _KWARG = re.compile(

@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
@@ -83,6 +84,26 @@ class DEResult:
     fdr: NDArray[np.float64]
     statistic: NDArray[np.float64]
     method: Literal["wilcoxon", "welch"]
+
+    def to_frame(self, genes: ArrayLike | None = None) -> pd.DataFrame:
+        """One row per (group, gene): group, gene, log2_fold_change, pvalue, fdr, statistic.
+
+        ``genes`` names the columns (default: their positions); groups in order, genes within.
+        """
+        n_groups, n_genes = self.pvalue.shape
+        names = np.arange(n_genes) if genes is None else np.asarray(genes)
+        if names.shape != (n_genes,):
+            raise ValueError(f"'genes' must have {n_genes} names (got shape {names.shape}).")
+        return pd.DataFrame(
+            {
+                "group": np.repeat(self.groups, n_genes),
+                "gene": np.tile(names, n_groups),
+                "log2_fold_change": self.log2_fold_change.ravel(),
+                "pvalue": self.pvalue.ravel(),
+                "fdr": self.fdr.ravel(),
+                "statistic": self.statistic.ravel(),
+            }
+        )
 
     def select(self, groups: ArrayLike) -> DEResult:
         """Return the rows of ``groups``, in that order (a missing label raises ``KeyError``)."""

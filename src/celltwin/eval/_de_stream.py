@@ -75,7 +75,8 @@ def differential_expression(
     dict
         One :class:`DEResult` per control pool, keyed by the pool's values joined with ``|``
         (e.g. ``"K562"``; ``"all"`` when ``by`` is perturbation alone). Group labels are the
-        perturbation, with ``|dose`` appended when ``by`` holds dose; groups are sorted.
+        perturbation, with ``|dose`` appended when ``by`` holds dose (and the cell has one);
+        groups are sorted.
 
     Examples
     --------
@@ -191,9 +192,11 @@ def _joined(obs: pd.DataFrame, cols: list[str]) -> np.ndarray:
     """Per cell, the values of ``cols`` as text joined with ``|`` (computed once per value)."""
     grouped = obs[cols].groupby(cols, observed=True, sort=False, dropna=False)
     codes = grouped.ngroup().to_numpy()
-    table = grouped.size().reset_index()[cols].astype(str)
-    text = table.agg(_SEP.join, axis=1).to_numpy(dtype=object)
-    return text[codes]
+    table = grouped.size().reset_index()[cols]
+    text = [
+        _SEP.join(str(v) for v in row if pd.notna(v) and str(v)) for row in table.itertuples(False)
+    ]
+    return np.asarray(text, dtype=object)[codes]
 
 
 def _batches(rows: np.ndarray, labels: np.ndarray, max_cells: int) -> list[np.ndarray]:

@@ -2,7 +2,7 @@
 
 from .._normalize import log_normalize
 from ._annotate import annotate_cell_types
-from ._groups import iter_groups, read_cells, read_obs
+from ._groups import iter_groups, read_cells, read_obs, read_var
 from ._markers import PBMC_MARKERS, read_markers
 from ._pseudobulk import pseudobulk
 
@@ -15,4 +15,5 @@ __all__ = [
     "read_cells",
     "read_markers",
     "read_obs",
+    "read_var",
 ]

@@ -22,7 +22,7 @@ from anndata.io import read_elem
 from ._pseudobulk import _factorize, _group_names
 from ._rows import _default_by, _matrix_rows, open_store, read_rows
 
-__all__ = ["iter_groups", "read_cells", "read_obs"]
+__all__ = ["iter_groups", "read_cells", "read_obs", "read_var"]
 
 
 def read_obs(
@@ -43,6 +43,14 @@ def read_obs(
         cols = present if columns is None else list(columns)
         _check_columns(cols, present)
         return pd.DataFrame({c: read_elem(group[c]) for c in cols})
+
+
+def read_var(adata: AnnData | str | os.PathLike[str]) -> pd.DataFrame:
+    """The var table (genes) of ``adata``; from a path nothing else is read."""
+    if isinstance(adata, AnnData):
+        return adata.var.copy()
+    with open_store(adata) as f:
+        return read_elem(f["var"])
 
 
 def _check_columns(cols: list[str], present: list[str]) -> None:

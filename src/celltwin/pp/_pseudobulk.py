@@ -241,7 +241,7 @@ def _stream_sums(
         )
 
 
-#: Rows summed per Dask task (several blocks of ``chunk_size``).
+#: Rows summed per Dask task at most (several blocks of ``chunk_size``).
 _TASK_ROWS = 250_000
 
 
@@ -256,7 +256,8 @@ def _distributed_sums(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sums of :func:`_stream_sums`, one task per range of rows, added up."""
     n_obs = group_codes.size
-    step = max(chunk_size, _TASK_ROWS)
+    # At least ~8 tasks, so that every worker of a small cluster gets some.
+    step = max(chunk_size, min(_TASK_ROWS, -(-n_obs // 8)))
     args = [
         (
             rows.path,

@@ -24,7 +24,7 @@ Usage::
     python benchmarks/dask_scaling.py /tmp/dask-bench --sizes 100000 1000000 5000000 \\
         --out benchmarks/notes/dask_scaling.json
     python benchmarks/dask_scaling.py --plot benchmarks/notes/dask_scaling.json \\
-        --figure docs/_static/scale_growth.png
+        --figure docs/_static/scale_growth.png   # and prints the table
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def child(step: str, path: str, limit_gib: float, max_cells: int) -> None:
         answer["ok"] = False
         answer["error"] = f"MemoryError: {str(err)[:120]}"
     answer["seconds"] = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    answer["cpu_s"] = usage.ru_utime + usage.ru_stime  # with imports; steadier under load
     answer["peak_gib"] = _peak_gib()
     print(json.dumps(answer), flush=True)
 
@@ -138,13 +140,14 @@ def measure(opts: argparse.Namespace) -> None:
                 opts.out.write_text(json.dumps(results, indent=1))
 
 
-def plot(results_path: Path, figure: Path) -> None:
+def plot(results_paths: list[Path], figure: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in json.loads(results_path.read_text()) if r.get("ok")]
+    rows = [r for p in results_paths for r in json.loads(p.read_text()) if r.get("ok")]
+    rows = [r for r in rows if "seconds" in r]
     steps = [s for s in STEPS if s != "in_memory" and any(r["step"] == s for r in rows)]
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
     for step in steps:
@@ -168,6 +171,31 @@ def plot(results_path: Path, figure: Path) -> None:
     fig.savefig(figure, dpi=120)
 
 
+def table(paths: list[Path]) -> str:
+    """The results as a markdown table (one row per size and step)."""
+    rows = [r for p in paths for r in json.loads(p.read_text())]
+    lines = [
+        "| cells | step | ok | seconds | CPU s | peak RSS (GiB) | note |",
+        "|---:|---|---|---:|---:|---:|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["cells"], str(r["step"]))):
+        if str(r["step"]).startswith("dask"):
+            note = f"pseudobulk {r['pseudobulk_s']:.1f} s, wilcoxon {r['wilcoxon_s']:.1f} s"
+            lines.append(f"| {r['cells']:,} | {r['step']} | {r['ok']} | | | | {note} |")
+            continue
+        note = r.get("error", "") or ", ".join(
+            f"{k} {r[k]:,}" for k in ("groups", "significant") if k in r
+        )
+        lines.append(
+            f"| {r['cells']:,} | {r['step']} | {r['ok']} | {r['seconds']:.1f} "
+            f"| {r['cpu_s']:.0f} | {r['peak_gib']:.2f} | {note} |"
+            if "cpu_s" in r
+            else f"| {r['cells']:,} | {r['step']} | {r['ok']} | {r['seconds']:.1f} | "
+            f"| {r['peak_gib']:.2f} | {note} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         step, path, limit, max_cells = sys.argv[2:6]
@@ -188,11 +216,12 @@ def main() -> None:
                         "once per batch)")  # fmt: skip
     parser.add_argument("--dask-max-cells", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=Path("dask_scaling.json"))
-    parser.add_argument("--plot", type=Path, help="plot this results file and exit")
+    parser.add_argument("--plot", type=Path, nargs="+", help="plot these results files, exit")
     parser.add_argument("--figure", type=Path, default=Path("docs/_static/scale_growth.png"))
     opts = parser.parse_args()
     if opts.plot:
         plot(opts.plot, opts.figure)
+        print(table(opts.plot))
         return
     measure(opts)
 

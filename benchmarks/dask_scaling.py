@@ -79,9 +79,10 @@ def child(step: str, path: str, limit_gib: float, max_cells: int) -> None:
 
             answer["cells"] = ad.read_h5ad(path).n_obs
         answer["ok"] = True
-    except MemoryError as err:
+    except Exception as err:  # anndata wraps a MemoryError while reading into its own error
+        cause = err if isinstance(err, MemoryError) else (err.__cause__ or err)
         answer["ok"] = False
-        answer["error"] = f"MemoryError: {str(err)[:120]}"
+        answer["error"] = f"{type(cause).__name__}: {str(cause)[:120]}"
     answer["seconds"] = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     answer["cpu_s"] = usage.ru_utime + usage.ru_stime  # with imports; steadier under load
@@ -208,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path, nargs="?")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
-    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS)
+    parser.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
     parser.add_argument("--limit-gib", type=float, default=3.0)
     parser.add_argument("--max-cells", type=int, default=200_000)
     parser.add_argument("--group-max-cells", type=int, default=1_000_000,

@@ -113,10 +113,19 @@ def read_rows(rows: Any, index: np.ndarray, *, chunk_size: int = 20_000) -> sp.c
     """The rows ``index`` (sorted, unique) of a row reader, as one CSR matrix in that order.
 
     Windows of at most ``chunk_size`` rows starting at the next wanted row are read, so rows
-    stored next to each other cost one read and scattered rows one pass over the matrix; memory
-    holds the rows gathered plus one window.
+    stored next to each other cost one read and scattered rows one pass over the matrix. The
+    output is allocated once from the row lengths, so memory holds the rows gathered plus one
+    window (not a second copy of the rows); column indices come sorted within each row.
     """
     index = np.asarray(index, dtype=np.int64)
+    n_genes = int(rows.shape[1])
+    indptr = _row_pointers(rows)
+    lengths = indptr[index + 1] - indptr[index] if indptr is not None else None
+    out_ptr = np.zeros(index.size + 1, dtype=np.int64)
+    if lengths is not None:
+        np.cumsum(lengths, out=out_ptr[1:])
+    data: np.ndarray | None = None
+    indices: np.ndarray | None = None
     parts: list[sp.csr_matrix] = []
     i = 0
     while i < index.size:
@@ -126,11 +135,34 @@ def read_rows(rows: Any, index: np.ndarray, *, chunk_size: int = 20_000) -> sp.c
         block = rows[start:stop]
         block = block if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
         local = index[i:j] - start
-        parts.append(sp.csr_matrix(block[local] if local.size < block.shape[0] else block))
+        part = sp.csr_matrix(block[local] if local.size < block.shape[0] else block)
+        if lengths is None:
+            parts.append(part)
+        else:
+            if data is None:
+                data = np.empty(int(out_ptr[-1]), dtype=part.dtype)
+                indices = np.empty(int(out_ptr[-1]), dtype=np.int32)
+            assert indices is not None
+            data[out_ptr[i] : out_ptr[j]] = part.data
+            indices[out_ptr[i] : out_ptr[j]] = part.indices
         i = j
+    if lengths is not None:
+        if data is None:
+            return sp.csr_matrix((index.size, n_genes), dtype=np.float32)
+        out = sp.csr_matrix((data, indices, out_ptr), shape=(index.size, n_genes))
+        out.sort_indices()  # in place: spares the sorted copy consumers would make
+        return out
     if not parts:
-        return sp.csr_matrix((0, int(rows.shape[1])), dtype=np.float32)
+        return sp.csr_matrix((0, n_genes), dtype=np.float32)
     return sp.csr_matrix(sp.vstack(parts, format="csr"))
+
+
+def _row_pointers(rows: Any) -> np.ndarray | None:
+    """``indptr`` of a CSR matrix, in memory or on disk (read once); None for dense rows."""
+    if isinstance(rows, sp.csr_matrix | sp.csr_array):
+        return np.asarray(rows.indptr)
+    pointers = getattr(rows, "_indptr", None)
+    return None if pointers is None else np.asarray(pointers)
 
 
 def _anndata_source(

@@ -69,3 +69,12 @@ def test_read_obs_reads_only_the_columns_asked(cells_file: Path) -> None:
         read_obs(cells_file.parent / "nope.h5ad")
     with pytest.raises(ValueError, match="'max_cells' must be >= 1"):
         next(iter_groups(cells_file, max_cells=0))
+
+
+def test_read_cells_from_a_dense_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.5, size=(300, 7)).astype(np.float32)
+    ad.AnnData(X).write_h5ad(tmp_path / "dense.h5ad")
+    index = np.array([299, 3, 150, 4])
+    got = read_cells(tmp_path / "dense.h5ad", index, chunk_size=50)
+    np.testing.assert_array_equal(got.toarray(), X[index])

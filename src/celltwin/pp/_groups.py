@@ -152,6 +152,7 @@ def iter_groups(
                 cell_obs = obs.iloc[index[take]].copy()
                 cell_obs.index = pd.Index(index[take].astype(str))
                 yield str(names[g]), AnnData(X=batch[take], obs=cell_obs)
+            del batch  # before the next batch is read: one batch in memory, not two
 
 
 def _batches(sizes: np.ndarray, max_cells: int) -> Iterator[tuple[int, int]]:

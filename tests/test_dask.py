@@ -94,6 +94,11 @@ def test_run_tasks_same_here_and_on_the_cluster(client: object) -> None:
     assert run_tasks(_square, args) == run_tasks(_square, args, scheduler=client)
 
 
+def test_local_starts_a_cluster_for_the_call() -> None:
+    args = [(i,) for i in range(3)]
+    assert run_tasks(_square, args, scheduler="local") == [0, 1, 4]
+
+
 def test_scheduler_values_are_checked() -> None:
     check_scheduler(None)
     check_scheduler("local")

@@ -159,15 +159,26 @@ def plot(results_paths: list[Path], figure: Path) -> None:
     limit = max((r.get("limit_gib", 0) for r in rows), default=0)
     if limit:
         ax_m.axhline(limit, color="grey", linestyle="--", label=f"enforced limit ({limit:g} GiB)")
-    for ax, label in ((ax_t, "seconds"), (ax_m, "peak memory (GiB)")):
+        failed = sorted(
+            {r["cells"] for p in results_paths for r in json.loads(p.read_text())
+             if r["step"] == "in_memory" and not r.get("ok")}
+        )  # fmt: skip
+        if failed:
+            ax_m.scatter(failed, [limit] * len(failed), marker="x", s=80, color="black",
+                         zorder=5, label="read_h5ad (in memory): fails")  # fmt: skip
+    for ax, label in ((ax_t, "seconds (wall, loaded machine)"), (ax_m, "peak memory (GiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("cells on disk (2,000 genes)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
+    ticks = [0.5, 1, 2, 3]
+    ax_m.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax_m.set_yticks([], minor=True)
+    ax_m.set_ylim(0.4, 6)
     ax_t.set_title("time")
     ax_m.set_title("peak memory (RSS of the process)")
-    ax_m.legend(loc="upper left", fontsize=8)
+    ax_m.legend(loc="upper left", fontsize=8, ncols=2)
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(figure, dpi=120)
 

@@ -81,7 +81,7 @@ def differential_expression(
     Examples
     --------
     >>> from celltwin.simulate import simulate
-    >>> cells = simulate(n_genes=30, n_perturbations=3, cells_per_condition=40, seed=0).adata
+    >>> cells = simulate(n_genes=30, n_tfs=5, n_perturbations=4, cells_per_condition=40).adata
     >>> results = differential_expression(cells, method="welch", by=["context", "perturbation"])
     >>> sorted(results)
     ['A', 'B']

@@ -190,9 +190,10 @@ def table(paths: list[Path]) -> str:
         "| cells | step | ok | seconds | CPU s | peak RSS (GiB) | note |",
         "|---:|---|---|---:|---:|---:|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["cells"], str(r["step"]))):
+    for r in sorted(rows, key=lambda r: (r["cells"], str(r["step"]), r.get("run", 0))):
         if str(r["step"]).startswith("dask"):
-            note = f"pseudobulk {r['pseudobulk_s']:.1f} s, wilcoxon {r['wilcoxon_s']:.1f} s"
+            note = f"run {r.get('run', 1)}: pseudobulk {r['pseudobulk_s']:.1f} s, "
+            note += f"wilcoxon {r['wilcoxon_s']:.1f} s"
             lines.append(f"| {r['cells']:,} | {r['step']} | {r['ok']} | | | | {note} |")
             continue
         note = r.get("error", "") or ", ".join(

@@ -98,7 +98,7 @@ def dask_child(path: str, n_workers: int, max_cells: int) -> None:
     from celltwin.pp import pseudobulk
 
     with (
-        LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as c,
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=":0") as c,
         Client(c) as client,
     ):
         client.wait_for_workers(n_workers)

@@ -25,7 +25,7 @@ def client() -> Iterator[object]:
     """Two worker processes, one thread each: what a cluster of two machines looks like."""
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):

@@ -74,7 +74,7 @@ def _client(scheduler: Any) -> Iterator[Any]:
             "or pass scheduler=None to run in this process."
         ) from err
     if scheduler == LOCAL:
-        with LocalCluster(processes=True, dashboard_address=None) as cluster, Client(cluster) as c:
+        with LocalCluster(processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
             yield c
         return
     with Client(scheduler) as c:

@@ -48,6 +48,11 @@ FLAGS: Final[dict[str, str]] = {
     "gene_sets": "--gene-sets",
     "network": "--network",
     "data": "--data",
+    "scheduler": "--scheduler",
+    "max_cells": "--max-cells",
+    "chunk_size": "--chunk-size",
+    "match_batch": "--match-batch",
+    "layer": "--layer",
 }
 
 _KWARG = re.compile(

@@ -15,6 +15,7 @@ from ._de import (
     top_de_genes,
     welch_t_test,
 )
+from ._de_stream import differential_expression
 from ._evaluate import DEFAULT_METRICS, evaluate
 from ._export import to_vcc, write_vcc
 from ._files import evaluate_files
@@ -92,6 +93,7 @@ __all__ = [
     "centroid_accuracy",
     "compute_metrics",
     "des",
+    "differential_expression",
     "energy_distance",
     "evaluate",
     "evaluate_files",

@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
@@ -51,6 +52,7 @@ __all__ = [
     "log2_fold_change",
     "rank_sum_test",
     "top_de_genes",
+    "welch_from_moments",
     "welch_t_test",
 ]
 
@@ -82,6 +84,26 @@ class DEResult:
     fdr: NDArray[np.float64]
     statistic: NDArray[np.float64]
     method: Literal["wilcoxon", "welch"]
+
+    def to_frame(self, genes: ArrayLike | None = None) -> pd.DataFrame:
+        """One row per (group, gene): group, gene, log2_fold_change, pvalue, fdr, statistic.
+
+        ``genes`` names the columns (default: their positions); groups in order, genes within.
+        """
+        n_groups, n_genes = self.pvalue.shape
+        names = np.arange(n_genes) if genes is None else np.asarray(genes)
+        if names.shape != (n_genes,):
+            raise ValueError(f"'genes' must have {n_genes} names (got shape {names.shape}).")
+        return pd.DataFrame(
+            {
+                "group": np.repeat(self.groups, n_genes),
+                "gene": np.tile(names, n_groups),
+                "log2_fold_change": self.log2_fold_change.ravel(),
+                "pvalue": self.pvalue.ravel(),
+                "fdr": self.fdr.ravel(),
+                "statistic": self.statistic.ravel(),
+            }
+        )
 
     def select(self, groups: ArrayLike) -> DEResult:
         """Return the rows of ``groups``, in that order (a missing label raises ``KeyError``)."""
@@ -233,8 +255,6 @@ def welch_t_test(
     -------
     DEResult with ``statistic`` = Welch's t of group minus control.
     """
-    from scipy import stats as sps  # imported here: scipy.stats is slow to import
-
     prep = _prepare(X, labels, control)
     means, ctrl_mean = _means_from_sums(_group_sums(prep), prep)
     sq_means, ctrl_sq_mean = _means_from_sums(_group_sums(prep, squared=True), prep)
@@ -244,6 +264,35 @@ def welch_t_test(
         # E[x^2] - E[x]^2 as scanpy computes it, clipped at 0 against rounding.
         var_g = np.clip(sq_means - means**2, 0.0, None) * n_g / (n_g - 1.0)
         var_c = np.clip(ctrl_sq_mean - ctrl_mean**2, 0.0, None) * n_c / (n_c - 1.0)
+    return welch_from_moments(
+        prep.groups, prep.n_cells, means, var_g, n_control=prep.n_control,
+        control_mean=ctrl_mean, control_var=var_c,
+    )  # fmt: skip
+
+
+def welch_from_moments(
+    groups: NDArray[np.str_],
+    n_cells: NDArray[np.int64],
+    means: NDArray[np.float64],
+    var: NDArray[np.float64],
+    *,
+    n_control: int,
+    control_mean: NDArray[np.float64],
+    control_var: NDArray[np.float64],
+) -> DEResult:
+    """Welch's t-test from each group's and the control's mean and variance (``ddof=1``).
+
+    What :func:`welch_t_test` computes once it has the moments; a streamed pseudobulk
+    (:func:`celltwin.pp.pseudobulk`: ``X`` and ``layers['var']``) gives them in one pass.
+    """
+    from scipy import stats as sps  # imported here: scipy.stats is slow to import
+
+    n_g = np.asarray(n_cells, dtype=np.float64)[:, None]
+    n_c = float(n_control)
+    ctrl_mean = np.asarray(control_mean, dtype=np.float64)
+    var_g = np.asarray(var, dtype=np.float64)
+    var_c = np.asarray(control_var, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
         se2_g = var_g / n_g
         se2_c = var_c[None, :] / n_c
         se2 = se2_g + se2_c
@@ -255,9 +304,9 @@ def welch_t_test(
     pvalue[undefined] = 1.0
     pvalue = np.clip(pvalue, 0.0, 1.0)
     return DEResult(
-        groups=prep.groups,
-        n_cells=prep.n_cells,
-        n_control=prep.n_control,
+        groups=np.asarray(groups),
+        n_cells=np.asarray(n_cells, dtype=np.int64),
+        n_control=int(n_control),
         log2_fold_change=log2_fold_change(means, ctrl_mean[None, :]),
         pvalue=pvalue,
         fdr=benjamini_hochberg(pvalue, axis=1),

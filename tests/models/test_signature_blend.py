@@ -38,7 +38,7 @@ def _tensor(seed: int, *, shared: float, mean: float, n_pert: int = 60, n_genes:
 
 
 def test_weight_goes_to_the_transfer_when_perturbations_agree_across_contexts() -> None:
-    scores, test = _scores(_tensor(0, shared=3.0, mean=0.3), few_shot=15)
+    scores, _ = _scores(_tensor(0, shared=3.0, mean=0.3), few_shot=15)
     model = SignatureBlend().fit(scores)
     assert model.blend_weights()["c0"] >= 0.7
 

@@ -110,8 +110,8 @@ def simulate_few_shot(
             index[c, data.row_perturbation[hidden]] = -1
             groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
             for r in hidden:
-                sources = np.flatnonzero(index[:, data.row_perturbation[r]] >= 0)
-                groups[tuple(int(s) for s in sources)].append(int(r))
+                measured_in = np.flatnonzero(index[:, data.row_perturbation[r]] >= 0)
+                groups[tuple(int(s) for s in measured_in)].append(int(r))
             mean = nanmean_rows(data.x[examples])
             for sources, members in groups.items():
                 shared = np.flatnonzero((index[[c, *sources]] >= 0).all(axis=0))

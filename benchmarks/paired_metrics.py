@@ -59,7 +59,7 @@ def fit_times(run: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     t = pd.read_csv(path)
-    col = next((c for c in ("wall_s", "seconds", "fit_predict_s") if c in t.columns), None)
+    col = next((c for c in ("total_s", "wall_s") if c in t.columns), None)
     if col is None:
         return None
     return t.groupby("model")[col].agg(["mean", "sum", "count"]).round(2)

@@ -54,26 +54,46 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(both, either, out=np.zeros_like(both), where=either > 0)
 
 
+def transform_rows(x: np.ndarray, kind: str) -> np.ndarray:
+    """Signature rows made robust before averaging: ``"none"``; ``"rank"`` (each row's ranks
+    scaled to [-1, 1]); ``"clip"`` (z-scores clipped at +-3)."""
+    if kind == "rank":
+        ranks = np.argsort(np.argsort(x, axis=1), axis=1).astype(np.float64)
+        return ranks / max(x.shape[1] - 1, 1) * 2 - 1
+    if kind == "clip":
+        return np.clip(x, -3.0, 3.0)
+    if kind == "none":
+        return x
+    raise ValueError(f"dose_response: unknown transform {kind!r}; use one of {TRANSFORMS}")
+
+
+#: Row transforms :class:`DoseResponse` chooses from.
+TRANSFORMS = ("none", "rank", "clip")
+
+
 class DoseResponse(DoseSignatureModel):
     """Kernel regression in log dose for measured drugs; chemical neighbours for new drugs.
 
-    A drug with training doses, at dose ``t`` (``log10``)::
+    A drug with training doses, at dose ``t`` (``log10``), from its rows made robust by a
+    per-row transform ``T`` (:func:`transform_rows`: none, ranks, or z-scores clipped at 3;
+    single wells carry outlying z-scores that dominate a plain average)::
 
-        pred = (1 - lam) · kernel_fit(drug's rows, t; bandwidth, degree) + lam · m(t)
+        pred = (1 - lam) · kernel_fit(T(drug's rows), t; bandwidth, degree) + lam · m(t)
 
-    with ``m(t)`` the other drugs' mean at their dose nearest ``t`` (:class:`MeanOtherDrugs`):
-    all the drug's doses inform the prediction, weighted by closeness in log dose, which
-    averages out the noise of single wells that the nearest dose or linear interpolation keep.
-    ``(bandwidth, degree, lam)`` is chosen from the grid by cross-validation on the training
-    rows that mimics the query: for a dose inside the drug's training range, each drug's
-    interior doses are hidden one at a time (``interior_``); outside it, each drug's highest and
-    lowest doses (``exterior_``). The score is the mean Spearman correlation over genes.
+    with ``m(t)`` the other drugs' mean (of ``T(rows)``) at their dose nearest ``t``
+    (:class:`MeanOtherDrugs`): all the drug's doses inform the prediction, weighted by closeness
+    in log dose, which averages out the noise of single wells that the nearest dose or linear
+    interpolation keep. ``(T, bandwidth, degree, lam)`` is chosen from the grid by
+    cross-validation on the training rows that mimics the query: for a dose inside the drug's
+    training range, each drug's interior doses are hidden one at a time (``interior_``);
+    outside it, each drug's highest and lowest doses (``exterior_``). The score is the mean
+    Spearman correlation over genes with the raw rows.
 
-    A drug without training rows, at dose ``t``: the other drugs' rows at their dose nearest
-    ``t``, weighted by ``softmax(tanimoto(fingerprints) / temperature)`` over the drugs with
-    features; ``temperature = inf`` is their plain mean. The temperature is chosen by
+    A drug without training rows, at dose ``t``: the other drugs' ``T(rows)`` at their dose
+    nearest ``t``, weighted by ``softmax(tanimoto(fingerprints) / temperature)`` over the drugs
+    with features; ``temperature = inf`` is their plain mean. ``(T, temperature)`` is chosen by
     leave-one-drug-out over the training drugs with features (``temperature_``). A drug without
-    features gets the plain mean of the other drugs.
+    features gets the plain mean of the other drugs' ``T(rows)``.
 
     Parameters
     ----------
@@ -85,6 +105,8 @@ class DoseResponse(DoseSignatureModel):
         Candidate weights ``lam`` of the other drugs' mean.
     temperatures
         Softmax temperatures over Tanimoto similarity (``inf`` allowed).
+    transforms
+        Candidate row transforms (of :data:`TRANSFORMS`).
     """
 
     name = "dose_response"
@@ -95,15 +117,17 @@ class DoseResponse(DoseSignatureModel):
         degrees: Sequence[int] = (0, 1),
         shrinkage: Sequence[float] = (0.0, 0.2, 0.4),
         temperatures: Sequence[float] = (0.02, 0.05, 0.1, 0.2, float("inf")),
+        transforms: Sequence[str] = TRANSFORMS,
     ) -> None:
         self.bandwidths = bandwidths
         self.degrees = degrees
         self.shrinkage = shrinkage
         self.temperatures = temperatures
+        self.transforms = transforms
 
     # --- fit -------------------------------------------------------------------------------------
 
-    def _fit(self, features: pd.DataFrame | None) -> None:
+    def _check_params(self) -> None:
         if not self.bandwidths or any(float(b) <= 0 for b in self.bandwidths):
             raise ValueError(
                 f"dose_response: 'bandwidths' must be positive (got {self.bandwidths!r})"
@@ -118,10 +142,29 @@ class DoseResponse(DoseSignatureModel):
             raise ValueError(
                 f"dose_response: 'temperatures' must be positive (got {self.temperatures!r})"
             )
+        if not self.transforms or any(t not in TRANSFORMS for t in self.transforms):
+            raise ValueError(
+                f"dose_response: 'transforms' must be among {TRANSFORMS} (got {self.transforms!r})"
+            )
+
+    def _fit(self, features: pd.DataFrame | None) -> None:
+        self._check_params()
         self.features_ = None if features is None else features.astype(np.float64)
-        self.interior_, self.cv_interior_ = self._choose(interior=True)
-        self.exterior_, self.cv_exterior_ = self._choose(interior=False)
-        self.temperature_, self.cv_temperature_ = self._choose_temperature()
+        interior: list[tuple[tuple[str, float, int, float], float]] = []
+        exterior: list[tuple[tuple[str, float, int, float], float]] = []
+        neighbours: list[tuple[tuple[str, float], float]] = []
+        for kind in self.transforms:
+            x = transform_rows(self.x_, kind)
+            for table, (setting, score) in (
+                (interior, self._choose(x, interior=True)),
+                (exterior, self._choose(x, interior=False)),
+            ):
+                table.append(((kind, *setting), score))
+            temperature, score = self._choose_temperature(x)
+            neighbours.append(((kind, temperature), score))
+        (self.interior_, self.cv_interior_) = max(interior, key=_cv_score)
+        (self.exterior_, self.cv_exterior_) = max(exterior, key=_cv_score)
+        (self.temperature_, self.cv_temperature_) = max(neighbours, key=_cv_score)
 
     def _held_rows(self, interior: bool) -> list[tuple[int, np.ndarray]]:
         """(hidden row, the drug's other rows) pairs of the cross-validation."""
@@ -134,7 +177,8 @@ class DoseResponse(DoseSignatureModel):
             out += [(int(r), rows[rows != r]) for r in hidden]
         return out
 
-    def _choose(self, *, interior: bool) -> tuple[tuple[float, int, float], float]:
+    def _choose(self, x: np.ndarray, *, interior: bool) -> tuple[tuple[float, int, float], float]:
+        """Best (bandwidth, degree, lam) on rows ``x`` and its cross-validated score."""
         held = self._held_rows(interior)
         grid = list(
             product(
@@ -149,7 +193,7 @@ class DoseResponse(DoseSignatureModel):
         means = np.stack(
             [
                 other_drug_mean(
-                    self.x_, self.drugs_, self.log_dose_, str(self.drugs_[r]), self.log_dose_[r]
+                    x, self.drugs_, self.log_dose_, str(self.drugs_[r]), self.log_dose_[r]
                 )
                 for r, _ in held
             ]
@@ -160,7 +204,7 @@ class DoseResponse(DoseSignatureModel):
                 [
                     kernel_fit(
                         self.log_dose_[rest],
-                        self.x_[rest],
+                        x[rest],
                         self.log_dose_[r],
                         bandwidth=bandwidth,
                         degree=degree,
@@ -172,35 +216,32 @@ class DoseResponse(DoseSignatureModel):
         best = int(np.argmax(scores))
         return grid[best], scores[best]
 
-    def _similarity(self, drugs: Sequence[str], others: Sequence[str]) -> np.ndarray | None:
-        if self.features_ is None:
-            return None
-        feats = self.features_
-        a = feats.reindex([str(d) for d in drugs]).to_numpy()
-        b = feats.reindex([str(d) for d in others]).to_numpy()
-        return tanimoto(np.nan_to_num(a), np.nan_to_num(b))
-
-    def _neighbours(self, drug: str, target: float, temperature: float) -> np.ndarray:
+    def _neighbours(
+        self, x: np.ndarray, drug: str, target: float, temperature: float
+    ) -> np.ndarray:
+        """Similarity-weighted mean of the other drugs' rows ``x`` at their dose nearest ``target``."""
         others = [d for d in pd.unique(self.drugs_) if d != drug]
         rows = []
         for d in others:
             mine = np.flatnonzero(self.drugs_ == d)
             rows.append(mine[np.argmin(np.abs(self.log_dose_[mine] - target))])
-        x = self.x_[rows]
-        featured = self.features_ is not None and drug in self.features_.index
-        if not featured or not np.isfinite(temperature):
-            return np.asarray(x.mean(axis=0))
-        assert self.features_ is not None
-        has = np.array([d in self.features_.index for d in others])
+        near = x[rows]
+        feats = self.features_
+        if feats is None or drug not in feats.index or not np.isfinite(temperature):
+            return np.asarray(near.mean(axis=0))
+        has = np.array([d in feats.index for d in others])
         if not has.any():
-            return np.asarray(x.mean(axis=0))
-        sim = self._similarity([drug], [d for d, h in zip(others, has, strict=True) if h])
-        assert sim is not None
-        logits = sim[0] / temperature
+            return np.asarray(near.mean(axis=0))
+        sim = tanimoto(
+            feats.loc[[drug]].to_numpy(),
+            feats.loc[[d for d, h in zip(others, has, strict=True) if h]].to_numpy(),
+        )[0]
+        logits = sim / temperature
         w = np.exp(logits - logits.max())
-        return np.asarray(w @ x[has] / w.sum())
+        return np.asarray(w @ near[has] / w.sum())
 
-    def _choose_temperature(self) -> tuple[float, float]:
+    def _choose_temperature(self, x: np.ndarray) -> tuple[float, float]:
+        """Best temperature on rows ``x`` (leave one drug out) and its score."""
         temps = [float(t) for t in self.temperatures]
         if self.features_ is None:
             return float("inf"), float("nan")
@@ -211,7 +252,7 @@ class DoseResponse(DoseSignatureModel):
         scores = []
         for t in temps:
             pred = np.stack(
-                [self._neighbours(str(self.drugs_[r]), self.log_dose_[r], t) for r in rows]
+                [self._neighbours(x, str(self.drugs_[r]), self.log_dose_[r], t) for r in rows]
             )
             scores.append(float(row_spearman(pred, truth).mean()))
         best = int(np.argmax(scores))
@@ -224,18 +265,26 @@ class DoseResponse(DoseSignatureModel):
         for i, (drug, target) in enumerate(zip(drugs, x, strict=True)):
             drug = str(drug)
             if not (self.drugs_ == drug).any():
-                out[i] = self._neighbours(drug, float(target), self.temperature_)
+                kind, temperature = self.temperature_
+                rows_t = transform_rows(self.x_, str(kind))
+                out[i] = self._neighbours(rows_t, drug, float(target), float(temperature))
                 continue
             rows = self._rows_of(drug)
             doses = self.log_dose_[rows]
             inside = doses.min() <= target <= doses.max()
-            bandwidth, degree, lam = self.interior_ if inside else self.exterior_
+            kind, bandwidth, degree, lam = self.interior_ if inside else self.exterior_
+            rows_t = transform_rows(self.x_, str(kind))
             curve = kernel_fit(
-                doses, self.x_[rows], float(target), bandwidth=bandwidth, degree=degree
+                doses, rows_t[rows], float(target), bandwidth=float(bandwidth), degree=int(degree)
             )
-            mean = other_drug_mean(self.x_, self.drugs_, self.log_dose_, drug, float(target))
-            out[i] = (1 - lam) * curve + lam * mean
+            mean = other_drug_mean(rows_t, self.drugs_, self.log_dose_, drug, float(target))
+            out[i] = (1 - float(lam)) * curve + float(lam) * mean
         return out
+
+
+def _cv_score(item: tuple[object, float]) -> float:
+    """Score of a (setting, score) pair for ``max`` (NaN counts as the worst)."""
+    return item[1] if np.isfinite(item[1]) else -np.inf
 
 
 #: The dose-signature models by name (baselines first, then the learned model).

@@ -33,6 +33,13 @@ from ._conditions import (
     dose_components,
 )
 from ._context_transfer import ContextTransferLinear
+from ._dose_response import DOSE_MODELS, DoseResponse
+from ._dose_signatures import (
+    DoseSignatureModel,
+    LinearLogDose,
+    MeanOtherDrugs,
+    NearestDoseSignature,
+)
 from ._errors import (
     ModelFormatError,
     NotFittedError,
@@ -48,6 +55,7 @@ from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
 from ._refusals import refusals_path
 from ._registry import MODELS, available, get_model, get_spec, load, register_model
+from ._signature_blend import SignatureBlend
 from ._signature_factor import SignatureFactor
 from ._signature_means import MeanOtherContexts, MeanOtherPerturbations
 from ._signature_model import SignatureModel
@@ -55,6 +63,7 @@ from ._spec import PEERS_EXTRA, ModelSpec
 from ._transition import TransitionModel
 
 __all__ = [
+    "DOSE_MODELS",
     "MODELS",
     "PEERS_EXTRA",
     "AdditiveBaseline",
@@ -63,18 +72,24 @@ __all__ = [
     "ContextShiftBaseline",
     "ContextTransferLinear",
     "ControlBaseline",
+    "DoseResponse",
+    "DoseSignatureModel",
     "LinearBaseline",
+    "LinearLogDose",
     "LowRankSignatures",
     "MeanBaseline",
     "MeanOtherContexts",
+    "MeanOtherDrugs",
     "MeanOtherPerturbations",
     "Model",
     "ModelFormatError",
     "ModelSpec",
     "NearestDoseBaseline",
+    "NearestDoseSignature",
     "NearestPerturbationBaseline",
     "NotFittedError",
     "ScGenModel",
+    "SignatureBlend",
     "SignatureFactor",
     "SignatureModel",
     "StateTransitionModel",

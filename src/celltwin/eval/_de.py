@@ -34,6 +34,7 @@ term is an exact integer.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
@@ -156,8 +157,27 @@ def top_de_genes(statistic: ArrayLike, *, k: int = 20) -> NDArray[np.int64]:
         raise ValueError(f"statistic must be 2-D (groups x genes), got shape {s.shape}")
     if k < 1:
         raise ValueError(f"'k' must be >= 1 (got {k})")
-    order = np.argsort(-s, axis=1, kind="stable")
-    return order[:, : min(k, s.shape[1])].astype(np.int64)
+    k = min(k, s.shape[1])
+    out = np.empty((s.shape[0], k), dtype=np.int64)
+    for i in range(s.shape[0]):
+        out[i] = smallest_first(-s[i], k)
+    return out
+
+
+def smallest_first(key: NDArray[np.float64], k: int) -> NDArray[np.intp]:
+    """``np.argsort(key, kind="stable")[:k]`` (``key`` finite, 1-D) without sorting it all.
+
+    The ``k``-th smallest value is found by partition; every index below it and the first (by
+    index) of those equal to it are then sorted stably: the same indices in the same order.
+    """
+    if k >= key.size:
+        return np.argsort(key, kind="stable")[:k]
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    kth = np.partition(key, k - 1)[k - 1]
+    below = np.flatnonzero(key < kth)
+    chosen = np.union1d(below, np.flatnonzero(key == kth)[: k - below.size])
+    return chosen[np.argsort(key[chosen], kind="stable")]
 
 
 def rank_sum_test(
@@ -187,16 +207,7 @@ def rank_sum_test(
     csr = prep.csr
     n_g = prep.n_cells.astype(np.float64)
     code_start = np.searchsorted(prep.code[prep.rows], np.arange(len(prep.groups) + 2))
-    u_stat, tie_term, sums = _kernels().rank_sum(
-        csr.indptr,
-        csr.indices,
-        csr.data,
-        prep.rows,
-        code_start.astype(np.int64),
-        csr.shape[1],
-        _n_chunks(csr),
-        _gene_block(csr),
-    )
+    u_stat, tie_term, sums = _rank_sum(csr, prep.rows, code_start.astype(np.int64))
     pvalue = _mwu_pvalue(u_stat, n_g[:, None], float(prep.n_control), tie_term)
     means, ctrl_mean = _means_from_sums(sums, prep)
     return DEResult(
@@ -236,19 +247,8 @@ def welch_t_test(
     from scipy import stats as sps  # imported here: scipy.stats is slow to import
 
     prep = _prepare(X, labels, control)
-    means, ctrl_mean = _means_from_sums(_group_sums(prep), prep)
-    sq_means, ctrl_sq_mean = _means_from_sums(_group_sums(prep, squared=True), prep)
-    n_g = prep.n_cells.astype(np.float64)[:, None]
-    n_c = float(prep.n_control)
+    means, ctrl_mean, t, df = _welch(prep)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # E[x^2] - E[x]^2 as scanpy computes it, clipped at 0 against rounding.
-        var_g = np.clip(sq_means - means**2, 0.0, None) * n_g / (n_g - 1.0)
-        var_c = np.clip(ctrl_sq_mean - ctrl_mean**2, 0.0, None) * n_c / (n_c - 1.0)
-        se2_g = var_g / n_g
-        se2_c = var_c[None, :] / n_c
-        se2 = se2_g + se2_c
-        t = (means - ctrl_mean[None, :]) / np.sqrt(se2)
-        df = se2**2 / (se2_g**2 / (n_g - 1.0) + se2_c**2 / (n_c - 1.0))
         pvalue = 2.0 * sps.t.sf(np.abs(t), df)
     undefined = ~np.isfinite(t) | ~np.isfinite(pvalue)
     t[undefined] = 0.0
@@ -266,7 +266,44 @@ def welch_t_test(
     )
 
 
+def welch_top_de(
+    X: ArrayLike | sp.spmatrix, labels: ArrayLike, groups: ArrayLike, *, control: str, k: int
+) -> NDArray[np.int64]:
+    """``top_de_genes(welch_t_test(X, labels, control=control).select(groups).statistic, k=k)``
+    without the p-values, FDR and fold changes it does not use (same genes, same order).
+
+    ``welch_t_test`` sets ``t = 0`` where ``t`` or its p-value is not finite; for a finite
+    ``t`` the p-value ``2 * t.sf(|t|, df)`` is finite exactly when ``df > 0`` (``inf``: the
+    normal distribution), so the same rule is applied without computing it.
+    """
+    prep = _prepare(X, labels, control)
+    _, _, t, df = _welch(prep)
+    with np.errstate(invalid="ignore"):
+        t[~np.isfinite(t) | ~(df > 0)] = 0.0
+    position = {g: i for i, g in enumerate(prep.groups.tolist())}
+    rows = np.array([position[g] for g in np.asarray(groups, dtype=str).tolist()], dtype=np.int64)
+    return top_de_genes(t[rows], k=k)
+
+
 # --- internals ----------------------------------------------------------------------------------
+
+
+def _welch(prep: _Prepared) -> tuple[NDArray[np.float64], ...]:
+    """Group means, control means, Welch's t and its degrees of freedom (``(P, G)``)."""
+    means, ctrl_mean = _means_from_sums(_group_sums(prep), prep)
+    sq_means, ctrl_sq_mean = _means_from_sums(_group_sums(prep, squared=True), prep)
+    n_g = prep.n_cells.astype(np.float64)[:, None]
+    n_c = float(prep.n_control)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # E[x^2] - E[x]^2 as scanpy computes it, clipped at 0 against rounding.
+        var_g = np.clip(sq_means - means**2, 0.0, None) * n_g / (n_g - 1.0)
+        var_c = np.clip(ctrl_sq_mean - ctrl_mean**2, 0.0, None) * n_c / (n_c - 1.0)
+        se2_g = var_g / n_g
+        se2_c = var_c[None, :] / n_c
+        se2 = se2_g + se2_c
+        t = (means - ctrl_mean[None, :]) / np.sqrt(se2)
+        df = se2**2 / (se2_g**2 / (n_g - 1.0) + se2_c**2 / (n_c - 1.0))
+    return means, ctrl_mean, t, df
 
 
 @dataclass(frozen=True)
@@ -335,10 +372,42 @@ def _gene_block(csr: sp.csr_matrix) -> int:
 
 
 def _n_chunks(csr: sp.csr_matrix) -> int:
-    """Threads for the rank-sum kernel: numba's thread count, one when the matrix is small."""
+    """Threads for the rank-sum kernel: numba's thread count (``NUMBA_NUM_THREADS``, by
+    default the cores), one when the matrix is small."""
     import numba
 
-    return int(numba.get_num_threads()) if csr.nnz > 1_000_000 else 1
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    return int(threads) if csr.nnz > 1_000_000 else 1
+
+
+def _rank_sum(
+    csr: sp.csr_matrix, rows: NDArray[np.int64], code_start: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """U, tie term and sums of every (group, gene): gene ranges of equal work on threads."""
+    kernels = _kernels()
+    n_genes, n_chunks, block = csr.shape[1], _n_chunks(csr), _gene_block(csr)
+    gene_nnz, bounds, table_bits = kernels.rank_sum_plan(
+        csr.indptr, csr.indices, rows, code_start, n_genes, n_chunks
+    )
+    n_groups = code_start.shape[0] - 2
+    out = (
+        np.empty((n_groups, n_genes)),
+        np.empty((n_groups, n_genes)),
+        np.zeros((n_groups + 1, n_genes)),
+    )
+
+    def chunk(c: int) -> None:
+        kernels.rank_sum_chunk(
+            csr.indptr, csr.indices, csr.data, rows, code_start, gene_nnz,
+            bounds[c], bounds[c + 1], block, table_bits, out,
+        )  # fmt: skip
+
+    if n_chunks == 1:
+        chunk(0)
+    else:  # the kernel releases the GIL: chunks run in parallel
+        with ThreadPoolExecutor(max_workers=n_chunks) as pool:
+            list(pool.map(chunk, range(n_chunks)))
+    return out
 
 
 def _code_sums(

@@ -12,6 +12,7 @@ import h5py
 from anndata import AnnData
 
 from .._keys import TEST, UNS_KEY
+from .._progress import timed
 from ..io import read
 from ..split import held_out_cells
 from ..split import train_cells as training_part
@@ -110,8 +111,10 @@ def _read_inputs(
     read_options: dict[str, Any],
 ) -> tuple[AnnData, AnnData, AnnData | None]:
     """True cells, the prediction and the training cells (cut by ``split_key`` when given)."""
-    true_cells = read(os.fspath(truth), **read_options)
-    predicted = _read_prediction(pred, read_options)
+    with timed("read truth"):
+        true_cells = read(os.fspath(truth), **read_options)
+    with timed("read prediction"):
+        predicted = _read_prediction(pred, read_options)
     train_cells = read(os.fspath(train), **read_options) if train is not None else None
     if split_key is not None:
         if train_cells is None:

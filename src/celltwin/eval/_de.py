@@ -34,10 +34,11 @@ term is an exact integer.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -467,6 +468,29 @@ def _mwu_pvalue(
     # All values tied: s = 0 and z = -inf gives p = 2 before clipping, i.e. p = 1.
     np.nan_to_num(p, copy=False, nan=1.0)
     return np.clip(p, 0.0, 1.0, out=p)
+
+
+def warm_kernels(dtype: np.dtype[Any]) -> threading.Thread:
+    """Compile (or load from numba's on-disk cache) the DE kernels for CSR matrices of
+    ``dtype`` values and int32 indices, on a thread started now and returned.
+
+    :func:`celltwin.eval.evaluate_files` starts it before reading the files: on a first call
+    numba's compilation (seconds) then overlaps the reading instead of following it. A kernel
+    called meanwhile waits for the compilation (numba's lock) and does not compile twice.
+    """
+
+    def compile_now() -> None:
+        data = np.array([1.0, 2.0, 3.0], dtype=dtype)
+        tiny = sp.csr_matrix(
+            (data, np.array([0, 1, 0], np.int32), np.array([0, 1, 2, 3, 3], np.int32)),
+            shape=(4, 2),
+        )
+        rank_sum_test(tiny, np.array(["a", "a", "c", "c"]), control="c")
+        _code_sums(tiny, np.array([0, 0, 1, 1]), 2)
+
+    thread = threading.Thread(target=compile_now, name="celltwin-kernels", daemon=True)
+    thread.start()
+    return thread
 
 
 def _kernels() -> ModuleType:

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from celltwin.eval import top_de_genes, topk_auroc, welch_t_test
-from celltwin.eval._de import smallest_first, welch_top_de
+from celltwin.eval._de import smallest_first
+from celltwin.eval._de_welch import welch_top_de
 from celltwin.eval._metrics import _rank_sum
 
 

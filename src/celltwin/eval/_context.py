@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from .._keys import CONTROL
 from .._progress import timed
-from ._de import DEResult, _code_sums, rank_sum_test, welch_top_de
+from ._de import DEResult, _code_sums, rank_sum_test
+from ._de_welch import welch_top_de
 from ._inputs import target_gene_mask
 from ._matrix import rows, vstack
 from ._metrics_cells import fit_pca

@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .._keys import CONTROL, split_combination
-from ._de import DEResult, rank_sum_test, welch_top_de
+from ._de import DEResult, rank_sum_test
+from ._de_welch import welch_top_de
 from ._matrix import is_sparse
 from ._metrics_cells import fit_pca
 

@@ -12,6 +12,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from .._progress import timed
 from ._baselines import control_baseline_fields, mean_baseline_fields
 from ._ceiling import split_half_ceiling
 from ._context import MAX_CELLS, N_PCS, ContextData, Shared, model_fields, truth_inputs
@@ -41,7 +42,8 @@ def score_context(
     plan: Plan, context: str, scored: Scored, *, ceiling: bool, n_repeats: int, seed: int
 ) -> None:
     """Score the model, the baselines and (with ``ceiling``) the ceiling in ``context``."""
-    ctx = ContextData.build(plan, context)
+    with timed("rows of the context"):
+        ctx = ContextData.build(plan, context)
     shared = truth_inputs(plan, ctx)
     sides = {"model": model_fields(plan, ctx, shared)}
     if plan.train is not None:
@@ -49,7 +51,8 @@ def score_context(
     sides["control"] = control_baseline_fields(plan, ctx, shared)
     for name, fields in sides.items():
         inputs = MetricInputs(**shared.fields, **fields)
-        frame, agg = score_side(plan.metrics, inputs, ctx, has_dose=plan.has_dose)
+        with timed(f"metrics: {name}"):
+            frame, agg = score_side(plan.metrics, inputs, ctx, has_dose=plan.has_dose)
         scored.frames[name].append(frame)
         scored.aggregates[name] += agg
         if name == "model":
@@ -59,7 +62,8 @@ def score_context(
             f"no ceiling for context {context!r}: its control needs 2 cells to be split"
         )
     elif ceiling:
-        frame, agg = ceiling_rows(plan, ctx, shared, n_repeats=n_repeats, seed=seed)
+        with timed(f"ceiling ({n_repeats} split halves)"):
+            frame, agg = ceiling_rows(plan, ctx, shared, n_repeats=n_repeats, seed=seed)
         scored.frames["ceiling"].append(frame)
         scored.aggregates["ceiling"] += agg
 

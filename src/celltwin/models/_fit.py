@@ -78,7 +78,9 @@ def fit(
     progress
         Show progress bars (with the loss) for models that train in steps.
     out
-        When given, the fitted model is saved to this folder (:meth:`Model.save`).
+        When given, the fitted model is saved to this folder (:meth:`Model.save`); in a
+        multi-process run (``torchrun``, see ``transition``'s ``distributed``) only by the
+        process of ``RANK`` 0.
     overwrite
         Replace an existing model (any non-empty ``out`` folder); otherwise such an ``out`` is
         refused with :class:`FileExistsError` before fitting.
@@ -130,7 +132,7 @@ def fit(
         time.monotonic() - start,
         _training_note(estimator),
     )
-    if out is not None:
+    if out is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 writes
         estimator.save(out, overwrite=overwrite)
     return estimator
 

@@ -27,6 +27,7 @@ from ._features import Transfer
 from ._intervals import ViewError, calibrate, held_out_errors
 from ._module import TransitionModule
 from ._network import LearnedCorrection
+from ._parallel import Parallel
 from ._train import MemberResult, Pools, Settings, as_tensor, train_member
 
 _BATCH_SIZE: Final = 16
@@ -129,11 +130,12 @@ def train_new_member(
     items: tuple[list[Item], list[Item]],
     start: float,
     device: torch.device,
+    parallel: Parallel,
 ) -> tuple[TransitionModule, MemberResult]:
     """Seed and train member ``member`` on ``items`` (training, validation) within its budget."""
     pools, keys, settings = data
     train_items, val_items = items
-    budget = member_budget(model, start, member)
+    budget = parallel.from_main(member_budget(model, start, member))  # same on every rank
     deadline = time.monotonic() + budget
     seed = int(model.seed) * 1000 + member
     torch.manual_seed(seed)
@@ -147,8 +149,9 @@ def train_new_member(
             settings,
             seed=seed,
             deadline=deadline,
-            progress=bool(model.progress),
+            progress=bool(model.progress) and parallel.main,
             desc=f"transition {member + 1}/{int(model.n_members)}",
+            parallel=parallel,
         )
         module.load_state_dict(result.state)
     else:
@@ -195,9 +198,15 @@ def train_ensemble(
     checkpoint_dir: str | os.PathLike[str] | None,
     start: float,
     device: torch.device,
+    parallel: Parallel | None = None,
 ) -> None:
     """Train (or resume) every member and calibrate the intervals; set the ensemble's fitted
-    attributes on ``model`` (after each member too: its validation errors are predictions)."""
+    attributes on ``model`` (after each member too: its validation errors are predictions).
+
+    ``parallel``: the ranks of a data-parallel fit (:mod:`._parallel`); only rank 0 writes
+    checkpoints.
+    """
+    parallel = parallel or Parallel()
     keys = cells.keys
     checkpoint = Checkpoint(checkpoint_dir, fingerprint(model)) if checkpoint_dir else None
     states: list[np.ndarray] = []
@@ -224,13 +233,19 @@ def train_ensemble(
             set_flat(module, flat, device)
         else:
             module, result = train_new_member(
-                model, member, (pools, keys, settings), (train_items, val_items), start, device
+                model,
+                member,
+                (pools, keys, settings),
+                (train_items, val_items),
+                start,
+                device,
+                parallel,
             )
             record = member_record(result, val_rows, keys)
             flat = get_flat(module)
             # A member cut short by the time budget is not finished: it is not stored, so
             # a later fit with the same folder trains it in full (as an uninterrupted fit).
-            if checkpoint and result.stopped != "time_budget":
+            if checkpoint and result.stopped != "time_budget" and parallel.main:
                 checkpoint.save(member, flat, record)
         states.append(flat)
         records.append(record)

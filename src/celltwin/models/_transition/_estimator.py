@@ -30,6 +30,7 @@ from ._estimate import VIEWS, Estimate
 from ._intervals import effects_table, half_width, normal_quantile
 from ._network import LearnedCorrection
 from ._origins import prediction_source
+from ._parallel import join
 from ._params import check_params, thread_count, torch_settings
 from ._persistence import JSON_NAMES, array_names, check_state
 from ._query import _QueryContexts
@@ -238,12 +239,13 @@ class TransitionModel(LearnedCorrection):
         *,
         perturbation_features: pd.DataFrame | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
+        distributed: bool | None = None,
         **fit_params: Any,
     ) -> None:
         """Fit the classical estimates and train the ensemble on the training cells.
 
         Called by :meth:`fit` (``fit(adata, *, split_key, perturbation_features=None,
-        checkpoint_dir=None)``) with the validated training cells; ``**fit_params`` only
+        checkpoint_dir=None, distributed=None)``) with the validated training cells; ``**fit_params`` only
         matches the base class's signature.
 
         Parameters
@@ -261,8 +263,18 @@ class TransitionModel(LearnedCorrection):
             resumes after the last finished member; a member interrupted mid-way (or cut short
             by ``time_budget``) is retrained from its start, so the result equals an
             uninterrupted fit. Optimiser state is not stored.
+        distributed
+            Train the network data-parallel across processes with PyTorch
+            DistributedDataParallel (``nccl`` on GPUs, one per process; ``gloo`` on CPUs).
+            ``None`` (default): when this process is one of several, i.e. launched by
+            ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) or after
+            ``torch.distributed.init_process_group``; ``True``: require that; ``False``: train
+            in this process alone. Each step's global batch is split across the processes
+            (same model as one process with the same seed, up to floating-point rounding);
+            every process ends with the whole fitted model, and only rank 0 writes
+            checkpoints. Save the model from rank 0 only (``celltwin fit`` does).
         **fit_params
-            None other: the two above are this model's fit parameters.
+            None other: the three above are this model's fit parameters.
         """
         self._check_params()
         external = (
@@ -278,12 +290,13 @@ class TransitionModel(LearnedCorrection):
         start = time.monotonic()
         with torch_settings(self._threads()):
             cells = self._fit_classical(train, external)
-            device = self._device()
+            parallel, device = join(distributed, self._device())
             pools = make_pools(self, cells, device)
             try:
-                train_ensemble(self, pools, cells, checkpoint_dir, start, device)
+                train_ensemble(self, pools, cells, checkpoint_dir, start, device, parallel)
             finally:
                 del self._fit_controls  # training cells are not part of the fitted state
+                parallel.close()
 
     # --- predict ---------------------------------------------------------------------------
 

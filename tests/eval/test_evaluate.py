@@ -545,3 +545,5 @@ def test_ceiling_does_not_depend_on_the_prediction_kind(data) -> None:
     assert set(result.ceiling) == set(cells.ceiling) == set(metrics)
     pd.testing.assert_frame_equal(result.ceiling_values, cells.ceiling_values)
     assert 0 < result.ceiling["des"]["mean"] <= 1
+    summary = result.tables()["summary"].set_index(["source", "metric"])
+    assert summary.loc[("ceiling", "des"), "higher_is_better"]

@@ -60,3 +60,13 @@ def test_ceiling_is_the_same_when_a_pseudobulk_model_is_scored_first(fold: FoldD
     pd.testing.assert_frame_equal(_ceiling(mixed), _ceiling(alone))
     # The pseudobulk model itself still has no des.
     assert "des" not in set(mixed.loc[mixed["model"] == "a_linear", "metric"])
+
+
+def test_fold_keeps_its_ceiling_when_no_model_predicts_every_unit(fold: FoldData) -> None:
+    # A model refusing one unit: the ceiling comes from the truth as its own prediction.
+    full = _prediction(fold, "pseudobulk")
+    partial = full[full.obs[PERTURBATION].astype(str) != full.obs[PERTURBATION].iloc[0]].copy()
+    alone, _ = score_fold(fold, {"z_mean": _prediction(fold, "cells")}, metrics=METRICS)
+    refused, _ = score_fold(fold, {"a_linear": partial}, metrics=METRICS)
+    pd.testing.assert_frame_equal(_ceiling(refused), _ceiling(alone))
+    assert _ceiling(refused)[PERTURBATION].nunique() == 3

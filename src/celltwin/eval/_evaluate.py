@@ -126,8 +126,9 @@ def evaluate(
         "n_repeats": int(n_repeats),
         "n_boot": int(n_boot),
         "seed": int(seed),
-        "higher_is_better": {m.name: m.higher_is_better for m in plan.metrics},
-        "descriptions": {m.name: m.description for m in plan.metrics},
+        # The ceiling's metrics hold the model's (and the DE metrics a pseudobulk one skips).
+        "higher_is_better": {m.name: m.higher_is_better for m in plan.ceiling_metrics},
+        "descriptions": {m.name: m.description for m in plan.ceiling_metrics},
     }
     with timed("summaries with bootstrap CIs"):
         return _evaluation(

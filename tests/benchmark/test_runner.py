@@ -262,7 +262,7 @@ def test_list_models_has_registry_and_suite_models() -> None:
     table = list_models()
     assert {"control", "mean", "linear", "nearest_dose"} <= set(table["name"])
     row = table.set_index("name").loc["nearest_dose"]
-    assert row["suites"] == "sim-doses"
+    assert row["suites"] == "lincs-doses,sim-doses"  # lincs runs its signature form
 
 
 # --- peers (other groups' models behind the "peers" extra) -------------------------------------

@@ -278,8 +278,9 @@ def test_fit_validates_its_input() -> None:
 def test_registry_is_data() -> None:
     table = available()
     signatures = table[table["predicts"] == "signatures"]
-    # The classical models, then the learned one (tests/models/test_signature_factor.py).
-    assert list(signatures.index) == [*BASELINES, "signature_factor"]
+    # The classical models, then the blend (tests/models/test_signature_blend.py) and the
+    # learned one (tests/models/test_signature_factor.py).
+    assert list(signatures.index) == [*BASELINES, "signature_blend", "signature_factor"]
     assert {"description", "reference", "class"} <= set(table.columns)
     assert all(MODELS[n].cls.name == n for n in BASELINES)
     assert all(issubclass(MODELS[n].cls, SignatureModel) for n in signatures.index)

@@ -156,6 +156,10 @@ def _spatial_median(
     return y
 
 
+def _ols(singles: NDArray[np.float64], pair: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(np.linalg.lstsq(singles, pair, rcond=None)[0], dtype=np.float64)
+
+
 def _theil_sen(
     singles: NDArray[np.float64], pair: NDArray[np.float64], *, max_subsets: int, seed: int
 ) -> NDArray[np.float64]:
@@ -177,8 +181,7 @@ def _theil_sen(
     det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
     ok = np.abs(det) > 1e-12 * np.maximum(np.abs(a).max(axis=1) * np.abs(b).max(axis=1), 1e-300)
     if not ok.any():
-        coef: NDArray[np.float64] = np.linalg.lstsq(singles, pair, rcond=None)[0]
-        return coef
+        return _ols(singles, pair)
     yi, yj, a, b, det = pair[i][ok], pair[j][ok], a[ok], b[ok], det[ok]
     c1 = (yi * b[:, 1] - a[:, 1] * yj) / det
     c2 = (a[:, 0] * yj - b[:, 0] * yi) / det
@@ -190,8 +193,7 @@ def _coefficients(
 ) -> NDArray[np.float64]:
     """``(c1, c2)`` of ``pair ~ c1 * first + c2 * second`` (no intercept)."""
     if method == "ols":
-        coef: NDArray[np.float64] = np.linalg.lstsq(singles, pair, rcond=None)[0]
-        return coef
+        return _ols(singles, pair)
     # Norman's and GEARS's setting: at most 100,000 subsets.
     return _theil_sen(singles, pair, max_subsets=100_000, seed=seed)
 

@@ -195,8 +195,14 @@ def truthy(value: Any) -> bool:
 
 
 def accepts(model: str, argument: str) -> bool:
-    """Whether the registered ``model``'s ``fit`` takes ``argument``."""
-    return argument in inspect.signature(MODELS[model].cls.fit).parameters
+    """Whether the registered ``model``'s ``fit`` takes ``argument``.
+
+    ``fit`` may name it, or forward it (``**fit_params``) to ``_fit``, which names it
+    (``transition`` takes ``perturbation_features`` that way).
+    """
+    cls = MODELS[model].cls
+    methods = [cls.fit, *([cls._fit] if hasattr(cls, "_fit") else [])]
+    return any(argument in inspect.signature(m).parameters for m in methods)
 
 
 def plus_registered(base: Sequence[str], *, unseen: str | None, extra: Sequence[str]) -> tuple:

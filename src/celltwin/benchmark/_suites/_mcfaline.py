@@ -92,7 +92,7 @@ UNSEEN_KNOCKDOWN = CellTask(
     ),
     metrics=("pearson_delta", "pearson_delta_top20_de", "mae", "energy_distance"),
     defaults={**_DEFAULTS, "n_folds": 3, "prior": "go+string"},
-    smoke={"prior": "dorothea"},
+    smoke={"prior": "go"},
     fit_kwargs=prior_fit_kwargs,
 )
 

@@ -159,3 +159,14 @@ def test_transition_gets_the_prior_features_it_takes_through_fit_params() -> Non
     assert accepts("transition", "perturbation_features")
     assert accepts("linear", "perturbation_features")
     assert not accepts("mean", "perturbation_features")
+
+
+def test_the_norman_runner_scores_interactions() -> None:
+    _data("norman2019-combinations")
+    results = get_suite("norman2019-combinations").run_fold(
+        "split0", models=["additive"], seed=0, smoke=True
+    )
+    inter = results[results["metric"] == "interaction_pearson"]
+    assert len(inter) >= 1 and set(inter["model"]) == {"additive"}
+    # Not 0: the additive model clips shifted cells at 0, so its mean is not the exact sum.
+    assert np.all(np.abs(inter["value"]) <= 1)

@@ -92,21 +92,35 @@ def _fit_row(model: str, key: tuple[str, str], singles: list, double: np.ndarray
 
 
 class _Effects:
-    """Effects on one fold: mean cells minus the mean of the context's query control cells."""
+    """Effects on one fold: mean cells minus the mean of the context's control cells.
+
+    Training conditions against the training controls (as a model sees them: the ``additive``
+    model's prediction of a seen pair is then exactly the sum of its singles); held-out and
+    predicted conditions against the query controls (the cells a model predicts from).
+    """
 
     def __init__(self, fold: FoldData) -> None:
         self.genes = list(fold.genes)
-        query = fold.query[:, fold.query.var_names.get_indexer(self.genes)]
-        self.control = {k[0]: v for k, v in _group_means(query, [CONTEXT]).items()}
-        self.trained = self.of(fold.train)
+        self.control = self._means(fold.query, [CONTEXT])
+        trained_control = self._means(
+            fold.train[fold.train.obs[PERTURBATION] == CONTROL], [CONTEXT]
+        )
+        self.trained = self.of(fold.train, control=trained_control)
         self.truth = self.of(fold.truth)
 
-    def of(self, adata: AnnData) -> dict[tuple[str, str], np.ndarray]:
+    def _means(self, adata: AnnData, keys: list[str]) -> dict:
         sub = adata[:, adata.var_names.get_indexer(self.genes)]
+        means = _group_means(sub, keys)
+        return {k[0]: v for k, v in means.items()} if len(keys) == 1 else means
+
+    def of(
+        self, adata: AnnData, *, control: dict[str, np.ndarray] | None = None
+    ) -> dict[tuple[str, str], np.ndarray]:
+        control = self.control if control is None else control
         return {
-            (c, p): mean - self.control[c]
-            for (c, p), mean in _group_means(sub, [CONTEXT, PERTURBATION]).items()
-            if c in self.control and p != CONTROL
+            (c, p): mean - control[c]
+            for (c, p), mean in self._means(adata, [CONTEXT, PERTURBATION]).items()
+            if c in control and p != CONTROL
         }
 
 
@@ -118,8 +132,8 @@ def norman_gi_table(fold: FoldData, predictions: Mapping[str, AnnData]) -> pd.Da
     """The fit of each held-out pair on its singles, observed and as each model predicts it.
 
     Only pairs whose two singles are measured (in training or held out) are fitted. Effects
-    are mean expression minus the mean of the context's query control cells, over the fold's
-    genes. Model ``observed``: the held-out pair's cells on its singles' measured cells. A
+    are mean expression minus the mean of the context's control cells (training cells: the
+    training controls; held-out and predicted ones: the query controls), over the fold's genes. Model ``observed``: the held-out pair's cells on its singles' measured cells. A
     model's row: its predicted pair on its own singles, the training cells for a trained
     single and its prediction for a held-out one (no row when it predicted neither).
 
@@ -197,6 +211,9 @@ COMBINATIONS = CellTask(
     defaults=dict(_DEFAULTS),
     smoke={"n_folds": 2, "prior": "go"},
     fit_kwargs=prior_fit_kwargs,
+    # The truth is the observed cells of the fold: no extra truth, but the runner calls
+    # extra_scores only when truth_extra is set.
+    truth_extra=lambda opts: None,
     extra_scores=norman_interaction_scores,
 )
 

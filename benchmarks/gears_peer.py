@@ -58,7 +58,9 @@ def export(out: Path) -> None:
             x = train.X.toarray() if hasattr(train.X, "toarray") else np.asarray(train.X)
             obs = pd.DataFrame(
                 {
-                    "condition": [_gears_condition(p) for p in train.obs["perturbation"].astype(str)],
+                    "condition": [
+                        _gears_condition(p) for p in train.obs["perturbation"].astype(str)
+                    ],
                     "cell_type": "K562",
                 },
                 index=train.obs_names.astype(str),
@@ -67,7 +69,11 @@ def export(out: Path) -> None:
             AnnData(x.astype(np.float32), obs=obs, var=var).write_h5ad(where / "train.h5ad")
             held = sorted(set(fd.conditions["perturbation"].astype(str)))
             targets = sorted(
-                {g for p in set(train.obs["perturbation"].astype(str)) | set(held) for g in p.split("+")}
+                {
+                    g
+                    for p in set(train.obs["perturbation"].astype(str)) | set(held)
+                    for g in p.split("+")
+                }
                 - {"control"}
             )
             (where / "fold.json").write_text(json.dumps({"held_out": held, "targets": targets}))
@@ -101,7 +107,7 @@ def train(out: Path, *, epochs: int, seed: int) -> None:
     from gears import GEARS, PertData
 
     torch.manual_seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (GEARS draws control cells from the global state)
     # GEARS writes its GO graph to ./data/go_essential_<name>.csv (one for all folds: every fold
     # has the same genes and targets).
     os.chdir(out)
@@ -122,7 +128,9 @@ def train(out: Path, *, epochs: int, seed: int) -> None:
             pert_data.new_data_process(dataset_name="fold", adata=adata)
             conditions = sorted(set(adata.obs["condition"]))
             rng = np.random.default_rng(seed)
-            val = [str(c) for c in rng.choice([c for c in conditions if c != "ctrl"], 3, replace=False)]
+            val = [
+                str(c) for c in rng.choice([c for c in conditions if c != "ctrl"], 3, replace=False)
+            ]
             split = {"train": conditions, "val": val, "test": val}
             with open(where / "split.pkl", "wb") as fh:
                 pickle.dump(split, fh)
@@ -173,14 +181,26 @@ def score(out: Path) -> None:
             )
             control = fd.query[:, list(pred.columns)]
             cells = AnnData(
-                np.vstack([pred.to_numpy(np.float32), np.asarray(control.X.todense() if hasattr(control.X, "todense") else control.X, dtype=np.float32)]),
+                np.vstack(
+                    [
+                        pred.to_numpy(np.float32),
+                        np.asarray(
+                            control.X.todense() if hasattr(control.X, "todense") else control.X,
+                            dtype=np.float32,
+                        ),
+                    ]
+                ),
                 obs=pd.concat([obs, control.obs[["context", "perturbation"]].astype(str)]),
                 var=pd.DataFrame(index=list(pred.columns)),
             )
-            metrics = [m for m in suite.metrics if m in ("pearson_delta", "pearson_delta_top20_de", "mae")]
+            metrics = [
+                m for m in suite.metrics if m in ("pearson_delta", "pearson_delta_top20_de", "mae")
+            ]
             result = evaluate(fd.truth, cells, train=fd.train, metrics=metrics, allow_missing=True)
             table = result.per_perturbation.reset_index()
-            long = table.melt(id_vars=[c for c in ("context", "perturbation") if c in table], var_name="metric")
+            long = table.melt(
+                id_vars=[c for c in ("context", "perturbation") if c in table], var_name="metric"
+            )
             long["suite"], long["fold"], long["model"] = name, fold, "gears"
             frames.append(long)
     out_table = pd.concat(frames, ignore_index=True)

@@ -38,7 +38,7 @@ def _mean(adata, label: str) -> np.ndarray:
 
 
 def _fit(first: np.ndarray, second: np.ndarray, pair: np.ndarray) -> dict:
-    fit = interaction_fit(first, second, pair)
+    fit = interaction_fit(pair, [first, second])
     return {**fit.to_dict(), "gi_class": interaction_class(fit)}
 
 

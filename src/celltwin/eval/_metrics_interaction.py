@@ -199,9 +199,8 @@ def _coefficients(
 
 
 def interaction_fit(
-    first: ArrayLike,
-    second: ArrayLike,
     pair: ArrayLike,
+    singles: ArrayLike,
     *,
     method: Literal["theil_sen", "ols"] = "theil_sen",
     seed: int = 1000,
@@ -234,8 +233,10 @@ def interaction_fit(
 
     Parameters
     ----------
-    first, second, pair
-        ``(G,)`` effects over the same genes.
+    pair
+        ``(G,)`` effect of the pair.
+    singles
+        ``(2, G)``: the effects of its first and second single, over the same genes.
     method
         ``"theil_sen"`` (default) or ``"ols"`` (least squares: fast, not robust).
     seed
@@ -249,15 +250,17 @@ def interaction_fit(
     Examples
     --------
     >>> a, b = np.random.default_rng(0).normal(size=(2, 100))
-    >>> interaction_fit(a, b, 0.7 * a + 0.3 * b)[["c1", "c2"]].round(3).tolist()
+    >>> interaction_fit(0.7 * a + 0.3 * b, [a, b])[["c1", "c2"]].round(3).tolist()
     [0.7, 0.3]
     """
-    f, s, p = (np.asarray(v, dtype=np.float64).ravel() for v in (first, second, pair))
-    if not f.shape == s.shape == p.shape:
+    p = np.asarray(pair, dtype=np.float64).ravel()
+    both = np.asarray(singles, dtype=np.float64)
+    if both.ndim != 2 or both.shape[0] != 2 or both.shape[1] != p.size:
         raise ValueError(
-            f"first, second and pair must be effects over the same genes; got lengths "
-            f"{f.size}, {s.size} and {p.size}"
+            f"singles must be the two singles' effects over the pair's {p.size} genes, shape "
+            f"(2, {p.size}); got shape {both.shape}"
         )
+    f, s = both
     if f.size < 3:
         raise ValueError(f"the fit needs at least 3 genes (got {f.size})")
     if method not in ("theil_sen", "ols"):

@@ -86,7 +86,7 @@ def _single_assign(adata: AnnData, fold: str, opts: Options) -> None:
 
 
 def _fit_row(model: str, key: tuple[str, str], singles: list, double: np.ndarray) -> tuple:
-    fit = interaction_fit(singles[0], singles[1], double)
+    fit = interaction_fit(double, np.vstack(singles))
     measures = fit[["c1", "c2", "magnitude", "model_fit", "dcor"]].tolist()
     return (model, *key, *measures, interaction_class(fit))
 

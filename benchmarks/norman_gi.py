@@ -42,11 +42,11 @@ def _fit(first: np.ndarray, second: np.ndarray, pair: np.ndarray) -> dict:
     return {**fit.to_dict(), "gi_class": interaction_class(fit)}
 
 
-def run(models: list[str], prior: str, seed: int) -> pd.DataFrame:
+def run(models: list[str], prior: str, seed: int, only: list[str] | None = None) -> pd.DataFrame:
     adata = load("norman2019_subset", progress=False)
     labels = adata.uns["gi_labels"]
     perts = sorted(set(adata.obs[PERTURBATION].astype(str)) - {CONTROL})
-    pairs = [p for p in perts if "+" in p]
+    pairs = [p for p in perts if "+" in p and (only is None or p in only)]
     targets = sorted({g for p in perts for g in p.split("+")})
     features = gene_embedding(prior, genes=targets)
     control = _mean(adata, CONTROL)
@@ -125,9 +125,11 @@ def main() -> None:
     parser.add_argument("--models", default="additive,linear,nearest_perturbation,transition")
     parser.add_argument("--prior", default="go+string")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pairs", help="comma-separated pairs (default: all 15)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    table = run(args.models.split(","), args.prior, args.seed)
+    only = args.pairs.split(",") if args.pairs else None
+    table = run(args.models.split(","), args.prior, args.seed, only)
     table.to_csv(args.out, index=False)
     print(summarize(table))
 

@@ -197,10 +197,7 @@ def score(out: Path) -> None:
                 m for m in suite.metrics if m in ("pearson_delta", "pearson_delta_top20_de", "mae")
             ]
             result = evaluate(fd.truth, cells, train=fd.train, metrics=metrics, allow_missing=True)
-            table = result.per_perturbation.reset_index()
-            long = table.melt(
-                id_vars=[c for c in ("context", "perturbation") if c in table], var_name="metric"
-            )
+            long = result.per_perturbation.copy()  # long: perturbation, context, metric, value
             long["suite"], long["fold"], long["model"] = name, fold, "gears"
             frames.append(long)
     out_table = pd.concat(frames, ignore_index=True)

@@ -45,7 +45,7 @@ import scipy.sparse as sp
 
 from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, SPLIT, TRAIN
 from celltwin._settings import shared_dir
-from celltwin.eval._de import top_de_genes, welch_t_test
+from celltwin.eval import top_de_genes, welch_t_test
 from celltwin.eval._metrics import energy_distance, fit_pca, pearson_delta, pearson_delta_top_de
 from celltwin.eval._stats import paired_comparison
 from celltwin.models import UnseenConditionError, conditions_of, get_model

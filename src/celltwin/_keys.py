@@ -39,6 +39,16 @@ BATCH: Final = "batch"
 DOSE: Final = "dose"
 TIME: Final = "time"
 SPLIT: Final = "split"  # default obs column a split writes to
+#: Column of a prediction: how close each condition is to the model's training data, in
+#: ``[0, 1]`` (1: measured or as close as any; calibrated on held-out training conditions).
+IN_DOMAIN: Final = "in_domain"
+#: obs column of a prediction: where each predicted condition's answer came from.
+PREDICTION_SOURCE: Final = "prediction_source"
+#: Values of :data:`PREDICTION_SOURCE`: ``measured`` (the trained effect), ``transferred`` (the
+#: treatment measured in other contexts or at other doses), ``composed`` (a combination from its
+#: measured parts), ``prior`` (prior-knowledge features: gene embeddings, drug fingerprints),
+#: ``features`` (gene features derived from the training data), ``control`` (no perturbation).
+PREDICTION_SOURCES: Final = ("measured", "transferred", "composed", "prior", "features", "control")
 
 # --- labels --------------------------------------------------------------------------------
 CONTROL: Final = "control"
@@ -115,3 +125,10 @@ def join_combination(components: list[str] | tuple[str, ...]) -> str:
     """
     parts = sorted({c for c in components if c and c != CONTROL})
     return COMBO_SEP.join(parts) if parts else CONTROL
+
+
+#: Columns of the table of what each prediction borrowed from (``model.sources``,
+#: :func:`celltwin.explain.sources`): the asked condition (``context:perturbation[:dose]``), the
+#: source's context, the kind of source, the source perturbation (``perturbation@dose`` when
+#: dosed) and its weight.
+SOURCE_COLUMNS: Final = ("condition", CONTEXT, "kind", "source", "weight")

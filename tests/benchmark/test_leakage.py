@@ -213,6 +213,8 @@ def _signature_case(suite: Suite) -> None:
 def test_poisoned_held_out_data_changes_nothing(suite: Suite) -> None:
     if suite.task is not None:
         _cell_case(suite)
+    elif suite.name == "lincs-doses":
+        pytest.skip("lincs-doses: checked in tests/benchmark/test_lincs_suite.py (poisoned wells)")
     elif suite.kind == "signatures":
         _signature_case(suite)
     else:

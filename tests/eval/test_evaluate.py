@@ -258,13 +258,19 @@ def test_prediction_without_controls_uses_the_truths(sim, data) -> None:
         np.testing.assert_allclose(_values(a, m), _values(b, m), atol=1e-12, err_msg=m)
 
 
+def _pseudobulk(cells: ad.AnnData) -> ad.AnnData:
+    """The group means of a cells prediction, as a pseudobulk prediction."""
+    labels = cells.obs[PERTURBATION].astype(str).to_numpy()
+    groups = np.unique(labels)
+    means = np.vstack([cells.X[labels == g].mean(axis=0) for g in groups])
+    pb = _adata(means, groups, cells.var_names)
+    pb.uns[UNS_KEY] = {"prediction": {"kind": "pseudobulk", "model": "toy"}}
+    return pb
+
+
 def test_pseudobulk_prediction_gets_profile_metrics_only(data) -> None:
     good = data["good"]
-    labels = good.obs[PERTURBATION].astype(str).to_numpy()
-    groups = np.unique(labels)
-    means = np.vstack([good.X[labels == g].mean(axis=0) for g in groups])
-    pb = _adata(means, groups, good.var_names)
-    pb.uns[UNS_KEY] = {"prediction": {"kind": "pseudobulk", "model": "toy"}}
+    pb = _pseudobulk(good)
     metrics = ["mae", "pds", "pearson_delta", "des", "energy_distance"]
     result = evaluate(data["truth"], pb, metrics=metrics, ceiling=False, n_boot=20)
     cells = evaluate(
@@ -525,3 +531,19 @@ def test_evaluate_files_explains_a_bad_prediction_file(
     with pytest.raises((FileNotFoundError, ValidationError), match=match):
         evaluate_files(tmp_path / "truth.h5ad", tmp_path / name, out=tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_ceiling_does_not_depend_on_the_prediction_kind(data) -> None:
+    # The ceiling is the truth predicting itself: a pseudobulk prediction, which cannot be
+    # scored on the DE metrics, still gets their ceiling, equal to a cells prediction's.
+    good = data["good"]
+    pb = _pseudobulk(good)
+    metrics = ["mae", "des", "pds"]
+    result = evaluate(data["truth"], pb, metrics=metrics, n_repeats=2, n_boot=20)
+    cells = evaluate(data["truth"], good, metrics=metrics, n_repeats=2, n_boot=20)
+    assert "des" in result.skipped and "des" not in result.summary
+    assert set(result.ceiling) == set(cells.ceiling) == set(metrics)
+    pd.testing.assert_frame_equal(result.ceiling_values, cells.ceiling_values)
+    assert 0 < result.ceiling["des"]["mean"] <= 1
+    summary = result.tables()["summary"].set_index(["source", "metric"])
+    assert summary.loc[("ceiling", "des"), "higher_is_better"]

@@ -18,24 +18,21 @@ from celltwin.explain import Activity, activity
 SHARED = shared_dir()
 
 
-def _world(seed: int = 0, n_genes: int = 300, n_sources: int = 6, size: int = 20):
+@pytest.fixture(scope="module")
+def world(signed_world):
     """Random effects (3 conditions) and a random signed net; source S0's targets shifted up."""
-    rng = np.random.default_rng(seed)
-    genes = [f"G{i}" for i in range(n_genes)]
-    rows = []
-    for s in range(n_sources):
-        targets = rng.choice(n_genes, size=size, replace=False)
-        weights = rng.uniform(0.2, 1.0, size=size) * rng.choice([-1.0, 1.0], size=size)
-        rows += [(f"S{s}", genes[t], w) for t, w in zip(targets, weights, strict=True)]
-    net = pd.DataFrame(rows, columns=["source", "target", "weight"])
-    effects = pd.DataFrame(rng.normal(size=(3, n_genes)), index=["a", "b", "c"], columns=genes)
-    s0 = net[net["source"] == "S0"]
-    effects.loc["a", s0["target"]] += 3.0 * s0["weight"].to_numpy()
-    return effects, net
+
+    def make(seed: int = 0, n_genes: int = 300, n_sources: int = 6, size: int = 20):
+        net, effects = signed_world(seed, n_genes, n_sources, size)
+        s0 = net[net["source"] == "S0"]
+        effects.loc["a", s0["target"]] += 3.0 * s0["weight"].to_numpy()
+        return effects, net
+
+    return make
 
 
-def test_ulm_equals_linregress_t_values() -> None:
-    effects, net = _world()
+def test_ulm_equals_linregress_t_values(world) -> None:
+    effects, net = world()
     result = activity(effects, net=net, min_size=5)
     for source in result.scores.columns:
         edges = net[net["source"] == source].set_index("target")["weight"]
@@ -48,8 +45,8 @@ def test_ulm_equals_linregress_t_values() -> None:
 
 
 @pytest.mark.parametrize("method", ["ulm", "mlm", "viper"])
-def test_shifted_source_scores_highest(method: str) -> None:
-    effects, net = _world(seed=1)
+def test_shifted_source_scores_highest(method: str, world) -> None:
+    effects, net = world(seed=1)
     result = activity(effects, net=net, method=method)
     assert isinstance(result, Activity)
     assert result.scores.loc["a"].idxmax() == "S0"
@@ -57,8 +54,8 @@ def test_shifted_source_scores_highest(method: str) -> None:
     assert result.method == method and result.net == "custom"
 
 
-def test_series_and_anndata_inputs_agree_with_frame() -> None:
-    effects, net = _world(seed=2)
+def test_series_and_anndata_inputs_agree_with_frame(world) -> None:
+    effects, net = world(seed=2)
     frame = activity(effects, net=net).scores
     series = activity(effects.loc["b"], net=net).scores
     np.testing.assert_allclose(series.iloc[0], frame.loc["b"], atol=1e-12)
@@ -67,8 +64,8 @@ def test_series_and_anndata_inputs_agree_with_frame() -> None:
     np.testing.assert_allclose(activity(adata, net=net).scores, frame, atol=1e-12)
 
 
-def test_dropped_sources_reported() -> None:
-    effects, net = _world(seed=3)
+def test_dropped_sources_reported(world) -> None:
+    effects, net = world(seed=3)
     small = pd.DataFrame({"source": "TINY", "target": ["G1", "G2", "NOT_MEASURED"], "weight": 1.0})
     result = activity(effects, net=pd.concat([net, small]), min_size=5)
     assert "TINY" not in result.scores.columns
@@ -77,8 +74,8 @@ def test_dropped_sources_reported() -> None:
     assert "6 source(s) scored, 1 dropped" in result.summary()
 
 
-def test_bad_inputs_refused() -> None:
-    effects, net = _world(seed=4)
+def test_bad_inputs_refused(world) -> None:
+    effects, net = world(seed=4)
     with pytest.raises(ValueError, match=r"unknown net 'nope'.*dorothea"):
         activity(effects, net="nope")
     with pytest.raises(ValueError, match=r"unknown method 'gsea'.*ulm"):
@@ -127,10 +124,10 @@ def test_papalexi_interferon_knockouts_lower_jak_stat(tmp_path: Path) -> None:
     assert (result.scores.abs().idxmax(axis=1) == "JAK-STAT").all()
 
 
-def test_missing_decoupler_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_decoupler_names_the_extra(monkeypatch: pytest.MonkeyPatch, world) -> None:
     import sys
 
-    effects, net = _world(seed=5)
+    effects, net = world(seed=5)
     monkeypatch.setitem(sys.modules, "decoupler", None)  # import decoupler now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'celltwin\[explain\]'"):
         activity(effects, net=net)

@@ -66,7 +66,17 @@ PUBLIC = {
     "LowRankSignatures",
     "MeanOtherContexts",
     "MeanOtherPerturbations",
+    "SignatureBlend",
+    "UnpredictableConditionsError",
+    "refusals_path",
     "SignatureFactor",
+    # dose-signature models (one row per drug and dose)
+    "DOSE_MODELS",
+    "DoseResponse",
+    "DoseSignatureModel",
+    "LinearLogDose",
+    "MeanOtherDrugs",
+    "NearestDoseSignature",
     # learned models
     "TransitionModel",
     # peers (other groups' models, the "peers" extra)
@@ -97,6 +107,7 @@ def test_available_lists_every_registered_model() -> None:
         "mean_other_perturbations",
         "low_rank",
         "context_transfer_linear",
+        "signature_blend",
         "signature_factor",
     ]
     assert list(table.columns) == [

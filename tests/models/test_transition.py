@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from celltwin._keys import CONTEXT, CONTROL, PERTURBATION, PERTURBATION_TYPE, SPLIT, TEST, TRAIN
+from celltwin._keys import (
+    CONTEXT,
+    CONTROL,
+    PERTURBATION,
+    PERTURBATION_TYPE,
+    PREDICTION_SOURCE,
+    SPLIT,
+    TEST,
+    TRAIN,
+)
 from celltwin.models import UnseenConditionError, get_model
 from celltwin.models import _registry as registry
 from celltwin.models._transition import TransitionModel
@@ -234,7 +243,11 @@ def test_unseen_perturbation_needs_features(experiment) -> None:
     with pytest.raises(UnseenConditionError, match="no features for"):
         tiny(n_members=1, gene_prior="none").fit(adata).predict(adata, conditions=query)
     model = tiny(n_members=1).fit(adata)  # gene_prior="data": gene loadings of the targets
-    assert model.predict_effects(adata, conditions=query).obs["source"].tolist() == ["features"]
+    effects = model.predict_effects(adata, conditions=query)
+    assert effects.obs["source"].tolist() == ["features"]
+    # Simulated gene names: 'auto' falls back to features from the data, and says so.
+    assert model.feature_source_ == "data"
+    assert effects.obs[PREDICTION_SOURCE].tolist() == ["features"]
     # External features (one row per component) work the same way, whatever the source.
     names = sorted({experiment.held_single, *model.components_})
     features = pd.DataFrame(np.random.default_rng(0).normal(size=(len(names), 4)), index=names)

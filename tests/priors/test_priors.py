@@ -20,8 +20,16 @@ def test_read_gene_sets_parses_gmt(tmp_path) -> None:
 
 
 def test_missing_file_names_the_fix(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="CELLTWIN_SHARED"):
+    with pytest.raises(FileNotFoundError, match="celltwin data fetch go"):
         priors.read_go(tmp_path / "nope.tsv.gz")
+
+
+def test_registered_file_missing_everywhere_names_the_fetch(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CELLTWIN_SHARED", str(tmp_path / "shared"))
+    monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="celltwin data fetch dorothea"):
+        priors.read_dorothea()
+    assert not priors.priors_available("dorothea")
 
 
 def test_unknown_source_is_refused() -> None:

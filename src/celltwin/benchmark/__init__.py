@@ -32,6 +32,7 @@ from ._runner import list_models, parse_options, run_benchmark
 # The suite families register their suites when imported.
 from ._suites import (  # noqa: F401
     _kang,
+    _lincs,
     _mcfaline,
     _norman,
     _papalexi,

@@ -39,6 +39,8 @@ BASELINE_MODELS: Final = frozenset(
         "nearest_dose",
         "mean_other_contexts",
         "mean_other_perturbations",
+        "linear_log_dose",
+        "mean_other_drugs",
     }
 )
 #: Peers: other groups' models run through their own packages (registered with the ``peers``

@@ -242,6 +242,7 @@ def run_signature_fold(suite: Suite, fold: str, settings: FoldSettings) -> FoldR
             frames.append(results.loc[own])
         n_predicted = int(results.loc[own, [CONTEXT, PERTURBATION]].drop_duplicates().shape[0])
         timings.append({**row, **stats, "status": "ok", "reason": "", "n_predicted": n_predicted})
+    frames = [f for f in frames if not f.empty]  # a model may record no unit of a fold
     out = (
         pd.concat(frames, ignore_index=True)
         if frames

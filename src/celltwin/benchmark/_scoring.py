@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION, UNS_KEY
 from ..eval import CELL_KINDS, VCC_METRICS, Evaluation, evaluate, interval_coverage, list_metrics
 from ._features import FoldData
 
@@ -52,7 +52,8 @@ def score_fold(
     Each prediction goes through :func:`celltwin.eval.evaluate` (with the fold's training cells,
     for the VCC score's mean-of-training baseline and the Systema reference) with every metric
     of ``metrics`` that cells give (``vcc_score`` as its parts); the split-half ceiling is
-    computed once, in the call of the first model that predicted every unit. Metrics that need
+    computed once, in the call of the first model that predicted every unit (or, when none did,
+    with the truth as its own prediction: the same rows, whichever models ran). Metrics that need
     more than cells (``interaction_pearson``: the true interactions) are left to the suite
     (:attr:`~celltwin.benchmark.CellTask.extra_scores`).
 
@@ -90,9 +91,20 @@ def score_fold(
         if "vcc_score" in metrics:
             value = result.scores.get("vcc_score", np.nan)
             frames.append(_fold_row(model, "vcc_score", value))
+    if need_ceiling and predictions:
+        frames.append(_ceiling_alone(fold, names, seed=seed))
     columns = list(SCORE_COLUMNS)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     return table.loc[:, columns], evaluations
+
+
+def _ceiling_alone(fold: FoldData, metrics: Sequence[str], *, seed: int) -> pd.DataFrame:
+    """The ceiling rows of a fold no model predicted whole: the truth scored as its own
+    prediction, so the fold keeps its ceiling whichever models the run holds."""
+    itself = fold.truth.copy()
+    itself.uns[UNS_KEY] = {"prediction": {"kind": "cells", "model": CEILING}}
+    result = evaluate(fold.truth, itself, train=fold.train, metrics=metrics, n_boot=1, seed=seed)
+    return _long(result.ceiling_values, CEILING)
 
 
 def _units(obs: pd.DataFrame) -> set[tuple[str, str]]:

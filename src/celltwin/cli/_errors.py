@@ -45,6 +45,14 @@ FLAGS: Final[dict[str, str]] = {
     "n_cells": "--n-cells",
     "metrics": "--metrics",
     "cache_dir": "--cache-dir",
+    "gene_sets": "--gene-sets",
+    "network": "--network",
+    "data": "--data",
+    "scheduler": "--scheduler",
+    "max_cells": "--max-cells",
+    "chunk_size": "--chunk-size",
+    "match_batch": "--match-batch",
+    "layer": "--layer",
 }
 
 _KWARG = re.compile(
@@ -72,6 +80,9 @@ _PYTHON_ASIDE = re.compile(r"\s*\(Python:[^()]*\)")
 def cli_words(message: str) -> str:
     """``message`` with its Python hints in command-line words (``force=True`` → ``--force``)."""
     message = _PYTHON_ASIDE.sub("", message)
+    message = message.replace(
+        "the folder given to save()", "the folder given to celltwin fit --out"
+    )
     message = _READ_CALL.sub(
         lambda m: "celltwin prepare FILE --out OUT.h5ad " + m["args"].replace(",", ""), message
     )

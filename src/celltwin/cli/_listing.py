@@ -40,19 +40,27 @@ def data_list(wide: WideOpt = False, fmt: FormatOpt = TableFormat.table) -> None
 @data_app.command("fetch")
 def data_fetch(
     name: Annotated[str, typer.Argument(help="Dataset name (see `celltwin data list`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .h5ad (or signatures) path.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output .h5ad (or signatures) path; optional for priors."),
+    ] = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Download cache directory (default: CELLTWIN_CACHE or ~/.cache)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Download and rebuild even if OUT exists.")] = False,
 ) -> None:
-    """Download (or take from the shared folder) a dataset and write it in canonical form."""
+    """Download (or take from the shared folder) a dataset and write it in canonical form.
+
+    Priors (go, string, dorothea, progeny, gene sets) are files used as they are: without --out
+    the command prints where the file is (shared folder, or the download cache it was fetched
+    into).
+    """
     from celltwin.data import fetch
 
     with user_errors():
         path = fetch(name, out=out, cache_dir=cache_dir, force=force)
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {path}" if out is not None else f"{name}: {path}")
 
 
 def models_command(wide: WideOpt = False, fmt: FormatOpt = TableFormat.table) -> None:

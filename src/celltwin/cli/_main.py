@@ -20,9 +20,11 @@ import typer
 from celltwin._keys import TEST
 
 from ._errors import set_debug, user_errors
+from ._explain import explain
 from ._fit import fit, predict
 from ._listing import FormatOpt, WideOpt, data_app, list_suites, models_command
 from ._options import ForceOpt, comma_list, refuse_existing
+from ._scale import de, pseudobulk
 from ._tables import TableFormat
 
 app = typer.Typer(
@@ -262,6 +264,11 @@ def split(
 app.command("fit")(fit)
 app.command("predict")(predict)
 
+# --- out of core, here or on Dask (in ._scale) -----------------------------------------------
+
+app.command("pseudobulk")(pseudobulk)
+app.command("de")(de)
+
 
 # --- evaluate --------------------------------------------------------------------------------
 
@@ -386,6 +393,7 @@ def benchmark(
 
 
 app.command("models")(models_command)
+app.command("explain")(explain)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from .._settings import cache_dir as default_cache
 from .._settings import shared_dir
 from ..io import RankSignatures, write_signatures
 from ._download import DownloadError, fetch_source
+from ._priors import fetch_prior
 from ._registry import DatasetEntry, entries, get_entry
 
 logger = logging.getLogger("celltwin")
@@ -45,7 +46,7 @@ def list_datasets() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``name``, ``kind`` (``anndata`` / ``signatures``), ``shape`` (``"n x m"`` of the
+        Columns ``name``, ``kind`` (``anndata`` / ``signatures`` / ``prior``), ``shape`` (``"n x m"`` of the
         built data, ``""`` when unknown), ``offline`` (a source works without internet access),
         ``ready`` (loads without a download: built by :func:`load` already, or every source
         file, for alternative sources one of them, is in the shared folder or the download
@@ -153,12 +154,17 @@ def _write_atomic(result: AnnData | RankSignatures, out: Path) -> None:
 def fetch(
     name: str,
     *,
-    out: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> Path:
     """Fetch a dataset's sources, build the canonical data and write it to ``out``.
+
+    Prior-knowledge files (kind ``prior``: ``go``, ``string``, ``dorothea``, ``progeny`` and the
+    gene-set collections) need no build: the file is taken from the shared folder when it is
+    there, else downloaded into the cache (checked against its pinned SHA-256), where the
+    readers of :mod:`celltwin.priors` find it; ``out`` is optional for them (a copy).
 
     Parameters
     ----------
@@ -166,7 +172,8 @@ def fetch(
         A name from :func:`list_datasets`.
     out
         Where to write: an ``.h5ad`` file for AnnData datasets; for signature datasets a
-        ``.json.gz`` file (one context) or a folder (one ``<context>.json.gz`` per context).
+        ``.json.gz`` file (one context) or a folder (one ``<context>.json.gz`` per context);
+        for priors, optionally, a copy of the file. Required except for priors.
         The file appears only once complete (written under a temporary name, then renamed).
     cache_dir
         Download cache; default ``CELLTWIN_CACHE`` or ``~/.cache/celltwin``.
@@ -179,10 +186,19 @@ def fetch(
     Returns
     -------
     Path
-        ``out``.
+        ``out`` (for a prior without ``out``: the file in the shared folder or the cache).
     """
+    entry = get_entry(name)
+    if entry.kind == "prior":
+        where = None if out is None else Path(out)
+        return fetch_prior(name, out=where, cache_dir=cache_dir, force=force, progress=progress)
+    if out is None:
+        raise ValueError(
+            f"fetch({name!r}): 'out' is required for a dataset of kind {entry.kind!r}. "
+            "Fix: pass out= (--out), e.g. an .h5ad path."
+        )
     return _fetch(
-        get_entry(name),
+        entry,
         Path(out),
         cache_dir=cache_dir,
         progress=progress,
@@ -233,6 +249,11 @@ def load(
         Show download progress bars.
     """
     entry = get_entry(name)
+    if entry.kind == "prior":
+        raise ValueError(
+            f"dataset {name!r} is a prior-knowledge file; read it with celltwin.priors "
+            f"(e.g. celltwin.priors.read_{name}()), after celltwin.data.fetch({name!r})"
+        )
     if entry.kind != "anndata":
         raise ValueError(
             f"dataset {name!r} holds {entry.kind}; use celltwin.data.load_signatures({name!r})"

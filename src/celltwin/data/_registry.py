@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["anndata", "signatures"]
+#: ``prior``: a prior-knowledge file used as is (no build; see :mod:`._priors`).
+Kind = Literal["anndata", "signatures", "prior"]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from ._de import (
     log2_fold_change,
     rank_sum_test,
     top_de_genes,
-    welch_t_test,
 )
+from ._de_stream import differential_expression
+from ._de_welch import welch_t_test
 from ._evaluate import DEFAULT_METRICS, evaluate
 from ._export import to_vcc, write_vcc
 from ._files import evaluate_files
@@ -99,6 +100,7 @@ __all__ = [
     "centroid_accuracy",
     "compute_metrics",
     "des",
+    "differential_expression",
     "energy_distance",
     "evaluate",
     "evaluate_files",

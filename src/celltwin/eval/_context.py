@@ -16,7 +16,9 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .._keys import CONTROL
-from ._de import DEResult, _code_sums, rank_sum_test, top_de_genes, welch_t_test
+from .._progress import timed
+from ._de import DEResult, _code_sums, rank_sum_test
+from ._de_welch import welch_top_de
 from ._inputs import target_gene_mask
 from ._matrix import rows, vstack
 from ._metrics_cells import fit_pca
@@ -141,10 +143,10 @@ def systema_reference(plan: Plan, context: str) -> NDArray[np.float64]:
 
 def truth_inputs(plan: Plan, ctx: ContextData) -> Shared:
     """What the truth of one context gives every side: means, its DE, top DE genes, PCA space."""
-    seed = plan.seed
     needs = needs_of(plan.metrics)
     perts = ctx.perts
-    means = ordered_group_means(ctx.true_X, ctx.true_labels, np.append(perts, CONTROL))
+    with timed("truth: group means"):
+        means = ordered_group_means(ctx.true_X, ctx.true_labels, np.append(perts, CONTROL))
     control_rows = np.flatnonzero(ctx.true_labels == CONTROL)
     n_cells = np.array([np.count_nonzero(ctx.true_labels == p) for p in perts], dtype=np.int64)
     fields: dict[str, Any] = {
@@ -158,26 +160,37 @@ def truth_inputs(plan: Plan, ctx: ContextData) -> Shared:
         fields["reference"] = systema_reference(plan, ctx.context)
     true_de = None
     if needs & TRUE_DE:
-        true_de = rank_sum_test(ctx.true_X, ctx.true_labels, control=CONTROL).select(perts)
+        with timed("truth: rank-sum test"):
+            true_de = rank_sum_test(ctx.true_X, ctx.true_labels, control=CONTROL).select(perts)
         fields["true_de"] = true_de
     if "top_de" in needs:
-        welch = welch_t_test(ctx.true_X, ctx.true_labels, control=CONTROL).select(perts)
-        fields["top_de"] = top_de_genes(welch.statistic, k=N_TOP_DE)
+        with timed("truth: Welch t-test"):
+            fields["top_de"] = welch_top_de(
+                ctx.true_X, ctx.true_labels, perts, control=CONTROL, k=N_TOP_DE
+            )
     basis = None
     if needs & CELL_INPUTS:
-        # As build_inputs: PCA on the sampled true cells (perturbed and control), true data only,
-        # so every side is compared in the same space.
-        groups = [*perts.tolist(), CONTROL]
-        sets = [
-            sample_rows(np.flatnonzero(ctx.true_labels == p), i, max_cells=MAX_CELLS, seed=seed)
-            for i, p in enumerate(groups)
-        ]
-        stacked = rows(ctx.true_X, np.concatenate(sets))
-        basis = fit_pca(stacked, n_components=N_PCS, seed=seed)
-        fields["true_cells"] = tuple(basis.transform(rows(ctx.true_X, s)) for s in sets[:-1])
+        with timed("truth: PCA of cells"):
+            basis = _truth_cells(plan, ctx, fields)
     return Shared(
         fields=fields, n_cells=n_cells, control_rows=control_rows, basis=basis, true_de=true_de
     )
+
+
+def _truth_cells(plan: Plan, ctx: ContextData, fields: dict[str, Any]) -> Any:
+    """The PCA basis of the sampled true cells; sets ``fields["true_cells"]``."""
+    seed, perts = plan.seed, ctx.perts
+    # As build_inputs: PCA on the sampled true cells (perturbed and control), true data only,
+    # so every side is compared in the same space.
+    groups = [*perts.tolist(), CONTROL]
+    sets = [
+        sample_rows(np.flatnonzero(ctx.true_labels == p), i, max_cells=MAX_CELLS, seed=seed)
+        for i, p in enumerate(groups)
+    ]
+    stacked = rows(ctx.true_X, np.concatenate(sets))
+    basis = fit_pca(stacked, n_components=N_PCS, seed=seed)
+    fields["true_cells"] = tuple(basis.transform(rows(ctx.true_X, s)) for s in sets[:-1])
+    return basis
 
 
 def model_fields(plan: Plan, ctx: ContextData, shared: Shared) -> dict[str, Any]:
@@ -185,7 +198,8 @@ def model_fields(plan: Plan, ctx: ContextData, shared: Shared) -> dict[str, Any]
     needs = needs_of(plan.metrics)
     perts = ctx.perts
     has_control = bool((ctx.pred_labels == CONTROL).any())
-    means = ordered_group_means(ctx.pred_X, ctx.pred_labels, np.append(perts, CONTROL))
+    with timed("prediction: group means"):
+        means = ordered_group_means(ctx.pred_X, ctx.pred_labels, np.append(perts, CONTROL))
     fields: dict[str, Any] = {
         "pred_means": means[:-1],
         "pred_control": means[-1] if has_control else shared.fields["true_control"],
@@ -200,7 +214,8 @@ def model_fields(plan: Plan, ctx: ContextData, shared: Shared) -> dict[str, Any]
             # No predicted controls: test against the truth's, as the VCC's files include them.
             X = vstack(rows(ctx.pred_X, pert_rows), rows(ctx.true_X, shared.control_rows))
             labels = np.append(ctx.pred_labels[pert_rows], ctx.true_labels[shared.control_rows])
-        fields["pred_de"] = rank_sum_test(X, labels, control=CONTROL).select(perts)
+        with timed("prediction: rank-sum test"):
+            fields["pred_de"] = rank_sum_test(X, labels, control=CONTROL).select(perts)
     if needs & CELL_INPUTS:
         fields["pred_cells"] = tuple(
             shared.basis.transform(

@@ -6,7 +6,7 @@ Two tests, each returning one :class:`DEResult` (groups x genes arrays):
   correction and continuity correction, two-sided. This is what ``scipy.stats.mannwhitneyu(x, y,
   method="asymptotic", use_continuity=True)`` computes and what pdex (cell-eval 0.8's DE engine,
   through ``numba_mwu``) computes; the p-values agree with scipy to 1e-8 (tests).
-- :func:`welch_t_test`: Welch's unequal-variance t-test, as ``scipy.stats.ttest_ind(...,
+- :func:`welch_t_test` (in :mod:`._de_welch`): Welch's unequal-variance t-test, as ``scipy.stats.ttest_ind(...,
   equal_var=False)`` and scanpy's ``rank_genes_groups(method="t-test")`` (which GEARS uses to pick
   its top-20 DE genes).
 
@@ -34,11 +34,14 @@ term is an exact integer.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
@@ -51,7 +54,6 @@ __all__ = [
     "log2_fold_change",
     "rank_sum_test",
     "top_de_genes",
-    "welch_t_test",
 ]
 
 
@@ -82,6 +84,26 @@ class DEResult:
     fdr: NDArray[np.float64]
     statistic: NDArray[np.float64]
     method: Literal["wilcoxon", "welch"]
+
+    def to_frame(self, genes: ArrayLike | None = None) -> pd.DataFrame:
+        """One row per (group, gene): group, gene, log2_fold_change, pvalue, fdr, statistic.
+
+        ``genes`` names the columns (default: their positions); groups in order, genes within.
+        """
+        n_groups, n_genes = self.pvalue.shape
+        names = np.arange(n_genes) if genes is None else np.asarray(genes)
+        if names.shape != (n_genes,):
+            raise ValueError(f"'genes' must have {n_genes} names (got shape {names.shape}).")
+        return pd.DataFrame(
+            {
+                "group": np.repeat(self.groups, n_genes),
+                "gene": np.tile(names, n_groups),
+                "log2_fold_change": self.log2_fold_change.ravel(),
+                "pvalue": self.pvalue.ravel(),
+                "fdr": self.fdr.ravel(),
+                "statistic": self.statistic.ravel(),
+            }
+        )
 
     def select(self, groups: ArrayLike) -> DEResult:
         """Return the rows of ``groups``, in that order (a missing label raises ``KeyError``)."""
@@ -156,8 +178,27 @@ def top_de_genes(statistic: ArrayLike, *, k: int = 20) -> NDArray[np.int64]:
         raise ValueError(f"statistic must be 2-D (groups x genes), got shape {s.shape}")
     if k < 1:
         raise ValueError(f"'k' must be >= 1 (got {k})")
-    order = np.argsort(-s, axis=1, kind="stable")
-    return order[:, : min(k, s.shape[1])].astype(np.int64)
+    k = min(k, s.shape[1])
+    out = np.empty((s.shape[0], k), dtype=np.int64)
+    for i in range(s.shape[0]):
+        out[i] = smallest_first(-s[i], k)
+    return out
+
+
+def smallest_first(key: NDArray[np.float64], k: int) -> NDArray[np.intp]:
+    """``np.argsort(key, kind="stable")[:k]`` (``key`` finite, 1-D) without sorting it all.
+
+    The ``k``-th smallest value is found by partition; every index below it and the first (by
+    index) of those equal to it are then sorted stably: the same indices in the same order.
+    """
+    if k >= key.size:
+        return np.argsort(key, kind="stable")[:k]
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    kth = np.partition(key, k - 1)[k - 1]
+    below = np.flatnonzero(key < kth)
+    chosen = np.union1d(below, np.flatnonzero(key == kth)[: k - below.size])
+    return chosen[np.argsort(key[chosen], kind="stable")]
 
 
 def rank_sum_test(
@@ -187,16 +228,7 @@ def rank_sum_test(
     csr = prep.csr
     n_g = prep.n_cells.astype(np.float64)
     code_start = np.searchsorted(prep.code[prep.rows], np.arange(len(prep.groups) + 2))
-    u_stat, tie_term, sums = _kernels().rank_sum(
-        csr.indptr,
-        csr.indices,
-        csr.data,
-        prep.rows,
-        code_start.astype(np.int64),
-        csr.shape[1],
-        _n_chunks(csr),
-        _gene_block(csr),
-    )
+    u_stat, tie_term, sums = _rank_sum(csr, prep.rows, code_start.astype(np.int64))
     pvalue = _mwu_pvalue(u_stat, n_g[:, None], float(prep.n_control), tie_term)
     means, ctrl_mean = _means_from_sums(sums, prep)
     return DEResult(
@@ -208,61 +240,6 @@ def rank_sum_test(
         fdr=benjamini_hochberg(pvalue, axis=1),
         statistic=u_stat,
         method="wilcoxon",
-    )
-
-
-def welch_t_test(
-    X: ArrayLike | sp.spmatrix, labels: ArrayLike, *, control: str = CONTROL
-) -> DEResult:
-    """Welch's t-test of every group against the control, per gene.
-
-    Equal to ``scipy.stats.ttest_ind(group, control, equal_var=False)`` (variances with ``ddof=1``).
-    Where the statistic is undefined (both variances zero, or fewer than 2 cells) it is reported as
-    ``t = 0, p = 1``, as scanpy does, instead of NaN.
-
-    Parameters
-    ----------
-    X
-        Cells x genes, dense or sparse.
-    labels
-        Group label of each cell.
-    control
-        Label of the reference group.
-
-    Returns
-    -------
-    DEResult with ``statistic`` = Welch's t of group minus control.
-    """
-    from scipy import stats as sps  # imported here: scipy.stats is slow to import
-
-    prep = _prepare(X, labels, control)
-    means, ctrl_mean = _means_from_sums(_group_sums(prep), prep)
-    sq_means, ctrl_sq_mean = _means_from_sums(_group_sums(prep, squared=True), prep)
-    n_g = prep.n_cells.astype(np.float64)[:, None]
-    n_c = float(prep.n_control)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # E[x^2] - E[x]^2 as scanpy computes it, clipped at 0 against rounding.
-        var_g = np.clip(sq_means - means**2, 0.0, None) * n_g / (n_g - 1.0)
-        var_c = np.clip(ctrl_sq_mean - ctrl_mean**2, 0.0, None) * n_c / (n_c - 1.0)
-        se2_g = var_g / n_g
-        se2_c = var_c[None, :] / n_c
-        se2 = se2_g + se2_c
-        t = (means - ctrl_mean[None, :]) / np.sqrt(se2)
-        df = se2**2 / (se2_g**2 / (n_g - 1.0) + se2_c**2 / (n_c - 1.0))
-        pvalue = 2.0 * sps.t.sf(np.abs(t), df)
-    undefined = ~np.isfinite(t) | ~np.isfinite(pvalue)
-    t[undefined] = 0.0
-    pvalue[undefined] = 1.0
-    pvalue = np.clip(pvalue, 0.0, 1.0)
-    return DEResult(
-        groups=prep.groups,
-        n_cells=prep.n_cells,
-        n_control=prep.n_control,
-        log2_fold_change=log2_fold_change(means, ctrl_mean[None, :]),
-        pvalue=pvalue,
-        fdr=benjamini_hochberg(pvalue, axis=1),
-        statistic=t,
-        method="welch",
     )
 
 
@@ -335,10 +312,42 @@ def _gene_block(csr: sp.csr_matrix) -> int:
 
 
 def _n_chunks(csr: sp.csr_matrix) -> int:
-    """Threads for the rank-sum kernel: numba's thread count, one when the matrix is small."""
+    """Threads for the rank-sum kernel: numba's thread count (``NUMBA_NUM_THREADS``, by
+    default the cores), one when the matrix is small."""
     import numba
 
-    return int(numba.get_num_threads()) if csr.nnz > 1_000_000 else 1
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    return int(threads) if csr.nnz > 1_000_000 else 1
+
+
+def _rank_sum(
+    csr: sp.csr_matrix, rows: NDArray[np.int64], code_start: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """U, tie term and sums of every (group, gene): gene ranges of equal work on threads."""
+    kernels = _kernels()
+    n_genes, n_chunks, block = csr.shape[1], _n_chunks(csr), _gene_block(csr)
+    gene_nnz, bounds, table_bits = kernels.rank_sum_plan(
+        csr.indptr, csr.indices, rows, code_start, n_genes, n_chunks
+    )
+    n_groups = code_start.shape[0] - 2
+    out = (
+        np.empty((n_groups, n_genes)),
+        np.empty((n_groups, n_genes)),
+        np.zeros((n_groups + 1, n_genes)),
+    )
+
+    def chunk(c: int) -> None:
+        kernels.rank_sum_chunk(
+            csr.indptr, csr.indices, csr.data, rows, code_start, gene_nnz,
+            bounds[c], bounds[c + 1], block, table_bits, out,
+        )  # fmt: skip
+
+    if n_chunks == 1:
+        chunk(0)
+    else:  # the kernel releases the GIL: chunks run in parallel
+        with ThreadPoolExecutor(max_workers=n_chunks) as pool:
+            list(pool.map(chunk, range(n_chunks)))
+    return out
 
 
 def _code_sums(
@@ -398,6 +407,29 @@ def _mwu_pvalue(
     # All values tied: s = 0 and z = -inf gives p = 2 before clipping, i.e. p = 1.
     np.nan_to_num(p, copy=False, nan=1.0)
     return np.clip(p, 0.0, 1.0, out=p)
+
+
+def warm_kernels(dtype: np.dtype[Any]) -> threading.Thread:
+    """Compile (or load from numba's on-disk cache) the DE kernels for CSR matrices of
+    ``dtype`` values and int32 indices, on a thread started now and returned.
+
+    :func:`celltwin.eval.evaluate_files` starts it before reading the files: on a first call
+    numba's compilation (seconds) then overlaps the reading instead of following it. A kernel
+    called meanwhile waits for the compilation (numba's lock) and does not compile twice.
+    """
+
+    def compile_now() -> None:
+        data = np.array([1.0, 2.0, 3.0], dtype=dtype)
+        tiny = sp.csr_matrix(
+            (data, np.array([0, 1, 0], np.int32), np.array([0, 1, 2, 3, 3], np.int32)),
+            shape=(4, 2),
+        )
+        rank_sum_test(tiny, np.array(["a", "a", "c", "c"]), control="c")
+        _code_sums(tiny, np.array([0, 0, 1, 1]), 2)
+
+    thread = threading.Thread(target=compile_now, name="celltwin-kernels", daemon=True)
+    thread.start()
+    return thread
 
 
 def _kernels() -> ModuleType:

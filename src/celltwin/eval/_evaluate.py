@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from anndata import AnnData
 
-from .._progress import progress_bar
+from .._progress import progress_bar, timed
 from ._plan import DEFAULT_METRICS, make_plan
 from ._registry import VCC_METRICS
 from ._result import Evaluation, summary_dict
@@ -113,9 +113,10 @@ def evaluate(
         raise ValueError(f"'n_repeats' must be >= 1 (got {n_repeats})")
     if n_boot < 1:
         raise ValueError(f"'n_boot' must be >= 1 (got {n_boot})")
-    plan = make_plan(
-        truth, pred, train=train, metrics=metrics, allow_missing=allow_missing, seed=seed
-    )
+    with timed("validate and align"):
+        plan = make_plan(
+            truth, pred, train=train, metrics=metrics, allow_missing=allow_missing, seed=seed
+        )
     scored = Scored()
     for context in progress_bar(plan.contexts, desc="evaluate", enabled=progress):
         score_context(plan, context, scored, ceiling=ceiling, n_repeats=n_repeats, seed=seed)
@@ -125,10 +126,14 @@ def evaluate(
         "n_repeats": int(n_repeats),
         "n_boot": int(n_boot),
         "seed": int(seed),
-        "higher_is_better": {m.name: m.higher_is_better for m in plan.metrics},
-        "descriptions": {m.name: m.description for m in plan.metrics},
+        # The ceiling's metrics hold the model's (and the DE metrics a pseudobulk one skips).
+        "higher_is_better": {m.name: m.higher_is_better for m in plan.ceiling_metrics},
+        "descriptions": {m.name: m.description for m in plan.ceiling_metrics},
     }
-    return _evaluation(scored, skipped=dict(plan.skipped), params=params, n_boot=n_boot, seed=seed)
+    with timed("summaries with bootstrap CIs"):
+        return _evaluation(
+            scored, skipped=dict(plan.skipped), params=params, n_boot=n_boot, seed=seed
+        )
 
 
 def _evaluation(

@@ -9,13 +9,19 @@ from typing import Any
 
 import anndata
 import h5py
+import numpy as np
 from anndata import AnnData
 
 from .._keys import TEST, UNS_KEY
+from .._progress import timed
 from ..io import read
 from ..split import held_out_cells
 from ..split import train_cells as training_part
+from ._context import PRED_DE, TRUE_DE
+from ._de import warm_kernels
 from ._evaluate import evaluate
+from ._plan import DEFAULT_METRICS
+from ._registry import get_metric
 from ._result import Evaluation
 
 __all__ = ["evaluate_files"]
@@ -74,9 +80,14 @@ def evaluate_files(
             raise FileExistsError(
                 f"'out' must be a directory: {out} is a file. Fix: choose a folder."
             )
+    dtype = _stored_dtype(truth) if _needs_de(metrics) else None
+    kernels = warm_kernels(dtype) if dtype is not None else None
     true_cells, predicted, train_cells = _read_inputs(
         truth, pred, train, split_key=split_key, split=split, read_options=read_options
     )
+    if kernels is not None:
+        with timed("DE kernels compiled or loaded (beyond the reading)"):
+            kernels.join()
     result = evaluate(
         true_cells,
         predicted,
@@ -110,8 +121,10 @@ def _read_inputs(
     read_options: dict[str, Any],
 ) -> tuple[AnnData, AnnData, AnnData | None]:
     """True cells, the prediction and the training cells (cut by ``split_key`` when given)."""
-    true_cells = read(os.fspath(truth), **read_options)
-    predicted = _read_prediction(pred, read_options)
+    with timed("read truth"):
+        true_cells = read(os.fspath(truth), **read_options)
+    with timed("read prediction"):
+        predicted = _read_prediction(pred, read_options)
     train_cells = read(os.fspath(train), **read_options) if train is not None else None
     if split_key is not None:
         if train_cells is None:
@@ -120,6 +133,30 @@ def _read_inputs(
             train_cells = training_part(train_cells, key=split_key)
         true_cells = held_out_cells(true_cells, key=split_key, split=split)
     return true_cells, predicted, train_cells
+
+
+def _needs_de(metrics: Sequence[str] | None) -> bool:
+    """Whether the metrics (names; ``None``: the defaults) run a DE test."""
+    try:
+        chosen = [get_metric(n) for n in (DEFAULT_METRICS if metrics is None else metrics)]
+    except (KeyError, ValueError):
+        return False  # evaluate() reports the unknown name
+    return any(set(m.needs) & (TRUE_DE | PRED_DE) for m in chosen)
+
+
+def _stored_dtype(path: str | os.PathLike[str]) -> np.dtype[Any] | None:
+    """The float dtype of ``X`` in an ``.h5ad`` file (``None``: not one, or not a float)."""
+    try:
+        if Path(path).suffix != ".h5ad" or not h5py.is_hdf5(path):
+            return None
+        with h5py.File(path, "r") as handle:
+            node = handle.get("X")
+            if isinstance(node, h5py.Group):
+                node = node.get("data")
+            dtype = node.dtype if isinstance(node, h5py.Dataset) else None
+    except OSError:
+        return None
+    return dtype if dtype is not None and dtype in (np.float32, np.float64) else None
 
 
 def _read_prediction(path: str | os.PathLike[str], read_options: dict[str, Any]) -> AnnData:

@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .._keys import CONTROL, split_combination
-from ._de import DEResult, rank_sum_test, top_de_genes, welch_t_test
+from ._de import DEResult, rank_sum_test
+from ._de_welch import welch_top_de
 from ._matrix import is_sparse
 from ._metrics_cells import fit_pca
 
@@ -284,8 +285,7 @@ def build_inputs(
         if true_de is None:
             true_de = rank_sum_test(true_X, true_lab, control=control)
         values["true_de"] = true_de.select(perts)
-        welch = welch_t_test(true_X, true_lab, control=control).select(perts)
-        values["top_de"] = top_de_genes(welch.statistic, k=n_top_de)
+        values["top_de"] = welch_top_de(true_X, true_lab, perts, control=control, k=n_top_de)
     if "cells" in kinds:
         sides = (pred_X, pred_lab), (true_X, true_lab)
         cells = _cells_fields(*sides, perts, control, n_pcs=n_pcs, max_cells=max_cells, seed=seed)

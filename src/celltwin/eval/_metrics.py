@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.distance import cdist
 
+from ._de import smallest_first
+
 __all__ = [
     "centroid_accuracy",
     "des",
@@ -291,7 +293,7 @@ def _top_set(scores: NDArray[np.float64], k: int, direction: Direction) -> NDArr
     """Indices of the ``k`` highest (``up``) or lowest (``down``) finite scores, ties in order."""
     valid = np.flatnonzero(np.isfinite(scores))
     key = -scores[valid] if direction == "up" else scores[valid]
-    return valid[np.argsort(key, kind="stable")[:k]]
+    return valid[smallest_first(key, k)]
 
 
 def _check_direction(direction: str) -> None:
@@ -342,6 +344,22 @@ def topk_auroc(
         n_neg = lab.size - n_pos
         if n_pos == 0 or n_neg == 0:
             continue
-        ranks = _rankdata(score)
-        out[i] = (ranks[lab].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+        rank_sum = _rank_sum(score, lab)
+        out[i] = (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
     return out
+
+
+def _rank_sum(score: NDArray[np.float64], chosen: NDArray[np.bool_]) -> float:
+    """``rankdata(score)[chosen].sum()`` (average ranks; NaN if any score is NaN) by one sort.
+
+    A value's average rank is ``(below + up_to + 1) / 2`` with ``below`` / ``up_to`` the
+    counts of values ``<`` / ``<=`` it. Ranks are multiples of 1/2, so their float64 sum is
+    exact in any order: the same number as ``rankdata``'s.
+    """
+    if np.isnan(score).any():
+        return float("nan")
+    ordered = np.sort(score)
+    values = score[chosen]
+    below = np.searchsorted(ordered, values, side="left")
+    up_to = np.searchsorted(ordered, values, side="right")
+    return float(((below + up_to + 1) / 2.0).sum())

@@ -60,6 +60,9 @@ class Plan:
     contexts: list[str]
     perturbations: dict[str, NDArray[np.str_]]  # context -> sorted unit labels evaluated
     metrics: list[Metric]
+    # The ceiling is the truth predicting itself: its metrics do not depend on the prediction's
+    # kind (a pseudobulk prediction skips the DE metrics; their ceiling is still computed).
+    ceiling_metrics: list[Metric]
     skipped: dict[str, str]
     params: dict[str, Any]
     has_dose: bool
@@ -117,6 +120,11 @@ def make_plan(
     kind = check_kind(pred)
     pseudobulk = kind == "pseudobulk"
     chosen, skipped = choose_metrics(metrics, pseudobulk=pseudobulk, has_train=train is not None)
+    ceiling_metrics = (
+        choose_metrics(metrics, pseudobulk=False, has_train=train is not None)[0]
+        if pseudobulk
+        else chosen
+    )
     problems, pred_cols, train_cols = input_problems(truth, pred, train)
     if problems:
         raise ValidationError(problems)
@@ -150,6 +158,7 @@ def make_plan(
         contexts=sorted(perturbations),
         perturbations=perturbations,
         metrics=chosen,
+        ceiling_metrics=ceiling_metrics,
         skipped=skipped,
         params=_params(truth, pred, train, chosen, match, perturbations, kind=kind),
         has_dose=any(DOSE_JOIN in u for u in np.unique(truth_units).tolist()),

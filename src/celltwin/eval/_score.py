@@ -12,9 +12,19 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from .._progress import timed
 from ._baselines import control_baseline_fields, mean_baseline_fields
 from ._ceiling import split_half_ceiling
-from ._context import MAX_CELLS, N_PCS, ContextData, Shared, model_fields, truth_inputs
+from ._context import (
+    MAX_CELLS,
+    N_PCS,
+    ContextData,
+    Shared,
+    model_fields,
+    needs_of,
+    systema_reference,
+    truth_inputs,
+)
 from ._inputs import MetricInputs
 from ._plan import Plan
 from ._registry import Metric
@@ -41,7 +51,8 @@ def score_context(
     plan: Plan, context: str, scored: Scored, *, ceiling: bool, n_repeats: int, seed: int
 ) -> None:
     """Score the model, the baselines and (with ``ceiling``) the ceiling in ``context``."""
-    ctx = ContextData.build(plan, context)
+    with timed("rows of the context"):
+        ctx = ContextData.build(plan, context)
     shared = truth_inputs(plan, ctx)
     sides = {"model": model_fields(plan, ctx, shared)}
     if plan.train is not None:
@@ -49,7 +60,8 @@ def score_context(
     sides["control"] = control_baseline_fields(plan, ctx, shared)
     for name, fields in sides.items():
         inputs = MetricInputs(**shared.fields, **fields)
-        frame, agg = score_side(plan.metrics, inputs, ctx, has_dose=plan.has_dose)
+        with timed(f"metrics: {name}"):
+            frame, agg = score_side(plan.metrics, inputs, ctx, has_dose=plan.has_dose)
         scored.frames[name].append(frame)
         scored.aggregates[name] += agg
         if name == "model":
@@ -59,7 +71,8 @@ def score_context(
             f"no ceiling for context {context!r}: its control needs 2 cells to be split"
         )
     elif ceiling:
-        frame, agg = ceiling_rows(plan, ctx, shared, n_repeats=n_repeats, seed=seed)
+        with timed(f"ceiling ({n_repeats} split halves)"):
+            frame, agg = ceiling_rows(plan, ctx, shared, n_repeats=n_repeats, seed=seed)
         scored.frames["ceiling"].append(frame)
         scored.aggregates["ceiling"] += agg
 
@@ -158,16 +171,24 @@ def most_significant(
 def ceiling_rows(
     plan: Plan, ctx: ContextData, shared: Shared, *, n_repeats: int, seed: int
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The split-half ceiling of the context's truth, as rows in the model's unit order."""
+    """The split-half ceiling of the context's truth, as rows in the model's unit order.
+
+    Its metrics are :attr:`Plan.ceiling_metrics`: the truth's cells give every metric, whatever
+    the prediction's kind, so a run's ceiling does not depend on which model was scored first.
+    """
+    metrics = plan.ceiling_metrics
+    reference = shared.fields.get("reference")
+    if reference is None and "reference" in needs_of(metrics):
+        reference = systema_reference(plan, ctx.context)
     result = split_half_ceiling(
         ctx.true_X,
         ctx.true_labels,
         genes=plan.genes,
-        metrics=plan.metrics,
+        metrics=metrics,
         n_repeats=n_repeats,
         seed=seed,
         control=CONTROL,
-        reference=shared.fields.get("reference"),
+        reference=reference,
         n_pcs=N_PCS,
         max_cells=MAX_CELLS,
     )
@@ -179,6 +200,6 @@ def ceiling_rows(
         m.name: np.where(cols >= 0, mean[m.name][np.maximum(cols, 0)], np.nan)
         if m.level == "perturbation"
         else mean[m.name]
-        for m in plan.metrics
+        for m in metrics
     }
-    return assemble(plan.metrics, values, ctx, has_dose=plan.has_dose)
+    return assemble(metrics, values, ctx, has_dose=plan.has_dose)

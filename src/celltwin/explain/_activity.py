@@ -56,9 +56,11 @@ class Activity:
         )
         if n_kept:
             text += f" (median {int(self.sizes.median())} measured targets per kept source)"
-            first = self.scores.iloc[0]
-            top = first.abs().idxmax()
-            text += f". Strongest in {self.scores.index[0]!r}: {top} ({first[top]:+.3g})"
+            # the strongest score over all conditions, not the first condition's
+            values = self.scores.abs().to_numpy()
+            row, col = np.unravel_index(np.nanargmax(values), values.shape)
+            top, score = self.scores.columns[col], self.scores.iat[row, col]
+            text += f". Strongest: {top} in {self.scores.index[row]!r} ({score:+.3g})"
         return text + "."
 
 

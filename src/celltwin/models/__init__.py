@@ -33,7 +33,19 @@ from ._conditions import (
     dose_components,
 )
 from ._context_transfer import ContextTransferLinear
-from ._errors import ModelFormatError, NotFittedError, UnseenConditionError
+from ._dose_response import DOSE_MODELS, DoseResponse
+from ._dose_signatures import (
+    DoseSignatureModel,
+    LinearLogDose,
+    MeanOtherDrugs,
+    NearestDoseSignature,
+)
+from ._errors import (
+    ModelFormatError,
+    NotFittedError,
+    UnpredictableConditionsError,
+    UnseenConditionError,
+)
 from ._fit import fit, predict
 from ._linear import LinearBaseline
 from ._low_rank import LowRankSignatures
@@ -41,7 +53,9 @@ from ._model import Model
 from ._nearest import NearestPerturbationBaseline
 from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
+from ._refusals import refusals_path
 from ._registry import MODELS, available, get_model, get_spec, load, register_model
+from ._signature_blend import SignatureBlend
 from ._signature_factor import SignatureFactor
 from ._signature_means import MeanOtherContexts, MeanOtherPerturbations
 from ._signature_model import SignatureModel
@@ -49,6 +63,7 @@ from ._spec import PEERS_EXTRA, ModelSpec
 from ._transition import TransitionModel
 
 __all__ = [
+    "DOSE_MODELS",
     "MODELS",
     "PEERS_EXTRA",
     "AdditiveBaseline",
@@ -57,22 +72,29 @@ __all__ = [
     "ContextShiftBaseline",
     "ContextTransferLinear",
     "ControlBaseline",
+    "DoseResponse",
+    "DoseSignatureModel",
     "LinearBaseline",
+    "LinearLogDose",
     "LowRankSignatures",
     "MeanBaseline",
     "MeanOtherContexts",
+    "MeanOtherDrugs",
     "MeanOtherPerturbations",
     "Model",
     "ModelFormatError",
     "ModelSpec",
     "NearestDoseBaseline",
+    "NearestDoseSignature",
     "NearestPerturbationBaseline",
     "NotFittedError",
     "ScGenModel",
+    "SignatureBlend",
     "SignatureFactor",
     "SignatureModel",
     "StateTransitionModel",
     "TransitionModel",
+    "UnpredictableConditionsError",
     "UnseenConditionError",
     "as_conditions",
     "available",
@@ -84,5 +106,6 @@ __all__ = [
     "get_spec",
     "load",
     "predict",
+    "refusals_path",
     "register_model",
 ]

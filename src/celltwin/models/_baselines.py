@@ -8,15 +8,19 @@ them next to every model.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, split_combination
-from ._conditions import ConditionKey, condition_keys, dose_components
+from .._keys import CONTEXT, CONTROL, split_combination
+from ._conditions import ConditionKey, as_conditions, condition_keys, dose_components
 from ._conditions import condition_label as describe
 from ._effects import EffectModel
+from ._errors import UnseenConditionError
+from ._sources import Source, source_table
 
 
 class ControlBaseline(EffectModel):
@@ -170,10 +174,43 @@ class ContextShiftBaseline(EffectModel):
     def __init__(self) -> None:
         pass
 
-    def _effects(self, keys: list[ConditionKey]) -> np.ndarray:
+    def sources(
+        self,
+        adata: AnnData | None = None,
+        *,
+        conditions: pd.DataFrame | Sequence[Sequence[str]],
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """What each condition's prediction borrowed from: the treatment in the other contexts.
+
+        Kind ``context``, equal weights summing to 1 per condition. ``adata`` is not needed
+        (the common signature of ``sources``, see :meth:`TransitionModel.sources`); ``top``
+        keeps that many sources per condition. Columns as
+        :data:`celltwin._keys.SOURCE_COLUMNS`.
+        """
+        self._check_fitted()
+        keys = [k for k in condition_keys(as_conditions(conditions)) if k[1] != CONTROL]
+        seen = self._seen()
+        found = []
+        for key in keys:
+            others = [c for c, _ in seen[(key[1], key[2])] if c != key[0]]
+            if not others:
+                raise UnseenConditionError(
+                    f"{self.name} cannot predict {describe(key)}: it was measured in no other "
+                    "context during training, so it has no sources."
+                )
+            found.append([Source("context", c, key[1], key[2], 1 / len(others)) for c in others])
+        return source_table(keys, found, top=top)
+
+    def _seen(self) -> defaultdict[tuple[str, str], list[tuple[str, int]]]:
+        """Training contexts and rows of each (perturbation, dose)."""
         seen: defaultdict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         for i, (context, perturbation, dose) in enumerate(condition_keys(self.conditions_)):
             seen[(perturbation, dose)].append((context, i))
+        return seen
+
+    def _effects(self, keys: list[ConditionKey]) -> np.ndarray:
+        seen = self._seen()
         out = np.zeros((len(keys), len(self.genes_)))
         problems = []
         for i, key in enumerate(keys):

@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import SPLIT, TEST, TRAIN
+from .._keys import SPLIT, TEST, TRAIN, UNS_KEY
 from .._output import check_output
 from ._cell import CellModel
-from ._conditions import conditions_of
+from ._conditions import as_conditions, conditions_of
+from ._libraries import add_drugs, perturbation_inputs
 from ._model import Model
 from ._params import fit_arguments, init_param_names
+from ._refusals import predict_answerable, refusals_path
 from ._registry import get_spec, load
 
 logger = logging.getLogger("celltwin")
@@ -46,6 +48,8 @@ def fit(
     progress: bool = True,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    gene_prior: str | None = None,
+    drugs: str | os.PathLike[str] | None = None,
 ) -> CellModel:
     """Create a registered model, fit it on the training cells and optionally save it.
 
@@ -74,10 +78,23 @@ def fit(
     progress
         Show progress bars (with the loss) for models that train in steps.
     out
-        When given, the fitted model is saved to this folder (:meth:`Model.save`).
+        When given, the fitted model is saved to this folder (:meth:`Model.save`); in a
+        multi-process run (``torchrun``, see ``transition``'s ``distributed``) only by the
+        process of ``RANK`` 0.
     overwrite
         Replace an existing model (any non-empty ``out`` folder); otherwise such an ``out`` is
         refused with :class:`FileExistsError` before fitting.
+    gene_prior
+        Features of genetic perturbations: a :func:`celltwin.priors.gene_embedding` source
+        such as ``"go+string"``. ``transition`` takes it as its parameter (also ``"data"``,
+        ``"none"``, ``"auto"``); models that take ``perturbation_features`` instead
+        (``linear``, ``nearest_perturbation``) get the embedding of the whole prior. ``None``
+        keeps the model's default (``transition``: ``"auto"``, GO+STRING when the prior files
+        are here and the targets are real genes).
+    drugs
+        A drug library, CSV of ``name,SMILES`` (:func:`celltwin.priors.read_smiles`): its
+        Morgan fingerprints become the ``perturbation_features`` of models that take them, so
+        drugs never measured can be predicted from structure (with their log-dose).
 
     Returns
     -------
@@ -90,9 +107,10 @@ def fit(
     """
     if out is not None:
         check_output(out, overwrite=overwrite, kind="folder", what="model folder")
+    given, features = perturbation_inputs(model, params, gene_prior=gene_prior, drugs=drugs)
     estimator = _create(
         model,
-        params,
+        given,
         checkpoint_dir=checkpoint_dir,
         time_budget=time_budget,
         seed=seed,
@@ -103,6 +121,8 @@ def fit(
     fit_kwargs: dict[str, Any] = {"split_key": split_key}
     if checkpoint_dir is not None:
         fit_kwargs["checkpoint_dir"] = checkpoint_dir
+    if features is not None:
+        fit_kwargs["perturbation_features"] = features
     start = time.monotonic()
     estimator.fit(data, **fit_kwargs)
     logger.info(
@@ -112,7 +132,7 @@ def fit(
         time.monotonic() - start,
         _training_note(estimator),
     )
-    if out is not None:
+    if out is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 writes
         estimator.save(out, overwrite=overwrite)
     return estimator
 
@@ -128,6 +148,8 @@ def predict(
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    skip_unpredictable: bool = False,
+    drugs: str | os.PathLike[str] | None = None,
 ) -> AnnData:
     """Predict conditions with a fitted (or saved) model, by default a split's held-out ones.
 
@@ -155,11 +177,23 @@ def predict(
     overwrite
         Replace an existing ``out`` file; otherwise it is refused with
         :class:`FileExistsError` before predicting.
+    skip_unpredictable
+        By default one condition the model cannot predict fails the call
+        (:class:`UnpredictableConditionsError`, naming every refused condition and why:
+        "not a known gene symbol", "did you mean STAT1?", "no prior features for X", "measured,
+        but held out in the 'val' split"). ``True`` predicts the others and lists the refused
+        ones in ``uns['celltwin']['refusals']`` (columns ``condition``, ``context``,
+        ``perturbation``, ``dose``, ``reason``, ``suggestion``), also written beside ``out``
+        as ``<stem>.refusals.csv`` when there are any.
+    drugs
+        A drug library, CSV of ``name,SMILES``: fingerprints of drugs the model was not fitted
+        with, so they can be predicted from structure (models fitted with ``drugs=``).
 
     Returns
     -------
     AnnData
-        The predictions (see :meth:`Model.predict`).
+        The predictions (see :meth:`Model.predict`); obs ``prediction_source`` says where each
+        condition's answer came from, for models that record it.
 
     Examples
     --------
@@ -170,6 +204,8 @@ def predict(
     if out is not None:
         check_output(out, overwrite=overwrite, kind="file", what="prediction file")
     fitted = _cell_model(model if isinstance(model, CellModel) else load(model))
+    if drugs is not None:
+        add_drugs(fitted, drugs)
     data = _as_adata(adata)
     if conditions is None:
         table = _held_out_conditions(data, split_key=split_key, split=split)
@@ -180,10 +216,16 @@ def predict(
         )
     else:
         table = conditions
-    pred = fitted.predict(data, conditions=table, n_cells=n_cells, seed=seed)
+    pred = predict_answerable(
+        fitted, data, as_conditions(table), n_cells=n_cells, seed=seed,
+        skip_unpredictable=skip_unpredictable, split_key=split_key,
+    )  # fmt: skip
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         pred.write_h5ad(out)
+        refusals = pred.uns[UNS_KEY]["refusals"]
+        if len(refusals):
+            refusals.to_csv(refusals_path(out), index=False)
     return pred
 
 

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONTEXT, DOSE, PERTURBATION
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
 from ._conditions import ConditionKey, as_conditions, condition_keys
 from ._conditions import condition_label as describe
 from ._effects import FeatureEffectModel, training_effects
 from ._embedding import embed_label, gene_embedding, validated_embedding
 from ._errors import ModelFormatError
 from ._model import expect_shape
+from ._sources import Source, source_table
 
 _MODES = ("auto", "gene", "external")
 
@@ -131,6 +132,37 @@ class NearestPerturbationBaseline(FeatureEffectModel):
         table["neighbor"] = [f[0] for f in found]
         table["similarity"] = [f[1] for f in found]
         return table
+
+    def sources(
+        self,
+        adata: AnnData | None = None,
+        *,
+        conditions: pd.DataFrame | list[tuple[str, ...]],
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """What each condition's prediction borrowed from: the neighbour's training effect.
+
+        One source per condition (kind ``neighbour``, weight 1): the nearest training
+        perturbation in the condition's context at the same dose, or its measured doses there
+        with equal weights when that dose was not measured. ``adata`` is not needed (the
+        common signature of ``sources``, see :meth:`TransitionModel.sources`); ``top`` keeps
+        the heaviest sources per condition. Columns as
+        :data:`celltwin._keys.SOURCE_COLUMNS`.
+        """
+        self._check_fitted()
+        keys = [k for k in condition_keys(as_conditions(conditions)) if k[1] != CONTROL]
+        table = self.conditions_
+        found = []
+        for (context, _, dose), (neighbor, _) in zip(keys, self._neighbors(keys), strict=True):
+            rows = (table[CONTEXT].to_numpy() == context) & (
+                table[PERTURBATION].to_numpy() == neighbor
+            )
+            doses = [dose] if (rows & (table[DOSE].to_numpy() == dose)).any() else None
+            doses = doses or list(table[DOSE].to_numpy()[rows])
+            found.append(
+                [Source("neighbour", context, neighbor, d, 1.0 / len(doses)) for d in doses]
+            )
+        return source_table(keys, found, top=top)
 
     def _neighbors(self, keys: list[ConditionKey]) -> list[tuple[str, float]]:
         contexts = self.conditions_[CONTEXT].to_numpy()

@@ -21,6 +21,7 @@ from ._nearest import NearestPerturbationBaseline
 from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
 from ._persist import read_model
+from ._signature_blend import SignatureBlend
 from ._signature_factor import SignatureFactor
 from ._signature_means import MeanOtherContexts, MeanOtherPerturbations
 from ._spec import PEERS_EXTRA, ModelSpec
@@ -167,6 +168,16 @@ _SIGNATURE_SPECS: Final = (
         description="Ridge map from source-context signatures to the target context, learned on "
         "the perturbations measured in both (shrunk towards a scaled copy).",
         reference="Hoerl & Kennard 1970; few-shot setting of Szalata et al. 2024",
+        predicts="signatures",
+        handles_unseen=frozenset({"context"}),
+    ),
+    ModelSpec(
+        name="signature_blend",
+        cls=SignatureBlend,
+        description="context_transfer_linear blended with the target context's mean signature, "
+        "one weight per context chosen on out-of-fold training rows by rank metrics.",
+        reference="Ridge transfer (Hoerl & Kennard 1970) stacked with the mean baseline "
+        "(Ahlmann-Eltze et al. 2025); stacking as in Wolpert 1992",
         predicts="signatures",
         handles_unseen=frozenset({"context"}),
     ),

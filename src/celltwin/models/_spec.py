@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ._model import Model, PredictionKind
+from ._params import fit_arguments
 
 #: What a model may be asked to predict beyond the training conditions.
 UNSEEN_KINDS: Final = frozenset({"perturbation", "context", "combination"})
@@ -79,6 +80,12 @@ class ModelSpec:
     def install_hint(self) -> str:
         """The command installing what the model needs (``""`` without an extra)."""
         return f"pip install 'celltwin[{self.extra}]'" if self.extra else ""
+
+    @property
+    def fit_arguments(self) -> list[str]:
+        """Keyword arguments the model's ``fit`` takes after the data (its own ``fit``'s,
+        then the fit parameters its ``_fit`` names, e.g. ``perturbation_features``)."""
+        return fit_arguments(self.cls)
 
     def missing_modules(self) -> list[str]:
         """Packages of the model's extra that cannot be found (none are imported)."""

@@ -7,6 +7,8 @@ from ._evaluation import (
     evaluation_text,
     write_evaluation,
 )
+from ._explain_figures import activity_figure, path_network
+from ._explain_report import explanation_report, write_explanation
 from ._figures import composition, effect_heatmap
 from ._headline import HEADLINE_SIZE, ceiling_notes, headline, headline_html
 from ._leaderboard import LeaderboardTables, leaderboard_html
@@ -18,6 +20,7 @@ __all__ = [
     "HEADLINE_SIZE",
     "REPORT_FILE",
     "LeaderboardTables",
+    "activity_figure",
     "ceiling_notes",
     "composition",
     "delta_scatter",
@@ -25,6 +28,7 @@ __all__ = [
     "evaluation_notes",
     "evaluation_report",
     "evaluation_text",
+    "explanation_report",
     "figure_svg",
     "headline",
     "headline_html",
@@ -32,6 +36,8 @@ __all__ = [
     "leaderboard_html",
     "leaderboard_markdown",
     "metric_distributions",
+    "path_network",
     "render_report",
     "write_evaluation",
+    "write_explanation",
 ]

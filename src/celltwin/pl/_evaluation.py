@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._progress import timed
 from ..eval import Evaluation, Verdict, verdict
 from ._headline import headline
 from ._report import render_report
@@ -95,8 +96,9 @@ def write_evaluation(
     Path
         The directory written.
     """
-    report = evaluation_report(result, title=title)
-    return result.write(path, extra_files={REPORT_FILE: report})
+    with timed("report and tables"):
+        report = evaluation_report(result, title=title)
+        return result.write(path, extra_files={REPORT_FILE: report})
 
 
 def evaluation_text(

@@ -9,16 +9,20 @@ annotations, neighbours or regulators — the notion of similarity GEARS builds 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._settings import shared_dir
+from .._settings import cache_dir, shared_dir
+from ._files import prior_path
 from ._read import read_dorothea, read_go, read_string
 
 
@@ -78,6 +82,36 @@ def _dorothea_incidence() -> tuple[sp.csr_matrix, pd.Index]:
     return _incidence(rows, cols, np.ones(len(rows)))
 
 
+def _source_embedding(name: str, *, n_components: int, seed: int) -> pd.DataFrame:
+    """The LSA embedding of one source, kept in the download cache (``embeddings/``) under a
+    key of the source file's identity (path, size, modification time), the dimensions and the
+    seed: building it takes 10-50 s, reading it back well under one."""
+    path = prior_path(name)
+    stat = path.stat()
+    ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{n_components}|{seed}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return _cached_embedding(name, n_components, seed, digest)
+
+
+@cache
+def _cached_embedding(name: str, n_components: int, seed: int, digest: str) -> pd.DataFrame:
+    stored = cache_dir() / "embeddings" / f"{name}-{n_components}-{seed}-{digest}.npz"
+    if stored.is_file():
+        with np.load(stored, allow_pickle=False) as npz:
+            return pd.DataFrame(
+                npz["matrix"],
+                index=pd.Index(npz["genes"].astype(str)),
+                columns=[f"dim{i}" for i in range(npz["matrix"].shape[1])],
+            )
+    mat, index = GENE_EMBEDDING_SOURCES[name].incidence()
+    emb = _lsa(mat, index, n_components=n_components, seed=seed)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stored.with_name(f".{stored.stem}.{os.getpid()}.npz")
+    np.savez(tmp, matrix=emb.to_numpy(), genes=np.asarray(emb.index, dtype=str))
+    os.replace(tmp, stored)
+    return emb
+
+
 @dataclass(frozen=True)
 class GeneEmbeddingSource:
     """A registered source of gene embeddings (name, description, incidence builder)."""
@@ -126,7 +160,9 @@ def gene_embedding(
 
     Returns
     -------
-    DataFrame, genes x dimensions, unit-norm rows per source.
+    DataFrame, genes x dimensions, unit-norm rows per source. Each source's embedding is
+    built once and kept in the download cache (``CELLTWIN_CACHE``/embeddings), keyed by its
+    file's identity, the dimensions and the seed.
     """
     names = source.split("+")
     unknown = [n for n in names if n not in GENE_EMBEDDING_SOURCES]
@@ -136,8 +172,7 @@ def gene_embedding(
         )
     parts = []
     for name in names:
-        mat, index = GENE_EMBEDDING_SOURCES[name].incidence()
-        emb = _lsa(mat, index, n_components=n_components, seed=seed)
+        emb = _source_embedding(name, n_components=n_components, seed=seed)
         parts.append(emb.add_prefix(f"{name}_"))
     out = pd.concat(parts, axis=1, join="outer").fillna(0.0)
     if genes is not None:

@@ -1,7 +1,7 @@
 """Readers for the prior-knowledge tables (GO, STRING, DoRothEA, PROGENy, GMT gene sets).
 
-Each reader takes a path (default: the file in the shared folder, see
-:func:`celltwin._settings.shared_dir`) and returns a tidy :class:`pandas.DataFrame` (or a dict of
+Each reader takes a path (default: the registered file, from the shared folder or the download
+cache, see :func:`celltwin.priors.prior_path`) and returns a tidy :class:`pandas.DataFrame` (or a dict of
 gene sets), keyed by gene symbol.
 """
 
@@ -11,27 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._settings import shared_dir
-
-#: Default locations of the prior files, relative to the shared folder.
-DEFAULT_FILES: dict[str, str] = {
-    "go": "priors/go_gene2go_human.tsv.gz",
-    "string": "priors/string_v12_edges.tsv.gz",
-    "dorothea": "priors/dorothea_human.tsv.gz",
-    "progeny": "priors/progeny_human.tsv.gz",
-    "hallmark": "priors/genesets/msigdb_hallmark_v7.5.1.gmt",
-    "c2cp": "priors/genesets/msigdb_c2cp_v7.5.1.gmt",
-    "go_bp": "priors/genesets/enrichr_go_bp_2023.gmt",
-    "kegg": "priors/genesets/enrichr_kegg_2021.gmt",
-}
+from ._files import prior_path
 
 
 def _resolve(path: str | Path | None, name: str) -> Path:
-    resolved = Path(path) if path is not None else shared_dir() / DEFAULT_FILES[name]
+    if path is None:
+        return prior_path(name)
+    resolved = Path(path)
     if not resolved.is_file():
         raise FileNotFoundError(
-            f"prior-knowledge file for {name!r} not found at {resolved}. Pass `path=` explicitly, "
-            "or set CELLTWIN_SHARED to the folder that holds priors/ (see ../shared/README.md)."
+            f"prior-knowledge file for {name!r} not found at {resolved}. Fix: pass an existing "
+            f"`path=`, or leave it out to use the registered file (`celltwin data fetch {name}`)."
         )
     return resolved
 

@@ -195,14 +195,9 @@ def truthy(value: Any) -> bool:
 
 
 def accepts(model: str, argument: str) -> bool:
-    """Whether the registered ``model``'s ``fit`` takes ``argument``.
-
-    ``fit`` may name it, or forward it (``**fit_params``) to ``_fit``, which names it
-    (``transition`` takes ``perturbation_features`` that way).
-    """
-    cls = MODELS[model].cls
-    methods = [cls.fit, *([cls._fit] if hasattr(cls, "_fit") else [])]
-    return any(argument in inspect.signature(m).parameters for m in methods)
+    """Whether the registered ``model``'s ``fit`` takes ``argument`` (its fit parameters
+    included: the base ``fit(*args, **kwargs)`` hands them to ``_fit``)."""
+    return argument in MODELS[model].fit_arguments
 
 
 def plus_registered(base: Sequence[str], *, unseen: str | None, extra: Sequence[str]) -> tuple:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -19,17 +19,23 @@ from sklearn.decomposition import PCA
 from ..._keys import CONTEXT, CONTROL, PERTURBATION, split_combination
 from .._cell import CellModel
 from .._checks import is_genetic
-from .._conditions import ConditionKey, condition_keys
+from .._conditions import ConditionKey, as_conditions, condition_keys
 from .._conditions import condition_label as describe
 from .._effects import TrainingEffects, training_effects
 from .._embedding import gene_embedding as data_gene_embedding
-from .._errors import UnseenConditionError
+from .._embedding import validated_embedding
+from .._errors import UnpredictableConditionsError, UnseenConditionError
+from .._refusals import refusal_message
+from .._sources import source_table
 from ._bandwidths import choose_dose_bandwidth, choose_tau
 from ._cells import expressed_level, latent_summary
+from ._domain import DomainScorer, domain_state, references
 from ._estimate import FOLD_CELLS, ComponentFeatures, Estimate, FoldChange, control_profile
 from ._features import Transfer
 from ._intervals import error_variance, held_out_errors
+from ._origins import refusal, refusals_table, resolve_gene_prior
 from ._query import _QueryContexts
+from ._sources import estimate_sources
 from ._states import CellStates, fit_states
 
 _MAX_PCA_CELLS: Final = 20_000
@@ -92,6 +98,8 @@ class ClassicalEstimate(CellModel):
     components_: list[str]
     fold_share_: np.ndarray
     error_var_: np.ndarray
+    #: In-domain score state (:mod:`._domain`): held-out distances per kind, widening slope.
+    domain_: dict[str, Any]
     #: Control profiles of the training contexts, during fit only (not fitted state).
     _fit_controls: dict[str, np.ndarray]
 
@@ -122,6 +130,7 @@ class ClassicalEstimate(CellModel):
         )
         self.fold_share_ = self._fold_share()
         self.error_var_ = self._error_variance()
+        self.domain_ = domain_state(self._domain_scorer().held_out())
         return TrainingCells(x, z, contexts, is_control, keys, condition_rows)
 
     def _fit_bandwidths(self, keys: list[ConditionKey]) -> None:
@@ -247,30 +256,65 @@ class ClassicalEstimate(CellModel):
     ) -> None:
         names: list[str] = []
         matrix = np.zeros((0, 0))
+        components = sorted(
+            {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
+        )
         if external is not None:
             names, matrix = external
             source = "external"
         elif self.gene_prior == "none" or not is_genetic(self.perturbation_types_):
             source = "none"
-        elif self.gene_prior == "data":
+        else:
+            source = resolve_gene_prior(self.gene_prior, components)
+        if source == "data":
             profiles = np.vstack([effects.expression, effects.control_expression])
             matrix = data_gene_embedding(profiles, 10)
             matrix = matrix / max(float(np.abs(matrix).max()), 1e-12)
             names = list(self.genes_)
-            source = "data"
-        else:
+        elif source not in ("external", "none"):
             from ...priors import gene_embedding
 
-            wanted = list(self.genes_) + sorted(
-                {c for p in self.conditions_[PERTURBATION] for c in split_combination(p)}
-            )
-            emb = gene_embedding(self.gene_prior, genes=wanted, seed=self.seed)
+            # Every gene of the prior gets its features (saved with the model), so any symbol
+            # it knows can be predicted later, measured or not; rows are the same as those of
+            # an embedding cut to the data's genes (one SVD over the whole prior).
+            emb = gene_embedding(source, seed=self.seed)
             names, matrix = [str(g) for g in emb.index], emb.to_numpy(dtype=np.float64)
-            source = self.gene_prior
         self.feature_source_ = source
         self.feature_names_ = names
         if names:
             self.feature_matrix_ = np.asarray(matrix, dtype=np.float64)
+
+    def add_perturbation_features(self, table: pd.DataFrame) -> None:
+        """Give perturbations the fit did not see features of the fitted kind, in place.
+
+        For features that are a fixed function of a perturbation (drug fingerprints from a
+        SMILES library, ``celltwin.models.fit(..., drugs=FILE)``), new drugs can be added after
+        the fit: rows of perturbations the model already has are left as they were.
+
+        Parameters
+        ----------
+        table
+            Rows = perturbation names, the same columns as at fit (e.g.
+            ``celltwin.priors.drug_embedding(celltwin.priors.read_smiles(path))``).
+        """
+        self._check_fitted()
+        if self.feature_source_ != "external" or not self.feature_names_:
+            raise ValueError(
+                f"{self.name}: features can be added only to a model fitted with "
+                f"perturbation_features (this one: {self.feature_source_!r}). Fix: fit with "
+                "the library (celltwin fit --drugs FILE)."
+            )
+        names, matrix = validated_embedding(table, owner=self.name)
+        width = self.feature_matrix_.shape[1]
+        if matrix.shape[1] != width:
+            raise ValueError(
+                f"{self.name}: the added features have {matrix.shape[1]} columns, the fitted "
+                f"ones {width}. Fix: build them the same way (e.g. the same fingerprint size)."
+            )
+        known = set(self.feature_names_)
+        new = [i for i, n in enumerate(names) if n not in known]
+        self.feature_names_ = [*self.feature_names_, *(names[i] for i in new)]
+        self.feature_matrix_ = np.vstack([self.feature_matrix_, matrix[new]])
 
     def _features(self) -> ComponentFeatures | None:
         if not self.feature_names_:
@@ -331,37 +375,113 @@ class ClassicalEstimate(CellModel):
         errors = held_out_errors(transfer, self.delta_, self.seed)
         return error_variance(errors, self.delta_, len(self.genes_))
 
+    def _domain_scorer(self, transfer: Transfer | None = None) -> DomainScorer:
+        return DomainScorer(self._transfer() if transfer is None else transfer, self.contexts_)
+
     def _estimates(self, table: pd.DataFrame, query: _QueryContexts) -> list[Estimate | None]:
+        return self._scored_estimates(table, query)[0]
+
+    def _scored_estimates(
+        self, table: pd.DataFrame, query: _QueryContexts
+    ) -> tuple[list[Estimate | None], np.ndarray]:
+        """Each condition's classical estimate (``None`` for controls) and in-domain score
+        (:mod:`._domain`); raise :class:`UnseenConditionError` for any it cannot estimate."""
         transfer = self._transfer(
             extra=query.latents(), controls=query.fold_controls(), targets=query.cell_latents()
         )
+        scorer = self._domain_scorer(transfer)
+        reference = references(self.domain_)
         out: list[Estimate | None] = []
-        problems = []
-        for key in condition_keys(table):
+        scores = np.ones(len(table))
+        refused = []
+        for i, key in enumerate(condition_keys(table)):
             if key[1] == CONTROL:
                 out.append(None)
+                scores[i] = scorer.score(key, None, query.latent(key[0]), reference)
                 continue
             est = transfer.estimate(key, query.latent(key[0]))
             if est is None:
-                problems.append(describe(key) + " (" + self._why_not(key) + ")")
+                refused.append((key, *self._why_not(key)))
+            else:
+                scores[i] = scorer.score(key, est.source, query.latent(key[0]), reference)
             out.append(est)
-        if problems:
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise UnseenConditionError(
-                f"{self.name} cannot predict {'; '.join(problems[:5])}{more}. Fix: pass "
-                "perturbation_features= to fit (prior features of the unseen components), or "
-                "train on data where the perturbation was measured."
-            )
-        return out
+        if refused:
+            raise self._unpredictable(refused)
+        return out, scores
 
-    def _why_not(self, key: ConditionKey) -> str:
+    def sources(
+        self,
+        adata: AnnData | None = None,
+        *,
+        conditions: pd.DataFrame | Sequence[Sequence[str]],
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """What each condition's prediction borrowed from: training conditions and weights.
+
+        The sources of the classical estimate the prediction starts from (the network only
+        corrects it): the condition itself when measured; else the treatment's effects in the
+        other contexts, weighted by cell states or the context kernel; else its other doses;
+        else a combination's parts; else the training perturbations with the nearest prior
+        features (see :mod:`._sources` for each kind).
+
+        Parameters
+        ----------
+        adata
+            Holds the control cells of the asked contexts, as for :meth:`predict`; needed only
+            for contexts the model was not trained on (``None``: training contexts only).
+        conditions
+            As in :meth:`predict`.
+        top
+            Sources kept per condition, heaviest first (``None``: all; mixture weights then
+            sum to 1 per condition).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``condition`` (``context:perturbation[:dose]``), ``context`` (the source's),
+            ``kind``, ``source`` (``perturbation[@dose]``) and ``weight``.
+        """
+        self._check_fitted()
+        table = as_conditions(conditions)
+        keys = [k for k in condition_keys(table) if k[1] != CONTROL]
+        unknown = sorted({k[0] for k in keys} - set(self.contexts_))
+        if unknown and adata is None:
+            raise ValueError(
+                f"{self.name}.sources: context(s) {unknown} were not trained on. Fix: pass "
+                "adata holding their control cells (as for predict)."
+            )
+        if adata is None:
+            transfer = self._transfer()
+            found = [estimate_sources(transfer, k, self._context_latent()[k[0]]) for k in keys]
+        else:
+            controls, contexts = self._query_controls(adata)
+            self._pick_controls(table, contexts, n_cells=None, seed=0)  # checks the contexts
+            query = _QueryContexts(self, controls, contexts)
+            transfer = self._transfer(extra=query.latents(), targets=query.cell_latents())
+            found = [estimate_sources(transfer, k, query.latent(k[0])) for k in keys]
+        missing = [describe(k) for k, f in zip(keys, found, strict=True) if not f]
+        if missing:
+            raise UnseenConditionError(
+                f"{self.name} cannot predict {'; '.join(missing[:5])}, so it has no sources."
+            )
+        return source_table(keys, found, top=top)
+
+    def _why_not(self, key: ConditionKey) -> tuple[str, str]:
+        """Reason and suggestion for a condition without an estimate (:func:`refusal`)."""
         features = self._features()
-        parts = split_combination(key[1])
-        missing = [p for p in parts if features is None or p not in features.rows]
-        return (
-            f"never measured, and no features for {missing} (feature source "
-            f"{self.feature_source_!r})"
+        return refusal(
+            key,
+            measured=set(self.components_),
+            featured=set() if features is None else set(features.rows),
+            feature_source=self.feature_source_,
+            genetic=is_genetic(self.perturbation_types_),
         )
+
+    def _unpredictable(
+        self, refused: list[tuple[ConditionKey, str, str]]
+    ) -> UnpredictableConditionsError:
+        table = refusals_table(refused)
+        return UnpredictableConditionsError(refusal_message(self.name, table), table)
 
 
 def _condition_rows(obs: pd.DataFrame, keys: list[ConditionKey]) -> list[np.ndarray]:

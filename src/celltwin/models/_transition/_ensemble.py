@@ -21,11 +21,13 @@ import torch
 from .._conditions import N_CELLS, ConditionKey
 from ._checkpoint import Checkpoint, get_flat, set_flat
 from ._classical import TrainingCells
+from ._domain import calibrate_domain, references, validation_score
 from ._estimate import VIEWS, Estimate
 from ._features import Transfer
 from ._intervals import ViewError, calibrate, held_out_errors
 from ._module import TransitionModule
 from ._network import LearnedCorrection
+from ._parallel import Parallel
 from ._train import MemberResult, Pools, Settings, as_tensor, train_member
 
 _BATCH_SIZE: Final = 16
@@ -128,11 +130,12 @@ def train_new_member(
     items: tuple[list[Item], list[Item]],
     start: float,
     device: torch.device,
+    parallel: Parallel,
 ) -> tuple[TransitionModule, MemberResult]:
     """Seed and train member ``member`` on ``items`` (training, validation) within its budget."""
     pools, keys, settings = data
     train_items, val_items = items
-    budget = member_budget(model, start, member)
+    budget = parallel.from_main(member_budget(model, start, member))  # same on every rank
     deadline = time.monotonic() + budget
     seed = int(model.seed) * 1000 + member
     torch.manual_seed(seed)
@@ -146,8 +149,9 @@ def train_new_member(
             settings,
             seed=seed,
             deadline=deadline,
-            progress=bool(model.progress),
+            progress=bool(model.progress) and parallel.main,
             desc=f"transition {member + 1}/{int(model.n_members)}",
+            parallel=parallel,
         )
         module.load_state_dict(result.state)
     else:
@@ -167,9 +171,9 @@ def member_errors(
     cells: TrainingCells,
     transfer: Transfer,
     items: tuple[list[Item], list[Item]],
-) -> list[ViewError]:
-    """Member ``member``'s errors on its validation conditions, predicted as :meth:`predict`
-    would (only the kinds of estimate it was trained to correct)."""
+) -> list[tuple[int, ViewError]]:
+    """Member ``member``'s errors on its validation conditions (with their rows), predicted
+    as :meth:`predict` would (only the kinds of estimate it was trained to correct)."""
     train_items, val_items = items
     keys = cells.keys
     member_views = {v for _, v, _ in train_items}
@@ -183,7 +187,7 @@ def member_errors(
         effect = model._member_effect(
             member, cells.x[rows], keys[row], Estimate(est, v, measured), seed=model.seed
         )
-        errors.append((v, model.delta_[row] - effect))
+        errors.append((row, (v, model.delta_[row] - effect)))
     return errors
 
 
@@ -194,15 +198,21 @@ def train_ensemble(
     checkpoint_dir: str | os.PathLike[str] | None,
     start: float,
     device: torch.device,
+    parallel: Parallel | None = None,
 ) -> None:
     """Train (or resume) every member and calibrate the intervals; set the ensemble's fitted
-    attributes on ``model`` (after each member too: its validation errors are predictions)."""
+    attributes on ``model`` (after each member too: its validation errors are predictions).
+
+    ``parallel``: the ranks of a data-parallel fit (:mod:`._parallel`); only rank 0 writes
+    checkpoints.
+    """
+    parallel = parallel or Parallel()
     keys = cells.keys
     checkpoint = Checkpoint(checkpoint_dir, fingerprint(model)) if checkpoint_dir else None
     states: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
     trained_views: set[str] = set()
-    val_errors: list[ViewError] = []
+    val_errors: list[tuple[int, ViewError]] = []
     settings = train_settings(model)
     every_row = model._transfer()
     for member in range(int(model.n_members)):
@@ -223,13 +233,19 @@ def train_ensemble(
             set_flat(module, flat, device)
         else:
             module, result = train_new_member(
-                model, member, (pools, keys, settings), (train_items, val_items), start, device
+                model,
+                member,
+                (pools, keys, settings),
+                (train_items, val_items),
+                start,
+                device,
+                parallel,
             )
             record = member_record(result, val_rows, keys)
             flat = get_flat(module)
             # A member cut short by the time budget is not finished: it is not stored, so
             # a later fit with the same folder trains it in full (as an uninterrupted fit).
-            if checkpoint and result.stopped != "time_budget":
+            if checkpoint and result.stopped != "time_budget" and parallel.main:
                 checkpoint.save(member, flat, record)
         states.append(flat)
         records.append(record)
@@ -238,11 +254,29 @@ def train_ensemble(
         model.param_shapes_ = [[k, list(v.shape)] for k, v in module.state_dict().items()]
         model.trained_views_ = [v for v in VIEWS if v in trained_views]
         val_errors += member_errors(model, member, cells, transfer, (train_items, val_items))
+    calibrate_intervals(model, val_errors)
+
+
+def calibrate_intervals(model: LearnedCorrection, val_errors: list[tuple[int, ViewError]]) -> None:
+    """Set the intervals' calibration ``q`` and the in-domain widening slope (:mod:`._domain`)
+    from the members' validation errors, each scored as held out."""
     if not val_errors:
         # No held-out predictions: calibrate the classical errors against themselves.
         transfer = model._transfer(controls=model._fit_controls)
-        val_errors = held_out_errors(transfer, model.delta_, model.seed)
-    model.calibration_ = calibrate(val_errors, model.error_var_, float(model.interval))
+        errors = held_out_errors(transfer, model.delta_, model.seed)
+        model.calibration_ = calibrate(errors, model.error_var_, float(model.interval))
+        return
+    scorer = model._domain_scorer()
+    held_out = scorer.held_out()
+    reference = references(model.domain_)
+    scores = [
+        validation_score(scorer, held_out, row, view, reference) for row, (view, _) in val_errors
+    ]
+    q, slope = calibrate_domain(
+        [e for _, e in val_errors], scores, model.error_var_, float(model.interval)
+    )
+    model.calibration_ = q
+    model.domain_ = {**model.domain_, "slope": slope}
 
 
 def fingerprint(model: LearnedCorrection) -> str:

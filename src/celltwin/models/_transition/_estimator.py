@@ -19,14 +19,18 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ..._keys import IN_DOMAIN, PREDICTION_SOURCE
 from .._checks import _positive_int
 from .._conditions import ConditionKey, as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
+from ._domain import widen
 from ._ensemble import make_pools, train_ensemble
 from ._estimate import VIEWS, Estimate
 from ._intervals import effects_table, half_width, normal_quantile
 from ._network import LearnedCorrection
+from ._origins import prediction_source
+from ._parallel import join
 from ._params import check_params, thread_count, torch_settings
 from ._persistence import JSON_NAMES, array_names, check_state
 from ._query import _QueryContexts
@@ -77,6 +81,16 @@ class TransitionModel(LearnedCorrection):
     classical estimate on held-out training conditions and ``q`` is calibrated on the members'
     validation errors so that a fraction ``interval`` of them is covered (split conformal).
 
+    **In domain.** Every predicted condition gets an in-domain score in ``[0, 1]`` (obs
+    ``in_domain`` of :meth:`predict` and :meth:`predict_effects`, :mod:`._domain`): the
+    distance that matters for its estimate (its prior features' to the nearest training
+    perturbations', its context's to the contexts that measured the treatment, its dose's to
+    the nearest measured dose; a new context's to the training contexts) as a share of the
+    training conditions that, held out, were at least as far from the rest (1: measured or
+    as close as any; below 0.05: farther than 95% of them, an extrapolation). The classical
+    part of the interval widens by ``exp(slope (1 - score))``, ``slope`` fitted on the
+    validation errors (0 when the errors do not grow with distance) before ``q`` is.
+
     Measured conditions are predicted by their measured effect, and combinations whose parts
     were all measured alone in the same context by their sum plus the interaction law (a
     ridge regression of measured combinations on products and same-direction minima/maxima of
@@ -120,9 +134,17 @@ class TransitionModel(LearnedCorrection):
         Nominal coverage of the effect intervals.
     gene_prior
         Features of genetic perturbations: ``"data"`` (gene loadings of the training pseudobulk
-        profiles, as the ``linear`` baseline), a :func:`celltwin.priors.gene_embedding` source
-        (``"go"``, ``"string"``, ``"dorothea"``, ``"go+string"``; needs the shared priors), or
-        ``"none"``. Ignored when ``perturbation_features`` is passed to :meth:`fit`.
+        profiles, as the ``linear`` baseline: measured genes only), a
+        :func:`celltwin.priors.gene_embedding` source (``"go"``, ``"string"``, ``"dorothea"``,
+        ``"go+string"``; the prior files from ../shared or ``celltwin data fetch``), ``"none"``,
+        or ``"auto"`` (the default): ``"go+string"`` when those files are here and at least
+        half the training targets are gene symbols they know, else ``"data"`` (e.g. simulated
+        gene names); ``feature_source_`` records the choice. With a prior, every gene it
+        embeds (about 20,000 for GO+STRING) gets features saved with the model, so any of them
+        can be predicted by name, measured or not. On papalexi2021-heldout-ko the default
+        gives the published numbers (vcc_score 0.047, 24 of 25 knockouts; ``"data"``: 9 of 25,
+        see ``benchmarks/notes/names.md``). Ignored when ``perturbation_features`` is passed
+        to :meth:`fit`.
     ridge
         Ridge penalty of the feature regression.
     fold_change
@@ -178,7 +200,7 @@ class TransitionModel(LearnedCorrection):
         correction_penalty: float = 0.1,
         patience: int = 15,
         interval: float = 0.9,
-        gene_prior: str = "data",
+        gene_prior: str = "auto",
         ridge: float = 1.0,
         fold_change: bool = True,
         cell_states: bool = True,
@@ -217,12 +239,13 @@ class TransitionModel(LearnedCorrection):
         *,
         perturbation_features: pd.DataFrame | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
+        distributed: bool | None = None,
         **fit_params: Any,
     ) -> None:
         """Fit the classical estimates and train the ensemble on the training cells.
 
         Called by :meth:`fit` (``fit(adata, *, split_key, perturbation_features=None,
-        checkpoint_dir=None)``) with the validated training cells; ``**fit_params`` only
+        checkpoint_dir=None, distributed=None)``) with the validated training cells; ``**fit_params`` only
         matches the base class's signature.
 
         Parameters
@@ -240,8 +263,18 @@ class TransitionModel(LearnedCorrection):
             resumes after the last finished member; a member interrupted mid-way (or cut short
             by ``time_budget``) is retrained from its start, so the result equals an
             uninterrupted fit. Optimiser state is not stored.
+        distributed
+            Train the network data-parallel across processes with PyTorch
+            DistributedDataParallel (``nccl`` on GPUs, one per process; ``gloo`` on CPUs).
+            ``None`` (default): when this process is one of several, i.e. launched by
+            ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) or after
+            ``torch.distributed.init_process_group``; ``True``: require that; ``False``: train
+            in this process alone. Each step's global batch is split across the processes
+            (same model as one process with the same seed, up to floating-point rounding);
+            every process ends with the whole fitted model, and only rank 0 writes
+            checkpoints. Save the model from rank 0 only (``celltwin fit`` does).
         **fit_params
-            None other: the two above are this model's fit parameters.
+            None other: the three above are this model's fit parameters.
         """
         self._check_params()
         external = (
@@ -257,12 +290,13 @@ class TransitionModel(LearnedCorrection):
         start = time.monotonic()
         with torch_settings(self._threads()):
             cells = self._fit_classical(train, external)
-            device = self._device()
+            parallel, device = join(distributed, self._device())
             pools = make_pools(self, cells, device)
             try:
-                train_ensemble(self, pools, cells, checkpoint_dir, start, device)
+                train_ensemble(self, pools, cells, checkpoint_dir, start, device, parallel)
             finally:
                 del self._fit_controls  # training cells are not part of the fitted state
+                parallel.close()
 
     # --- predict ---------------------------------------------------------------------------
 
@@ -283,6 +317,11 @@ class TransitionModel(LearnedCorrection):
         controls (with replacement when there are fewer) has a mean of its own, and that
         sampling noise is not part of the prediction (it would enter every mean-based metric;
         :meth:`predict_effects` uses every control cell). ``seed`` also seeds the noise inputs.
+        Every cell carries its condition's in-domain score in obs ``in_domain``, and obs
+        ``prediction_source`` says where each condition's answer came from
+        (:data:`celltwin._keys.PREDICTION_SOURCES`). A condition that cannot be predicted is
+        refused, all of them at once, with the reason of each:
+        :class:`~celltwin.models.UnpredictableConditionsError` (its ``refusals`` table).
         """
         self._check_fitted()
         table = as_conditions(conditions)
@@ -291,7 +330,7 @@ class TransitionModel(LearnedCorrection):
         controls, control_contexts = self._query_controls(adata)
         picks = self._pick_controls(table, control_contexts, n_cells=n_cells, seed=seed)
         query = _QueryContexts(self, controls, control_contexts)
-        estimates = self._estimates(table, query)
+        estimates, scores = self._scored_estimates(table, query)
         outputs = []
         with torch_settings(self._threads()):
             for i, (key, est) in enumerate(zip(condition_keys(table), estimates, strict=True)):
@@ -301,7 +340,18 @@ class TransitionModel(LearnedCorrection):
                     continue
                 context = (query.summary(key[0]), query.control_mean(key[0]))
                 outputs.append(self._generate_all(cells, context, key, est, seed=seed + i))
-        return self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        pred = self._assemble(adata, table, outputs, n_cells=n_cells, seed=seed)
+        sizes = [len(o) for o in outputs]
+        pred.obs[IN_DOMAIN] = np.repeat(scores, sizes)
+        pred.obs[PREDICTION_SOURCE] = np.repeat(self._sources(estimates), sizes)
+        return pred
+
+    def _sources(self, estimates: Sequence[Estimate | None]) -> list[str]:
+        """The :data:`~celltwin._keys.PREDICTION_SOURCES` value of each condition's estimate."""
+        return [
+            prediction_source(None if e is None else e.source, self.feature_source_)
+            for e in estimates
+        ]
 
     def _predict_conditions(
         self, conditions: pd.DataFrame, controls: list[np.ndarray]
@@ -333,15 +383,18 @@ class TransitionModel(LearnedCorrection):
             of the generated cells from all the context's controls minus their mean, ensemble
             average); layers ``lower`` and ``upper`` (the interval; NaN for measured
             conditions, which are returned as measured) and ``sd`` (ensemble sd). obs:
-            ``context``, ``perturbation``, ``dose`` and ``source`` (which estimate was used:
-            ``own``, ``context``, ``combination``, ``features``, or ``control``).
+            ``context``, ``perturbation``, ``dose``, ``source`` (which estimate was used:
+            ``own``, ``context``, ``dose``, ``combination``, ``features``, or ``control``),
+            ``in_domain`` (the in-domain score, see the class docstring) and
+            ``prediction_source`` (the same as ``source`` in the words of every prediction,
+            :data:`celltwin._keys.PREDICTION_SOURCES`).
         """
         self._check_fitted()
         table = as_conditions(conditions)
         controls, control_contexts = self._query_controls(adata)
         self._pick_controls(table, control_contexts, n_cells=None, seed=seed)  # checks contexts
         query = _QueryContexts(self, controls, control_contexts)
-        estimates = self._estimates(table, query)
+        estimates, scores = self._scored_estimates(table, query)
         n_genes = len(self.genes_)
         mean = np.zeros((len(table), n_genes))
         sd = np.zeros((len(table), n_genes))
@@ -356,20 +409,32 @@ class TransitionModel(LearnedCorrection):
                     lower[i] = upper[i] = 0.0
                     continue
                 mean[i], sd[i], bounds = self._effect_interval(
-                    query.controls(key[0]), key, est, seed=seed + i, z=z
-                )
+                    query.controls(key[0]), key, est, seed=seed + i, z=z,
+                    widening=float(widen(scores[i], self.domain_["slope"])),
+                )  # fmt: skip
                 if bounds is not None:
                     lower[i], upper[i] = bounds
-        return effects_table(
+        effects = effects_table(
             table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
             interval=float(self.interval),
         )  # fmt: skip
+        effects.obs[IN_DOMAIN] = scores
+        effects.obs[PREDICTION_SOURCE] = self._sources(estimates)
+        return effects
 
     def _effect_interval(
-        self, cells: np.ndarray, key: ConditionKey, est: Estimate, *, seed: int, z: float
+        self,
+        cells: np.ndarray,
+        key: ConditionKey,
+        est: Estimate,
+        *,
+        seed: int,
+        z: float,
+        widening: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Ensemble mean and sd of a condition's effect from control ``cells``, and its
-        interval (``None`` for a measured condition, which is returned as measured)."""
+        interval (``None`` for a measured condition, which is returned as measured); the
+        classical part of its half-width is multiplied by ``widening`` (:func:`._domain.widen`)."""
         effects = np.vstack(
             [
                 self._member_effect(m, cells, key, est, seed=seed, summary=None)
@@ -381,7 +446,7 @@ class TransitionModel(LearnedCorrection):
             return mean, np.zeros(len(mean)), None
         sd = effects.std(axis=0)
         var = self.error_var_[VIEWS.index(est.source)]
-        half = half_width(var, sd, calibration=self.calibration_, z=z)
+        half = half_width(var, sd, calibration=self.calibration_ * widening, z=z)
         return mean, sd, (mean - half, mean + half)
 
     # --- settings and persistence ---------------------------------------------------------

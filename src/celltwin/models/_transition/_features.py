@@ -68,6 +68,9 @@ from ._estimate import control_profile as control_profile
 from ._states import CellStates
 
 _FEATURE_FOLDS = 5
+#: Feature width above which the ridge is solved in its dual form (narrower features keep the
+#: primal solve, and with it their results to the last bit).
+_DUAL_DIM = 1024
 
 
 # Over 400 lines: one class, the sources of the classical estimate, and the module's guide.
@@ -170,17 +173,11 @@ class Transfer:
         The last two are ``None`` without :class:`FoldChange` data or control cells of
         ``key``'s context; all are ``None`` when no other context measured the treatment.
         """
-        c, p, d = key
-        rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
-        if not rows:
-            return None
-        found = self._state_transfer(c, rows)
+        found = self.context_weights(key, latent)
         if found is None:
-            sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
-            w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
-            additive = w @ self.delta[rows]
-        else:
-            additive, w = found
+            return None
+        rows, w, _, additive = found
+        c = key[0]
         fc = self.fold_change
         if fc is None or c not in fc.controls:
             return additive, None, None
@@ -188,6 +185,23 @@ class Transfer:
             w @ fc.control_linear[rows] + FOLD_PSEUDO
         )
         return additive, fold_change_effect(fc.controls[c], ratio).mean(axis=0), ratio
+
+    def context_weights(
+        self, key: ConditionKey, latent: np.ndarray
+    ) -> tuple[list[int], np.ndarray, str, np.ndarray] | None:
+        """The training rows the context transfer borrows from, their weights (summing to 1),
+        how they were weighed (``"cell states"`` or ``"kernel"``) and the log-space transfer;
+        ``None`` when no other context measured the treatment."""
+        c, p, d = key
+        rows = [i for i in self.by_treatment.get((p, d), []) if self.keys[i][0] != c]
+        if not rows:
+            return None
+        found = self._state_transfer(c, rows)
+        if found is not None:
+            return rows, found[1], "cell states", found[0]
+        sources = np.vstack([self.context_latent[self.keys[i][0]] for i in rows])
+        w = kernel_weights(latent, sources, tau=self.tau, scale=self.scale)
+        return rows, w, "kernel", w @ self.delta[rows]
 
     def _state_transfer(
         self, context: str, rows: list[int]
@@ -241,6 +255,14 @@ class Transfer:
     def dose(self, key: ConditionKey, *, bandwidth: float | None = None) -> np.ndarray | None:
         """The treatment's effects at its other measured doses in the same context, weighted
         by closeness in ``log10`` dose (``None`` when it has no other dose there)."""
+        found = self.dose_rows(key, bandwidth=bandwidth)
+        return None if found is None else found[1] @ self.delta[found[0]]
+
+    def dose_rows(
+        self, key: ConditionKey, *, bandwidth: float | None = None
+    ) -> tuple[list[int], np.ndarray] | None:
+        """The training rows of the treatment's other doses in ``key``'s context and their
+        weights (summing to 1); ``None`` when it has no other dose there."""
         c, p, d = key
         rows = [i for i in self.by_drug.get((c, p), []) if self.keys[i][2] != d]
         if not rows:
@@ -248,7 +270,7 @@ class Transfer:
         target = log_doses(p, d)
         distance = np.array([np.abs(log_doses(p, self.keys[i][2]) - target).sum() for i in rows])
         h = self.dose_bandwidth if bandwidth is None else bandwidth
-        return dose_weights(distance, h) @ self.delta[rows]
+        return rows, dose_weights(distance, h)
 
     def single(self, key: ConditionKey, latent: np.ndarray) -> np.ndarray | None:
         """A part of a combination: measured, else transferred, else from features."""
@@ -357,6 +379,10 @@ class Transfer:
             return None
         f = np.vstack(vectors)
         y = self.delta[used] - np.vstack([self.center[self.keys[i][0]] for i in used])
+        if f.shape[1] > max(_DUAL_DIM, f.shape[0]) and self.ridge > 0:
+            # Wide features (drug fingerprints: 4,096 columns): the same ridge solution from
+            # the n x n system, f.T (f f.T + r I)^-1 y, instead of the d x d one (70 s -> ms).
+            return f.T @ np.linalg.solve(f @ f.T + self.ridge * np.eye(f.shape[0]), y)
         lhs = f.T @ f + self.ridge * np.eye(f.shape[1])
         return np.linalg.solve(lhs, f.T @ y)
 

@@ -61,12 +61,12 @@ def _check_choices(params: Mapping[str, Any]) -> None:
     from ...priors import GENE_EMBEDDING_SOURCES
 
     gene_prior = params["gene_prior"]
-    prior_ok = gene_prior in ("data", "none") or all(
+    prior_ok = gene_prior in ("auto", "data", "none") or all(
         part in GENE_EMBEDDING_SOURCES for part in str(gene_prior).split("+")
     )
     if not prior_ok:
         raise ValueError(
-            f"transition: 'gene_prior' must be 'data', 'none' or a gene embedding source "
+            f"transition: 'gene_prior' must be 'auto', 'data', 'none' or a gene embedding source "
             f"({sorted(GENE_EMBEDDING_SOURCES)}, joined by '+') (got {gene_prior!r})."
         )
     n_threads = params["n_threads"]

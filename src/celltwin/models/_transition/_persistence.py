@@ -9,6 +9,7 @@ import numpy as np
 
 from .._errors import ModelFormatError
 from .._model import expect_shape
+from ._domain import check_domain_state
 from ._estimate import VIEWS
 from ._network import LearnedCorrection
 
@@ -49,6 +50,7 @@ JSON_NAMES: Final = (
     "calibration_",
     "trained_views_",
     "n_state_cells_",
+    "domain_",
 )
 
 
@@ -71,6 +73,7 @@ def check_state(model: LearnedCorrection) -> None:
     expect_shape(model, "lin_ctrl_", (len(model.contexts_), n_genes))
     expect_shape(model, "fold_share_", (n_genes,))
     expect_shape(model, "expressed_level_", (n_genes,))
+    check_domain_state(model.domain_)
     if model.n_state_cells_:
         _check_states(model)
     if model.feature_names_:

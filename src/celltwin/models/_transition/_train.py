@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..._progress import progress_bar
 from ._module import TransitionModule, energy_distance
+from ._parallel import Parallel, scale_shared
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Examples:
     def __len__(self) -> int:
         return int(self.context.shape[0])
 
-    def take(self, rows: Tensor) -> Examples:
+    def take(self, rows: Tensor | slice) -> Examples:
         return Examples(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
 
 
@@ -100,15 +101,22 @@ def example_losses(
     m: int,
     *,
     correct: bool = True,
+    part: slice | None = None,
+    net: torch.nn.Module | None = None,
 ) -> Tensor:
     """Loss of each example of ``ex`` (E,) with ``m`` sampled cells each.
 
     ``correct=False``: the classical estimate alone (``r = 0``), on the same draws.
+    ``part``: the cells of every example are drawn (so the generator moves as in one process),
+    but only the examples of ``part`` go through the network (``net``, e.g. the DDP wrapper of
+    ``module``) and are returned.
     """
     ctrl = pools.cells[draw(pools.controls, ex.context, m, generator)]
     true = pools.cells[draw(pools.conditions, ex.condition, m, generator)]
-    noise = torch.randn((len(ex), m, module.n_noise), generator=generator)
-    r = module(
+    noise = torch.randn((len(ex), m, module.n_noise), generator=generator).to(ctrl.device)
+    if part is not None:
+        ctrl, true, noise, ex = ctrl[part], true[part], noise[part], ex.take(part)
+    r = (module if net is None else net)(
         ctrl,
         pools.summary[ex.context],
         ex.base,
@@ -185,8 +193,15 @@ def train_member(
     deadline: float,
     progress: bool,
     desc: str,
+    parallel: Parallel | None = None,
 ) -> MemberResult:
-    """Train ``module`` in place and return its best state (by validation loss)."""
+    """Train ``module`` in place and return its best state (by validation loss).
+
+    ``parallel``: the ranks of a data-parallel fit (see :mod:`._parallel`); each rank passes
+    the same arguments and trains on its share of every batch.
+    """
+    parallel = parallel or Parallel()
+    net = parallel.wrap(module, next(module.parameters()).device)
     generator = torch.Generator().manual_seed(seed)
     optimizer = AdamW(list(module.parameters()), lr=settings.lr, weight_decay=settings.weight_decay)
     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -200,7 +215,7 @@ def train_member(
     step = 0
     running = 0.0
     for step in range(1, settings.max_steps + 1):
-        value = _step(module, pools, train, settings, generator, optimizer)
+        value = _step((net, module), pools, train, settings, generator, optimizer, parallel)
         running = value if step == 1 else 0.9 * running + 0.1 * value
         bar.update(1)
         if step % settings.eval_every == 0:
@@ -216,7 +231,7 @@ def train_member(
                     if since_best >= settings.patience:
                         stopped = "patience"
                         break
-        if time.monotonic() > deadline:
+        if math.isfinite(deadline) and parallel.any(time.monotonic() > deadline):
             stopped = "time_budget"
             break
     bar.close()
@@ -231,21 +246,29 @@ def train_member(
 
 
 def _step(
-    module: TransitionModule,
+    nets: tuple[torch.nn.Module, TransitionModule],
     pools: Pools,
     train: Examples,
     settings: Settings,
     generator: torch.Generator,
     optimizer: AdamW,
+    parallel: Parallel,
 ) -> float:
-    """One optimisation step on a batch of training examples; returns its loss."""
-    module.train()
+    """One optimisation step on a batch of training examples; returns its loss (in a
+    data-parallel fit, this rank's share of it)."""
+    net, module = nets
+    net.train()
     rows = (
         torch.randperm(len(train), generator=generator)[: settings.batch_size]
         if len(train) > settings.batch_size
         else torch.arange(len(train))
     )
-    loss = batch_loss(module, pools, train.take(rows), settings, generator, settings.cells)
+    batch = train.take(rows)
+    part = parallel.share(len(batch)) if parallel.active else None
+    losses = example_losses(
+        module, pools, batch, settings, generator, settings.cells, part=part, net=net
+    )
+    loss = scale_shared(losses, len(batch), parallel)
     module.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -20,6 +20,10 @@ from celltwin.models import conditions_of
 
 CELL_SUITES = {
     "kang2018-heldout-celltype",
+    "mcfaline2023-heldout-line",
+    "mcfaline2023-unseen-knockdown",
+    "norman2019-combinations",
+    "norman2019-unseen-single",
     "papalexi2021-heldout-ko",
     "sim-combinations",
     "sim-doses",

@@ -221,6 +221,17 @@ def test_poisoned_held_out_data_changes_nothing(suite: Suite) -> None:
         pytest.fail(f"suite {suite.name!r} has no leakage check; add one here")
 
 
+def test_the_new_real_suites_are_covered() -> None:
+    """The leakage check above runs on every registered suite; these must be among them."""
+    names = {s.name for s in suites()}
+    assert {
+        "norman2019-combinations",
+        "norman2019-unseen-single",
+        "mcfaline2023-heldout-line",
+        "mcfaline2023-unseen-knockdown",
+    } <= names
+
+
 def test_the_poison_would_be_caught(sim_split) -> None:
     """Selecting genes on all cells (the leak the folds prevent) does see the poison."""
     dirty = poison_held_out(sim_split)

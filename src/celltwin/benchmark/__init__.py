@@ -30,7 +30,15 @@ from ._model_run import predict_conditions
 from ._runner import list_models, parse_options, run_benchmark
 
 # The suite families register their suites when imported.
-from ._suites import _kang, _lincs, _papalexi, _signatures, _simulated  # noqa: F401
+from ._suites import (  # noqa: F401
+    _kang,
+    _lincs,
+    _mcfaline,
+    _norman,
+    _papalexi,
+    _signatures,
+    _simulated,
+)
 from ._suites._cell_task import CellTask
 from ._suites._registry import RESULT_COLUMNS, Suite, get_suite, register_suite, suites
 

@@ -8,7 +8,7 @@ obtained elsewhere can be put there by hand.
 """
 
 # Modules that register datasets (imported for that effect).
-from . import _kang, _lincs, _papalexi, _priors, _remote, _signature_sets  # noqa: F401
+from . import _kang, _lincs, _papalexi, _perturbench, _priors, _remote, _signature_sets  # noqa: F401
 from ._api import fetch, list_datasets, load, load_signatures
 from ._download import DownloadError, download, fetch_source
 from ._registry import DatasetEntry, Source, entries, get_entry, register

@@ -44,7 +44,13 @@ from ._metrics import (
     topk_overlap,
 )
 from ._metrics_cells import PCABasis, energy_distance, fit_pca, mmd
-from ._metrics_interaction import interaction_pearson, interval_coverage
+from ._metrics_interaction import (
+    GI_CLASSES,
+    interaction_class,
+    interaction_fit,
+    interaction_pearson,
+    interval_coverage,
+)
 from ._metrics_r2 import r2_mean, r2_mean_top_de
 from ._registry import (
     METRICS,
@@ -70,6 +76,7 @@ from ._verdict import (
 __all__ = [
     "CELL_KINDS",
     "DEFAULT_METRICS",
+    "GI_CLASSES",
     "HEADLINE_METRICS",
     "INPUT_KINDS",
     "METRICS",
@@ -100,6 +107,8 @@ __all__ = [
     "fit_pca",
     "get_metric",
     "group_means",
+    "interaction_class",
+    "interaction_fit",
     "interaction_pearson",
     "interval_coverage",
     "list_metrics",

@@ -8,29 +8,23 @@ knockout targets (:func:`celltwin.priors.gene_embedding`).
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 
 from ..._keys import CONTROL, PERTURBATION
 from ...data import load
-from ...models import MODELS
-from ...priors import gene_embedding
 from ...split import split_perturbations
-from .._features import FoldData
 from ._cell_task import (
-    EMBEDDING_MODELS,
     CellTask,
     Options,
-    accepts,
     int_option,
     plus_registered,
     subsample,
     truthy,
 )
 from ._cells import register_cell_suite
+from ._prior_features import prior_fit_kwargs
 
 
 @cache
@@ -59,33 +53,6 @@ def _papalexi_assign(adata: AnnData, fold: str, opts: Options) -> None:
     split_perturbations(adata, test=_ko_chunks(adata, opts)[fold], val=[], seed=0)
 
 
-@cache
-def _prior_embedding(source: str, genes: tuple[str, ...]) -> pd.DataFrame:
-    return gene_embedding(source, genes=list(genes))
-
-
-def _papalexi_fit_kwargs(model: str, fold: FoldData, opts: Options) -> dict[str, Any]:
-    """Prior-knowledge embeddings of every knockout target for the embedding-based models.
-
-    The embedding comes from GO and STRING (prior knowledge, not the cells), so it may cover the
-    held-out targets: that is how an unseen perturbation is predicted at all. ``linear`` gets it
-    too (its ``P``): its default ``G[target]`` exists only for targets among the 299 measured
-    genes, which leaves most knockouts of this subset unpredictable. ``transition`` takes the
-    same table (its own data-derived default, like ``linear``'s,
-    covers only the targets among the measured genes).
-    """
-    if model not in EMBEDDING_MODELS or model not in MODELS:
-        return {}
-    if not accepts(model, "perturbation_features"):
-        return {}
-    targets = sorted(
-        set(fold.train.obs[PERTURBATION].astype(str)) | set(fold.conditions[PERTURBATION])
-    )
-    targets = [t for t in targets if t != CONTROL]
-    embedding = _prior_embedding(str(opts["prior"]), tuple(targets))
-    return {"perturbation_features": embedding}
-
-
 PAPALEXI = CellTask(
     name="papalexi2021-heldout-ko",
     load=lambda opts: _papalexi(truthy(opts["smoke"])),
@@ -106,7 +73,7 @@ PAPALEXI = CellTask(
     },
     # DoRothEA's embedding takes seconds, GO + STRING's tens of seconds: the smoke run's prior.
     smoke={"n_folds": 2, "prior": "dorothea"},
-    fit_kwargs=_papalexi_fit_kwargs,
+    fit_kwargs=prior_fit_kwargs,
 )
 
 

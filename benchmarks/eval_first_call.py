@@ -88,7 +88,7 @@ def clear_numba_caches(venv: Path) -> int:
     return len(files)
 
 
-def timed_run(cmd: list[str], log: Path, env: dict[str, str]) -> tuple[float, float]:
+def timed_run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds of ``cmd`` and the mean 1-minute load average while it ran."""
     loads: list[float] = []
     done = threading.Event()
@@ -108,7 +108,7 @@ def timed_run(cmd: list[str], log: Path, env: dict[str, str]) -> tuple[float, fl
         seconds = time.perf_counter() - start
         done.set()
         sampler.join()
-    return seconds, sum(loads) / len(loads)
+    return seconds, sum(loads) / len(loads) if loads else os.getloadavg()[0]
 
 
 def steps_of(log: Path) -> list[tuple[str, float, float]]:

@@ -44,7 +44,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from celltwin._keys import CONTEXT, CONTROL, CRISPRI, PERTURBATION, PERTURBATION_TYPE, TARGET_SUM
+from eval_first_call import timed_run  # the same timer and load sampler (stdlib only)
 
 try:
     from celltwin.eval import write_vcc
@@ -153,29 +153,6 @@ def _celltwin_command(
     return [sys.executable, "-c", code], cli, "python -c evaluate_files(...): no CLI command yet"
 
 
-def _run(command: list[str], log: Path) -> tuple[float, float]:
-    """Wall time of ``command`` and the mean 1-minute load average while it ran."""
-    loads: list[float] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            loads.append(os.getloadavg()[0])
-            done.wait(2.0)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    try:
-        with log.open("w") as handle:
-            subprocess.run(command, check=True, stdout=handle, stderr=subprocess.STDOUT)
-    finally:
-        seconds = time.perf_counter() - start
-        done.set()
-        sampler.join()
-    return seconds, float(np.mean(loads)) if loads else os.getloadavg()[0]
-
-
 def _warm_up(work: Path) -> float:
     """Run ``celltwin evaluate`` once on a tiny dataset: numba compiles (or loads) its kernels."""
     small = work / "warm_up"
@@ -186,7 +163,7 @@ def _warm_up(work: Path) -> float:
     cmd, _, _ = _celltwin_command(
         small / "truth.h5ad", small / "pred.h5ad", small / "out", ["--metrics", "mae,des,pds"]
     )
-    seconds, _ = _run(cmd, small / "celltwin.log")
+    seconds, _ = timed_run(cmd, small / "celltwin.log")
     return seconds
 
 
@@ -273,9 +250,9 @@ def main() -> int:
             ct_out, ce_out = work / f"celltwin_{profile}", work / f"cell_eval_{profile}"
             ct_cmd, ct_cli, how = _celltwin_command(truth_path, pred_path, ct_out, ct_extra)
             ce_cmd = [cell_eval, "run", *ce_common, *ce_extra, "-o", str(ce_out)]
-            ct_s, ct_load = _run(ct_cmd, work / f"celltwin_{profile}.log")
+            ct_s, ct_load = timed_run(ct_cmd, work / f"celltwin_{profile}.log")
             print(f"[{profile}] celltwin {ct_s:.1f} s (load average {ct_load:.1f})", flush=True)
-            ce_s, ce_load = _run(ce_cmd, work / f"cell_eval_{profile}.log")
+            ce_s, ce_load = timed_run(ce_cmd, work / f"cell_eval_{profile}.log")
             print(f"[{profile}] cell-eval {ce_s:.1f} s (load average {ce_load:.1f})", flush=True)
             diff = _agreement(ct_out, ce_out) if profile == "vcc" else {}
             rows.append((profile, ct_s, ce_s, diff, ct_load, ce_load))
@@ -285,7 +262,7 @@ def main() -> int:
             for label, extra in (("default metrics + ceiling (3 split halves)", []),):
                 out = work / "celltwin_ceiling"
                 cmd, cli, how = _celltwin_command(truth_path, pred_path, out, extra)
-                seconds, load = _run(cmd, work / "celltwin_ceiling.log")
+                seconds, load = timed_run(cmd, work / "celltwin_ceiling.log")
                 print(f"[extra] celltwin {label}: {seconds:.1f} s (load average {load:.1f})")
                 extras.append((label, seconds))
                 commands.append((f"celltwin ({how})", cli))

@@ -53,6 +53,7 @@ from ._model import Model
 from ._nearest import NearestPerturbationBaseline
 from ._nearest_dose import NearestDoseBaseline
 from ._peers import ScGenModel, StateTransitionModel
+from ._predict_effects import predict_effects
 from ._refusals import refusals_path
 from ._registry import MODELS, available, get_model, get_spec, load, register_model
 from ._signature_blend import SignatureBlend
@@ -106,6 +107,7 @@ __all__ = [
     "get_spec",
     "load",
     "predict",
+    "predict_effects",
     "refusals_path",
     "register_model",
 ]

@@ -68,7 +68,9 @@ def calibrate(errors: Sequence[ViewError], error_var: np.ndarray, interval: floa
     return float(np.quantile(ratios, interval))
 
 
-def half_width(var: np.ndarray, sd: np.ndarray, *, calibration: float, z: float) -> np.ndarray:
+def half_width(
+    var: np.ndarray, sd: np.ndarray, *, calibration: float | np.ndarray, z: float
+) -> np.ndarray:
     """Per gene, half the interval of an effect (classical variance ``var``, ensemble ``sd``)."""
     return np.sqrt(calibration**2 * var + z**2 * sd**2)
 

@@ -116,6 +116,20 @@ class LearnedCorrection(ClassicalEstimate):
         module.eval()
         return module
 
+    def _corrects(self, member: int, est: Estimate) -> bool:
+        """Whether member ``member``'s network corrects estimate ``est``.
+
+        Measured conditions, combinations of parts measured in the same context, estimates of
+        a kind the network never learned to correct, and kinds this member's correction made
+        worse on its validation conditions (:func:`._train.view_gate`) are the classical
+        estimate alone.
+        """
+        return not (
+            est.measured
+            or est.source not in self.trained_views_
+            or est.source not in self._member_views(member)
+        )
+
     def _generate(
         self,
         member: int,
@@ -131,15 +145,7 @@ class LearnedCorrection(ClassicalEstimate):
 
         ``offset`` is added to every generated cell before the floor at zero (:meth:`predict`:
         the gap between all the context's controls' mean and these drawn cells')."""
-        if (
-            est.measured
-            or est.source not in self.trained_views_
-            or est.source not in self._member_views(member)
-        ):
-            # Measured conditions, combinations of parts measured in the same context,
-            # estimates of a kind the network never learned to correct, and kinds this
-            # member's correction made worse on its validation conditions
-            # (:func:`._train.view_gate`) are the classical estimate alone.
+        if not self._corrects(member, est):
             y = cells + est.delta + fold_detail(cells, est) + offset
             return self._finish(cells, y, seed, member)
         module = self._member_module(member)

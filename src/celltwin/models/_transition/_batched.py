@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -34,13 +35,47 @@ import torch
 from .._conditions import ConditionKey
 from ._estimate import VIEWS, Estimate
 from ._intervals import half_width
+from ._module import TransitionModule
 from ._network import LearnedCorrection
 from ._query import _QueryContexts
-from ._train import as_tensor
+from ._train import Examples, as_tensor
 
 #: Most cell rows (conditions x cells) in one pass through the network (memory: about
 #: ``hidden`` x 4 bytes each per layer).
 MAX_ROWS: Final = 2**19
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How :func:`predicted_effects` predicts: the seed, cells per context (``None``: all)
+    and conditions per pass through the network."""
+
+    seed: int
+    n_cells: int | None
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Interval:
+    """What the intervals need (:func:`ensemble_intervals`): the fitted per-view error
+    variance and calibration, the normal quantile, and each condition's widening."""
+
+    error_var: np.ndarray
+    calibration: float
+    z: float
+    widening: np.ndarray
+
+
+@dataclass(frozen=True)
+class EffectArrays:
+    """Conditions x genes (float32): ensemble mean, sd, interval, and each member's effect
+    (members x conditions x genes) when asked."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    members: np.ndarray | None
 
 
 def draw_cells(cells: np.ndarray, n_cells: int | None, *, seed: int, context: str) -> np.ndarray:
@@ -52,92 +87,113 @@ def draw_cells(cells: np.ndarray, n_cells: int | None, *, seed: int, context: st
     return cells[np.sort(rng.choice(len(cells), size=n_cells, replace=False))]
 
 
-def member_effects(
+def predicted_effects(
     model: LearnedCorrection,
     query: _QueryContexts,
     keys: Sequence[ConditionKey],
     estimates: Sequence[Estimate | None],
+    interval: Interval,
+    settings: Settings,
     *,
-    seed: int,
-    n_cells: int | None,
-    batch_size: int,
-) -> np.ndarray:
-    """Each member's predicted mean effect of each condition: (members, conditions, genes);
-    zeros for controls (``estimates[i] is None``)."""
+    members: bool = False,
+) -> EffectArrays:
+    """Every condition's predicted mean effect, interval and (``members``) member effects,
+    in blocks of at most ``settings.batch_size`` conditions of one context (memory: a block's
+    member effects, not every condition's); controls (``estimates[i] is None``) are zeros."""
     n_members = model.member_weights_.shape[0]
-    out = np.zeros((n_members, len(keys), len(model.genes_)))
-    contexts = np.array([k[0] for k in keys], dtype=object)
-    for context in dict.fromkeys(contexts.tolist()):
-        rows = [int(i) for i in np.flatnonzero(contexts == context) if estimates[i] is not None]
+    shape = (len(keys), len(model.genes_))
+    mean, sd, lower, upper = (np.zeros(shape, dtype=np.float32) for _ in range(4))
+    each = np.zeros((n_members, *shape), dtype=np.float32) if members else None
+    out = EffectArrays(mean, sd, lower, upper, each)
+    modules: dict[int, TransitionModule] = {}
+    for context in dict.fromkeys(k[0] for k in keys):
+        rows = [i for i, k in enumerate(keys) if k[0] == context and estimates[i] is not None]
         if not rows:
             continue
-        cells = draw_cells(query.controls(context), n_cells, seed=seed, context=context)
-        control_mean = query.control_mean(context)
-        delta = np.vstack([_estimate(estimates, i).delta for i in rows])
+        cells = draw_cells(
+            query.controls(context), settings.n_cells, seed=settings.seed, context=context
+        )
         latent = (as_tensor(model._encode(cells)), as_tensor(query.summary(context)))
-        for member in range(n_members):
-            corrected = [j for j, i in enumerate(rows) if model._corrects(member, estimates[i])]
-            correction = np.zeros_like(delta)
-            if corrected:
-                shared = n_cells is not None
-                correction[corrected] = _corrections(
-                    model, member, latent, [rows[j] for j in corrected], keys, estimates,
-                    seed=seed, shared_noise=shared, batch_size=batch_size,
-                )  # fmt: skip
-            out[member, rows] = np.maximum(control_mean + delta + correction, 0.0) - control_mean
+        step = max(1, min(settings.batch_size, MAX_ROWS // max(len(cells), 1)))
+        for start in range(0, len(rows), step):
+            block = rows[start : start + step]
+            found = [e for e in (estimates[i] for i in block) if e is not None]
+            each = _block_effects(
+                model, modules, latent, query.control_mean(context), (block, found), keys,
+                settings,
+            )  # fmt: skip
+            sources = [e.source for e in found]
+            parts = ensemble_intervals(each, sources, interval, rows=np.asarray(block))
+            for target, part in zip((out.mean, out.sd, out.lower, out.upper), parts, strict=True):
+                target[block] = part
+            if out.members is not None:
+                out.members[:, block] = each
     return out
 
 
-def _estimate(estimates: Sequence[Estimate | None], i: int) -> Estimate:
-    est = estimates[i]
-    assert est is not None
-    return est
-
-
-def _corrections(
+def _block_effects(
     model: LearnedCorrection,
-    member: int,
+    modules: dict[int, TransitionModule],
     latent: tuple[torch.Tensor, torch.Tensor],
-    rows: list[int],
+    control_mean: np.ndarray,
+    block: tuple[list[int], list[Estimate]],
     keys: Sequence[ConditionKey],
-    estimates: Sequence[Estimate | None],
-    *,
-    seed: int,
-    shared_noise: bool,
-    batch_size: int,
+    settings: Settings,
 ) -> np.ndarray:
-    """Member ``member``'s correction (gene space) averaged over the cells ``latent[0]``, for
-    each condition of ``rows``, in batches of at most ``batch_size`` conditions."""
+    """Each member's mean effect (members, conditions, genes) of a block of conditions of one
+    context (their positions in ``keys`` and estimates) from its cells ``latent[0]``."""
+    rows, found = block
+    n_members = model.member_weights_.shape[0]
+    corrects = np.array([[model._corrects(m, e) for e in found] for m in range(n_members)])
+    mean_r = np.zeros((n_members, len(found), model.n_latent_))
+    todo = np.flatnonzero(corrects.any(axis=0))
+    if len(todo):
+        ex = model._examples([(rows[j], found[j].source, found[j].delta) for j in todo], list(keys))
+        ex = Examples(*(getattr(ex, f).cpu() for f in Examples.__dataclass_fields__))
+        for m in range(n_members):
+            sel = np.flatnonzero(corrects[m, todo])
+            if len(sel) == 0:
+                continue
+            if m not in modules:
+                modules[m] = model._member_module(m)
+            positions = [rows[todo[j]] for j in sel]
+            mean_r[m, todo[sel]] = _mean_correction(
+                modules[m], latent, ex.take(torch.as_tensor(sel)), positions, m, settings
+            )
+    delta = np.vstack([e.delta for e in found])
+    correction = (mean_r * model.latent_scale_) @ model.pca_components_
+    return np.maximum(control_mean + delta + correction, 0.0) - control_mean
+
+
+def _mean_correction(
+    module: TransitionModule,
+    latent: tuple[torch.Tensor, torch.Tensor],
+    ex: Examples,
+    positions: list[int],
+    member: int,
+    settings: Settings,
+) -> np.ndarray:
+    """One member's latent correction averaged over the cells ``latent[0]`` for the
+    conditions of ``ex`` (at ``positions`` of the call: the seeds of their own noise when
+    the cells are all the context's controls; else the noise is shared)."""
     z, summary = latent
-    module = model._member_module(member)
-    n_noise = module.n_noise
-    noise = _noise(seed * 1009 + member, len(z), n_noise) if shared_noise else None
-    step = max(1, min(batch_size, MAX_ROWS // max(len(z), 1)))
-    key_list = list(keys)
-    out = []
-    for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        items = [(i, _estimate(estimates, i).source, _estimate(estimates, i).delta) for i in chunk]
-        ex = model._examples(items, key_list)
-        if noise is None:
-            # As one condition at a time: noise seeded by the condition's position.
-            batch_noise = torch.cat(
-                [_noise((seed + i) * 1009 + member, len(z), n_noise) for i in chunk]
-            )
-        else:
-            batch_noise = noise
-        with torch.no_grad():
-            r = module.mean_correction(
-                z,
-                summary.unsqueeze(0).expand(len(chunk), -1),
-                ex.base.cpu(),
-                (ex.index.cpu(), ex.mask.cpu(), ex.features.cpu(), ex.log_dose.cpu()),
-                ex.view.cpu(),
-                batch_noise,
-            )
-        out.append(r.numpy())
-    mean_r = np.vstack(out).astype(np.float64)
-    return (mean_r * model.latent_scale_) @ model.pca_components_
+    seed, n = settings.seed, len(z)
+    if settings.n_cells is None:  # as one condition at a time: noise seeded by its position
+        noise = torch.cat(
+            [_noise((seed + i) * 1009 + member, n, module.n_noise) for i in positions]
+        )
+    else:
+        noise = _noise(seed * 1009 + member, n, module.n_noise)
+    with torch.no_grad():
+        r = module.mean_correction(
+            z,
+            summary.unsqueeze(0).expand(len(ex), -1),
+            ex.base,
+            (ex.index, ex.mask, ex.features, ex.log_dose),
+            ex.view,
+            noise,
+        )
+    return r.numpy().astype(np.float64)
 
 
 def _noise(seed: int, n_cells: int, n_noise: int) -> torch.Tensor:
@@ -147,33 +203,27 @@ def _noise(seed: int, n_cells: int, n_noise: int) -> torch.Tensor:
 
 
 def ensemble_intervals(
-    effects: np.ndarray,
-    sources: Sequence[str],
-    widening: np.ndarray,
-    *,
-    error_var: np.ndarray,
-    calibration: float,
-    z: float,
+    effects: np.ndarray, sources: Sequence[str], interval: Interval, *, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, sd, lower and upper bound of each condition from its members' ``effects``
+    """Mean, sd, lower and upper bound of conditions from their members' ``effects``
     (members, conditions, genes), as :mod:`._intervals` defines them: measured conditions
-    (``own``) keep their effect with no interval (NaN bounds, sd 0), controls are 0 with a
-    zero-width interval, and every other interval's classical part is widened by
-    ``widening`` (per condition, :func:`._domain.widen`)."""
+    (``own``) keep their effect with no interval (NaN bounds, sd 0), and every other
+    interval's classical part is widened by ``interval.widening[rows]`` (``rows``: the
+    conditions' positions in the call, :func:`._domain.widen`)."""
     mean = effects.mean(axis=0)
     sd = effects.std(axis=0)
     lower = np.full_like(mean, np.nan)
     upper = np.full_like(mean, np.nan)
     source = np.asarray(sources, dtype=object)
-    control = source == "control"
-    lower[control] = upper[control] = 0.0
-    sd[control | (source == "own")] = 0.0
+    sd[source == "own"] = 0.0
     for j, view in enumerate(VIEWS):
-        rows = np.flatnonzero(source == view)
-        if len(rows) == 0:
+        picked = np.flatnonzero(source == view)
+        if len(picked) == 0:
             continue
-        scale = (calibration * widening[rows])[:, None]
-        half = half_width(error_var[j][None, :], sd[rows], calibration=scale, z=z)
-        lower[rows] = mean[rows] - half
-        upper[rows] = mean[rows] + half
+        scale = (interval.calibration * interval.widening[rows[picked]])[:, None]
+        half = half_width(
+            interval.error_var[j][None, :], sd[picked], calibration=scale, z=interval.z
+        )
+        lower[picked] = mean[picked] - half
+        upper[picked] = mean[picked] + half
     return mean, sd, lower, upper

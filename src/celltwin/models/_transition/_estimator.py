@@ -24,7 +24,7 @@ from .._checks import _positive_int
 from .._conditions import as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
-from ._batched import ensemble_intervals, member_effects
+from ._batched import Interval, Settings, predicted_effects
 from ._domain import widen
 from ._ensemble import make_pools, train_ensemble
 from ._estimate import Estimate
@@ -424,25 +424,28 @@ class TransitionModel(LearnedCorrection):
         batch_size = _positive_int(batch_size, key="'batch_size'")
         controls, control_contexts = self._query_controls(adata)
         self._pick_controls(table, control_contexts, n_cells=None, seed=seed)  # checks contexts
-        query = _QueryContexts(self, controls, control_contexts)
-        estimates, scores = self._scored_estimates(table, query)
+        settings = Settings(int(seed), n_cells, batch_size)
         with torch_settings(self._threads()):
-            each = member_effects(
-                self, query, condition_keys(table), estimates,
-                seed=seed, n_cells=n_cells, batch_size=batch_size,
+            query = _QueryContexts(self, controls, control_contexts)
+            estimates, scores = self._scored_estimates(table, query)
+            interval = Interval(
+                self.error_var_, float(self.calibration_), normal_quantile(float(self.interval)),
+                widen(scores, self.domain_["slope"]),
+            )  # fmt: skip
+            arrays = predicted_effects(
+                self, query, condition_keys(table), estimates, interval, settings,
+                members=members,
             )  # fmt: skip
         sources = ["control" if e is None else e.source for e in estimates]
-        mean, sd, lower, upper = ensemble_intervals(
-            each, sources, widen(scores, self.domain_["slope"]), error_var=self.error_var_,
-            calibration=self.calibration_, z=normal_quantile(float(self.interval)),
-        )  # fmt: skip
+        control = np.array([e is None for e in estimates])
+        arrays.lower[control] = arrays.upper[control] = 0.0
         effects = effects_table(
-            table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
-            interval=float(self.interval),
+            table, self.genes_, mean=arrays.mean, bounds=(arrays.lower, arrays.upper),
+            sd=arrays.sd, sources=sources, interval=float(self.interval),
         )  # fmt: skip
-        if members:
-            for m, effect in enumerate(each):
-                effects.layers[f"member{m}"] = effect.astype(np.float32)
+        if arrays.members is not None:
+            for m, effect in enumerate(arrays.members):
+                effects.layers[f"member{m}"] = effect
         effects.obs[IN_DOMAIN] = scores
         effects.obs[PREDICTION_SOURCE] = self._sources(estimates)
         return effects

@@ -97,13 +97,13 @@ def effects_table(
         index=pd.Index([f"condition{i}" for i in range(len(table))]),
     )
     return AnnData(
-        X=mean.astype(np.float32),
+        X=np.asarray(mean, dtype=np.float32),
         obs=obs,
         var=pd.DataFrame(index=pd.Index(genes)),
         layers={
-            "lower": lower.astype(np.float32),
-            "upper": upper.astype(np.float32),
-            "sd": sd.astype(np.float32),
+            "lower": np.asarray(lower, dtype=np.float32),
+            "upper": np.asarray(upper, dtype=np.float32),
+            "sd": np.asarray(sd, dtype=np.float32),
         },
         uns={"interval": interval},
     )

@@ -142,15 +142,15 @@ class TransitionModule(nn.Module):
         assert isinstance(first, nn.Linear)
         k = z.shape[-1]
         w = first.weight
-        x = (z @ w[:, :k].T).unsqueeze(0) + (h @ w[:, k + self.n_noise :].T + first.bias).unsqueeze(
-            1
-        )
+        cells = z @ w[:, :k].T
         if self.n_noise:
-            x = x + noise @ w[:, k : k + self.n_noise].T
+            cells = cells + noise @ w[:, k : k + self.n_noise].T  # (1 or B, m, hidden)
+        rows = h @ w[:, k + self.n_noise :].T + first.bias
+        x = cells + rows.unsqueeze(1)  # (B, m, hidden): the one pass over every cell row
         if len(self.cell) == 1:  # no hidden layer: the first layer is the output layer
             return x.mean(dim=1)
         for layer in list(self.cell)[1:-1]:
-            x = layer(x)
+            x = nn.functional.silu(x, inplace=True) if isinstance(layer, nn.SiLU) else layer(x)
         return self.cell[-1](x.mean(dim=1))
 
 

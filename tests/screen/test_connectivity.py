@@ -45,7 +45,7 @@ def test_wtcs_equals_the_published_definition(n_up: int, n_down: int) -> None:
     x[5] = np.round(x[5])  # many ties
     genes = rng.permutation(120)
     up, down = sorted(genes[:n_up]), sorted(genes[n_up : n_up + n_down])
-    got = wtcs(x, np.array(up, dtype=int), np.array(down, dtype=int))
+    got = wtcs(x, up=np.array(up, dtype=int), down=np.array(down, dtype=int))
     want = [_wtcs_reference(row, list(up), list(down)) for row in x]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
 
@@ -54,7 +54,7 @@ def test_negating_the_profile_negates_wtcs() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(50, 300))
     up, down = np.arange(0, 30), np.arange(30, 50)
-    np.testing.assert_allclose(wtcs(-x, up, down), -wtcs(x, up, down), atol=1e-12)
+    np.testing.assert_allclose(wtcs(-x, up=up, down=down), -wtcs(x, up=up, down=down), atol=1e-12)
 
 
 def _query_and_library(seed: int = 2) -> tuple[Query, np.ndarray, list[str]]:

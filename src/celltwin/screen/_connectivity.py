@@ -91,7 +91,7 @@ def _combine(es_up: np.ndarray, es_down: np.ndarray, has_up: bool, has_down: boo
     return es_up if has_up else -es_down
 
 
-def wtcs(profiles: np.ndarray, up: np.ndarray, down: np.ndarray) -> np.ndarray:
+def wtcs(profiles: np.ndarray, *, up: np.ndarray, down: np.ndarray) -> np.ndarray:
     """Weighted connectivity score of every row of ``profiles`` (candidates x genes).
 
     ``up`` and ``down`` are column positions of the query's gene sets (either may be empty).
@@ -225,7 +225,7 @@ def connectivity_scores(
     x = np.asarray(profiles, dtype=np.float64)
     if method == "wtcs":
         up, down = query.set_indices(genes, min_genes=min_genes)
-        score = wtcs(x, up, down)
+        score = wtcs(x, up=up, down=down)
         return score, (wtcs_null(x, up.size, down.size, n_null=n_null, seed=seed) if null else None)
     vec, mask = query.score_vector(genes)
     if int(mask.sum()) < min_genes:

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from celltwin.screen import Query, connectivity, mimic, query_from_scores, reverse, wtcs
+from celltwin.screen import (
+    Query,
+    connectivity,
+    connectivity_matrix,
+    mimic,
+    query_from_scores,
+    reverse,
+    wtcs,
+)
 
 
 def _es_reference(profile: np.ndarray, members: set[int]) -> float:
@@ -127,3 +135,15 @@ def test_too_few_query_genes_among_the_scored_genes_says_how_many() -> None:
         connectivity(np.zeros((2, 3)), q, genes=["A", "C", "D"])
     with pytest.raises(ValueError, match="'method' must be one of"):
         connectivity(np.zeros((2, 3)), q, genes=["A", "C", "D"], method="spearman")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["wtcs", "pearson"])
+def test_the_matrix_of_many_queries_equals_one_query_at_a_time(method: str) -> None:
+    q, library, genes = _query_and_library(6)
+    queries = [q, -q, Query(None, up=tuple(genes[:20]), name="sets")]
+    frame = pd.DataFrame(library, columns=genes)
+    matrix = connectivity_matrix(frame, queries, method=method)  # type: ignore[arg-type]
+    assert list(matrix.columns) == ["query", "-query", "sets"]
+    for j, one in enumerate(queries):
+        want = connectivity(frame, one, method=method, n_null=5)["score"]  # type: ignore[arg-type]
+        np.testing.assert_allclose(matrix.iloc[:, j], want, atol=1e-12)

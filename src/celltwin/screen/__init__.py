@@ -5,7 +5,7 @@ Objectives (:data:`OBJECTIVES`, :func:`get_objective`): *reverse* / *mimic* a qu
 cosine or Pearson; *move* named genes or a pathway/regulon activity; *specific* effect.
 """
 
-from ._connectivity import connectivity, wtcs
+from ._connectivity import connectivity, connectivity_matrix, wtcs
 from ._match import mimic, reverse
 from ._move import move, specific
 from ._objective import Objective, ObjectiveSpec
@@ -25,6 +25,7 @@ __all__ = [
     "ObjectiveSpec",
     "Query",
     "connectivity",
+    "connectivity_matrix",
     "get_objective",
     "list_objectives",
     "mimic",

@@ -294,3 +294,41 @@ def connectivity(
         },
         index=index,
     )
+
+
+def connectivity_matrix(
+    profiles: np.ndarray | pd.DataFrame,
+    queries: Sequence[Query],
+    *,
+    genes: Sequence[str] | None = None,
+    method: Method = "wtcs",
+    min_genes: int = MIN_GENES,
+) -> pd.DataFrame:
+    """The score of every profile (rows) with every query (columns), ranking each row once.
+
+    The CMap layout: one column per query, so many queries against one library cost one sort
+    of the library. Columns are the queries' names (made unique with a suffix when needed).
+    """
+    if isinstance(profiles, pd.DataFrame):
+        index, genes, x = profiles.index, list(profiles.columns.astype(str)), profiles.to_numpy()
+    else:
+        if genes is None:
+            raise ValueError("pass 'genes' (the column names) with an array of profiles")
+        x, index = np.asarray(profiles, dtype=np.float64), pd.RangeIndex(len(profiles))
+    if method not in METHODS:
+        raise ValueError(f"'method' must be one of {list(METHODS)} (got {method!r})")
+    out = np.empty((x.shape[0], len(queries)))
+    if method == "wtcs":
+        ranks, weights = rank_positions(x)
+        for j, q in enumerate(queries):
+            up, down = q.set_indices(genes, min_genes=min_genes)
+            es_up = _es(ranks, weights, up[None, :])[:, 0]
+            es_down = _es(ranks, weights, down[None, :])[:, 0]
+            out[:, j] = _combine(es_up, es_down, up.size > 0, down.size > 0)
+    else:
+        for j, q in enumerate(queries):
+            out[:, j] = connectivity_scores(x, genes, q, method=method, min_genes=min_genes)[0]
+    names = pd.Index([q.name for q in queries], dtype=object)
+    if names.has_duplicates:
+        names = pd.Index([f"{n}#{i}" for i, n in enumerate(names)], dtype=object)
+    return pd.DataFrame(out, index=index, columns=names)

@@ -151,11 +151,10 @@ def move(
     def align(genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         pos = pd.Index(list(genes), dtype=object).get_indexer(weights.index)
         found = pos >= 0
-        if found.sum() < max(min_targets, 1) or found.sum() == len(genes):
+        if found.sum() < max(min_targets, 1):
             raise ValueError(
                 f"{int(found.sum())} of the {len(weights)} targets of {label!r} are among the "
-                f"{len(genes)} genes scored; at least {max(min_targets, 1)} (and not every gene) "
-                f"are needed. Missing e.g. {list(weights.index[~found][:5])}"
+                f"{len(genes)} genes scored; at least {max(min_targets, 1)} are needed. Missing e.g. {list(weights.index[~found][:5])}"
             )
         return pos[found], weights.to_numpy()[found]
 

@@ -175,7 +175,10 @@ def _gene_list(value: Sequence[str] | str | os.PathLike[str], key: str) -> tuple
     if isinstance(value, str | os.PathLike):
         path = Path(value)
         if not path.is_file():
-            raise FileNotFoundError(f"'{key}' gene set file {str(path)!r} does not exist")
+            raise ValueError(
+                f"'{key}' must be a list of gene names or an existing file, not {str(value)!r} "
+                f"(for one gene pass [{str(value)!r}])"
+            )
         lines = path.read_text(encoding="utf-8").split()
         return _genes([g for g in lines if g], key)
     return _genes(value, key)
@@ -197,8 +200,8 @@ def read_query(
     label = name or p.name.split(".")[0]
     if p.suffix.lower() == ".gmt":
         return _read_gmt(p, label)
-    sep = "," if p.suffix.lower() == ".csv" else None
-    table = pd.read_csv(p, sep=sep, header=None, engine="python", dtype=str, comment="#")
+    sep = "," if p.suffix.lower() == ".csv" else "\t"
+    table = pd.read_csv(p, sep=sep, header=None, dtype=str, comment="#")
     if table.shape[1] == 1:
         return query_from_ranks(table.iloc[:, 0].str.strip().tolist(), n_genes=n_genes, name=label)
     values = pd.to_numeric(table.iloc[:, 1], errors="coerce")

@@ -62,14 +62,18 @@ def rank_positions(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _es(ranks: np.ndarray, sorted_abs: np.ndarray, sets: np.ndarray) -> np.ndarray:
-    """ES of every row for each gene set: ``sets`` (k, s) of gene positions -> (rows, k)."""
-    n, n_genes = ranks.shape
-    k, s = sets.shape
+    """ES of every row for each gene set: ``sets`` (k, s) of gene columns -> (rows, k)."""
+    n, k, s = ranks.shape[0], *sets.shape
     if s == 0:
         return np.zeros((n, k), dtype=sorted_abs.dtype)
     pos = ranks[:, sets]  # (n, k, s): where each set gene sits in the row's order
     pos.sort(axis=-1)
-    w = sorted_abs[np.arange(n)[:, None, None], pos]
+    return _walk(sorted_abs[np.arange(n)[:, None, None], pos], pos, ranks.shape[1])
+
+
+def _walk(w: np.ndarray, pos: np.ndarray, n_genes: int) -> np.ndarray:
+    """The ES from the hits' sorted positions ``pos`` and weights ``w`` (..., s) -> (...)."""
+    s = pos.shape[-1]
     total = w.sum(axis=-1, keepdims=True)
     safe = np.where(total > 0, total, 1).astype(w.dtype)
     cum = np.cumsum(w, axis=-1)
@@ -106,16 +110,25 @@ def wtcs(profiles: np.ndarray, *, up: np.ndarray, down: np.ndarray) -> np.ndarra
 
 
 @lru_cache(maxsize=16)
-def _null_sets(n_genes: int, n_up: int, n_down: int, n_null: int, seed: int) -> np.ndarray:
-    """(n_null, n_up + n_down) random disjoint gene positions, the first n_up being 'up'."""
+def _null_positions(
+    n_genes: int, n_up: int, n_down: int, n_null: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted positions of ``n_null`` random disjoint up and down sets in a ranked list.
+
+    A random gene set sits at a uniformly random subset of a row's positions whatever the row,
+    so drawing positions is drawing gene sets (or permuting the profile's gene labels), without
+    a per-row lookup and sort.
+    """
     rng = np.random.default_rng(seed)
     keys = rng.random((n_null, n_genes))
     s = n_up + n_down
     idx = np.argpartition(keys, s - 1, axis=1)[:, :s] if s < n_genes else np.argsort(keys, 1)
     order = np.argsort(np.take_along_axis(keys, idx, axis=1), axis=1)
-    out = np.take_along_axis(idx, order, axis=1)
-    out.setflags(write=False)
-    return out
+    both = np.take_along_axis(idx, order, axis=1).astype(np.int32)
+    up, down = np.sort(both[:, :n_up], axis=1), np.sort(both[:, n_up:], axis=1)
+    up.setflags(write=False)
+    down.setflags(write=False)
+    return up, down
 
 
 def wtcs_null(
@@ -123,17 +136,17 @@ def wtcs_null(
 ) -> np.ndarray:
     """WTCS of every row for ``n_null`` random set pairs of the query's sizes: (rows, n_null)."""
     x = np.asarray(profiles, dtype=np.float64)
-    ranks, weights = rank_positions(x)
+    n, n_genes = x.shape
     # the null in 32 bits: half the memory traffic; its scores are compared, not reported
-    ranks, weights = ranks.astype(np.int32), weights.astype(np.float32)
-    sets = _null_sets(x.shape[1], n_up, n_down, n_null, seed)
-    step = max(1, _CHUNK_ELEMENTS // max(1, x.shape[0] * (n_up + n_down)))
-    out = np.empty((x.shape[0], n_null))
-    for start in range(0, n_null, step):
-        chunk = sets[start : start + step]
-        es_up = _es(ranks, weights, chunk[:, :n_up])
-        es_down = _es(ranks, weights, chunk[:, n_up:])
-        out[:, start : start + step] = _combine(es_up, es_down, n_up > 0, n_down > 0)
+    weights = np.abs(-np.sort(-x, axis=1)).astype(np.float32)
+    up, down = _null_positions(n_genes, n_up, n_down, n_null, seed)
+    step = max(1, _CHUNK_ELEMENTS // max(1, n * (n_up + n_down)))
+    out = np.empty((n, n_null))
+    for a in range(0, n_null, step):
+        b = a + step
+        es_up = _walk(weights[:, up[a:b]], up[a:b], n_genes) if n_up else 0
+        es_down = _walk(weights[:, down[a:b]], down[a:b], n_genes) if n_down else 0
+        out[:, a:b] = _combine(np.asarray(es_up), np.asarray(es_down), n_up > 0, n_down > 0)
     return out
 
 

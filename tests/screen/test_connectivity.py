@@ -147,3 +147,18 @@ def test_the_matrix_of_many_queries_equals_one_query_at_a_time(method: str) -> N
     for j, one in enumerate(queries):
         want = connectivity(frame, one, method=method, n_null=5)["score"]  # type: ignore[arg-type]
         np.testing.assert_allclose(matrix.iloc[:, j], want, atol=1e-12)
+
+
+def test_each_null_draw_is_the_wtcs_of_a_random_gene_set_pair_of_the_querys_sizes() -> None:
+    from celltwin.screen._connectivity import _null_positions, wtcs_null
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3, 200))
+    null = wtcs_null(x, 12, 8, n_null=25, seed=3)
+    up_pos, down_pos = _null_positions(200, 12, 8, 25, 3)
+    for i, row in enumerate(x):
+        order = np.argsort(-row, kind="stable")  # the genes at those positions of this row
+        for k in range(25):
+            want = wtcs(row[None, :], up=order[up_pos[k]], down=order[down_pos[k]])[0]
+            assert null[i, k] == pytest.approx(want, abs=1e-5)  # the null runs in float32
+    assert len(set(up_pos[0]) | set(down_pos[0])) == 20  # disjoint sets

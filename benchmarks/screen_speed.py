@@ -11,6 +11,7 @@ with its wall times, peak RSS and the load average of the machine at the start a
     python benchmarks/screen_speed.py pairs --model /tmp/flagship --n 50000 --n-cells 200
     python benchmarks/screen_speed.py accuracy --model /tmp/flagship --n 500
     python benchmarks/screen_speed.py screen --model /tmp/flagship --n 10000   # the engine
+    python benchmarks/screen_speed.py screen --model /tmp/flagship --n 50000 --kind pairs
 
 Candidates: prior genes the model never measured, in a fixed order (a seeded permutation of
 the prior's genes); pairs: every pair of the first prior genes, ``A+B`` composed from its
@@ -173,8 +174,11 @@ def accuracy(args: argparse.Namespace) -> None:
 
 
 def screen(args: argparse.Namespace) -> None:
-    """The same singles screen through ``celltwin.screen.screen`` (when it exists)."""
+    """The same screen through ``celltwin.screen.screen``: ``--kind`` singles or pairs,
+    objective ``mimic`` of the query by ``--method`` (cosine, or wtcs: CMap's score)."""
     load_start = os.getloadavg()
+    import pandas as pd
+
     from celltwin import models
     from celltwin import screen as ct_screen
 
@@ -182,16 +186,24 @@ def screen(args: argparse.Namespace) -> None:
     model = models.load(args.model)
     controls, query = _controls_and_query(_data(), list(model.genes_))
     ready = time.perf_counter() - t
-    genes = _prior_genes(model)[: args.n]
-    signature = dict(zip(model.genes_, query, strict=True))
+    genes = _prior_genes(model)
+    names = _pairs(genes, args.n) if args.kind == "pairs" else genes[: args.n]
+    candidates = ct_screen.Candidates(
+        table=pd.DataFrame(
+            {"label": names, "perturbation": names, "dose": "", "kind": "predicted"}
+        ),
+        profiles=None,
+    )
     t = time.perf_counter()
-    objective = ct_screen.get_objective("mimic", query=signature)
+    objective = ct_screen.mimic(pd.Series(query, index=list(model.genes_)), method=args.method)
     result = ct_screen.screen(
-        model, controls, candidates=ct_screen.genes(genes), objective=objective,
-        context=CONTEXT, n_cells=int(args.n_cells), progress=False,
+        model, controls, candidates=candidates, objective=objective, context=CONTEXT,
+        n_cells=int(args.n_cells), progress=False,
+        **({"batch_size": args.batch_size} if args.batch_size else {}),
     )  # fmt: skip
     _report(
-        "screen", n=len(genes), n_cells=args.n_cells, load_model_and_data_s=round(ready, 2),
+        "screen", kind=args.kind, method=args.method, n=len(names), n_cells=args.n_cells,
+        batch_size=args.batch_size, load_model_and_data_s=round(ready, 2),
         screen_s=round(time.perf_counter() - t, 2), load_start=load_start,
         top=result.table["label"].head(5).tolist(),
     )  # fmt: skip
@@ -204,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=10_000, help="candidates")
     parser.add_argument("--n-cells", default="200", help="control cells per context, or none")
     parser.add_argument("--batch-size", type=int, default=0, help="0: the default")
+    parser.add_argument("--kind", choices=("singles", "pairs"), default="singles")
+    parser.add_argument("--method", choices=("cosine", "wtcs"), default="cosine")
     args = parser.parse_args(argv)
     steps = {"fit": fit, "accuracy": accuracy, "screen": screen}
     if args.step in steps:

@@ -111,10 +111,21 @@ class LearnedCorrection(ClassicalEstimate):
         return list(self.training_[member].get("views", VIEWS))
 
     def _member_module(self, member: int) -> TransitionModule:
-        module = self._new_module()
-        set_flat(module, self.member_weights_[member], torch.device("cpu"))
-        module.eval()
-        return module
+        """Member ``member``'s network on the CPU, for predictions (not to be trained).
+
+        Built once per fitted weight matrix (a new fit or load assigns a new one): building
+        it took as long as its forward pass over a batch of cells."""
+        cached = self.__dict__.get("_module_cache")
+        if cached is None or cached[0] is not self.member_weights_:
+            cached = (self.member_weights_, {})
+            self.__dict__["_module_cache"] = cached
+        modules: dict[int, TransitionModule] = cached[1]
+        if member not in modules:
+            module = self._new_module()
+            set_flat(module, self.member_weights_[member], torch.device("cpu"))
+            module.eval()
+            modules[member] = module
+        return modules[member]
 
     def _corrects(self, member: int, est: Estimate) -> bool:
         """Whether member ``member``'s network corrects estimate ``est``.

@@ -38,8 +38,12 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-CONTEXT = "THP-1"
-QUERY = "STAT1"
+#: Data set: (registry name, its one context, the measured perturbation used as query).
+DATA = {
+    "papalexi": ("papalexi2021_subset", "THP-1", "STAT1"),
+    "norman": ("norman2019_subset", "K562", "KLF1"),
+}
+DATA_NAME, CONTEXT, QUERY = DATA["papalexi"]
 
 
 def _report(step: str, **values: Any) -> dict[str, Any]:
@@ -57,7 +61,7 @@ def _report(step: str, **values: Any) -> dict[str, Any]:
 def _data() -> Any:
     from celltwin.data import load
 
-    return load("papalexi2021_subset", progress=False)
+    return load(DATA_NAME, progress=False)
 
 
 def _controls_and_query(adata: Any, genes: list[str]) -> tuple[Any, np.ndarray]:
@@ -112,6 +116,7 @@ def fit(args: argparse.Namespace) -> None:
         "fit", fit_s=round(time.perf_counter() - t, 1), load_start=load_start,
         feature_source=model.feature_source_, prior_genes=len(model.feature_names_),
         members=int(model.member_weights_.shape[0]), cells=adata.n_obs, genes=adata.n_vars,
+        trained_views=list(model.trained_views_), data=DATA_NAME,
     )  # fmt: skip
 
 
@@ -218,7 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=0, help="0: the default")
     parser.add_argument("--kind", choices=("singles", "pairs"), default="singles")
     parser.add_argument("--method", choices=("cosine", "wtcs"), default="cosine")
+    parser.add_argument("--data", choices=tuple(DATA), default="papalexi")
     args = parser.parse_args(argv)
+    global DATA_NAME, CONTEXT, QUERY
+    DATA_NAME, CONTEXT, QUERY = DATA[args.data]
     steps = {"fit": fit, "accuracy": accuracy, "screen": screen}
     if args.step in steps:
         steps[args.step](args)

@@ -19,7 +19,11 @@ parts. The objective is the cosine similarity of each predicted effect to a quer
 measured effect of the STAT1 knockout: "mimic STAT1-KO"), one matrix product for all rows.
 ``accuracy`` compares effects and rankings at ``n_cells`` 32 to 500 with every control cell.
 ``--n-cells none`` calls ``predict_effects`` without ``n_cells`` (every control cell; also
-how code from before ``n_cells`` existed is timed).
+how code from before ``n_cells`` existed is timed). ``effects`` writes the default call's
+output for 46 conditions, and compares it with the same file from another version::
+
+    PYTHONPATH=/tmp/old/src python benchmarks/screen_speed.py effects --model M --out old.h5ad
+    python benchmarks/screen_speed.py effects --model M --out new.h5ad --against old.h5ad
 """
 
 from __future__ import annotations
@@ -214,9 +218,50 @@ def screen(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
+def effects(args: argparse.Namespace) -> None:
+    """Default ``predict_effects`` (every control cell) of 30 prior genes, 10 measured
+    knockouts, 5 pairs and the control, written to ``--out``; with ``--against`` (the same
+    file from another version of the code) the largest differences are reported."""
+    import anndata as ad
+
+    from celltwin import models
+
+    model = models.load(args.model)
+    controls, _ = _controls_and_query(_data(), list(model.genes_))
+    rng = np.random.default_rng(1)
+    measured = sorted(model.components_)
+    prior = list(rng.choice(_prior_genes(model), 30, replace=False))
+    pairs = [(prior[0], prior[1]), (prior[2], measured[0]), (measured[1], measured[2])]
+    pairs += [(prior[3], prior[4]), (measured[3], prior[5])]
+    names = prior + measured[:10] + ["+".join(sorted(p)) for p in pairs] + ["control"]
+    t = time.perf_counter()
+    out = model.predict_effects(controls, conditions=[(CONTEXT, n) for n in names], seed=3)
+    predict_s = time.perf_counter() - t
+    out.write_h5ad(args.out)
+    diffs = {}
+    if args.against:
+        ref = ad.read_h5ad(args.against)
+        for name in ("X", "lower", "upper", "sd"):
+            a = np.asarray(out.X if name == "X" else out.layers[name])
+            b = np.asarray(ref.X if name == "X" else ref.layers[name])
+            same = (a == b) | (np.isnan(a) & np.isnan(b))
+            diffs[name] = {
+                "max_abs_diff": float(np.nanmax(np.abs(a - b))),
+                "max_abs_value": float(np.nanmax(np.abs(b))),
+                "nan_where_ref_nan": bool(np.array_equal(np.isnan(a), np.isnan(b))),
+                "bit_identical_share": round(float(same.mean()), 3),
+            }
+        diffs["obs_equal"] = bool(
+            (out.obs.astype(str).to_numpy() == ref.obs.astype(str).to_numpy()).all()
+        )
+    _report("effects", n=len(names), predict_s=round(predict_s, 2), diffs=diffs)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("fit", "singles", "pairs", "accuracy", "screen"))
+    parser.add_argument(
+        "step", choices=("fit", "singles", "pairs", "accuracy", "screen", "effects")
+    )
     parser.add_argument("--model", required=True, help="folder of the fitted flagship")
     parser.add_argument("--n", type=int, default=10_000, help="candidates")
     parser.add_argument("--n-cells", default="200", help="control cells per context, or none")
@@ -224,10 +269,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", choices=("singles", "pairs"), default="singles")
     parser.add_argument("--method", choices=("cosine", "wtcs"), default="cosine")
     parser.add_argument("--data", choices=tuple(DATA), default="papalexi")
+    parser.add_argument("--out", default="effects.h5ad", help="effects: file written")
+    parser.add_argument("--against", default=None, help="effects: file to compare with")
     args = parser.parse_args(argv)
     global DATA_NAME, CONTEXT, QUERY
     DATA_NAME, CONTEXT, QUERY = DATA[args.data]
-    steps = {"fit": fit, "accuracy": accuracy, "screen": screen}
+    steps = {"fit": fit, "accuracy": accuracy, "screen": screen, "effects": effects}
     if args.step in steps:
         steps[args.step](args)
     else:

@@ -68,6 +68,7 @@ INTERACTION_COLUMNS = (
 )
 
 _N_SAMPLES = 50  # draws from the per-gene intervals for the score's interval
+_ROUNDING = 1e-5  # relative residual of float32 effects that add up exactly
 
 
 def _pair_parts(pairs: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, str, str]]:
@@ -112,7 +113,8 @@ def interactions(
 
     ``score`` (the rank)
         ``||AB - (A + B)|| / ||A + B||``: the residual from additivity as a share of the
-        additive effect; 0 for an additive pair. ``score_lower``/``score_upper``: its 5th and
+        additive effect; 0 for an additive pair (below 1e-5, float32 rounding, it is set to
+        0, so additive pairs tie). ``score_lower``/``score_upper``: its 5th and
         95th percentiles over 50 draws of the three effects, each gene uniform within the
         model's interval (genes drawn independently; NaN when the model has no intervals).
     ``excess``
@@ -251,6 +253,8 @@ def _measures(
     safe = np.where(norm_add > 0, norm_add, np.nan)
     cosine = (pair * additive).sum(axis=1) / (safe * np.where(norm_pair > 0, norm_pair, np.nan))
     score = np.linalg.norm(pair - additive, axis=1) / safe
+    # Below this the residual is the float32 rounding of the effects, not an interaction.
+    score = np.where(score < _ROUNDING, 0.0, score)
     fits = [
         interaction_fit(pair[i], stack[i, :2], method=method)  # type: ignore[arg-type]
         for i in range(len(parts))

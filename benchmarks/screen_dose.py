@@ -172,9 +172,13 @@ def main() -> None:
     parser.add_argument("--k", type=float, default=3.0)
     parser.add_argument("--genes", type=int, default=10)
     parser.add_argument("--out", default="/tmp/screen_dose.csv")
+    parser.add_argument("--from-csv", help="summarise the rows of an earlier run")
     args = parser.parse_args()
-    rows = run(args.models.split(","), args.folds.split(","), args.k, args.genes)
-    rows.to_csv(args.out, index=False)
+    if args.from_csv:
+        rows = pd.read_csv(args.from_csv)
+    else:
+        rows = run(args.models.split(","), args.folds.split(","), args.k, args.genes)
+        rows.to_csv(args.out, index=False)
     summary = report(rows)
     summary.to_csv(args.out.replace(".csv", "_summary.csv"), index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 20):

@@ -116,3 +116,15 @@ def test_dose_response_with_a_cell_model_on_the_simulator() -> None:
     assert change[-1] > change[0]
     with pytest.raises(ValueError, match="three positive doses"):
         dose_response(model, sim.adata, drug="drug01", doses=[1.0, -1.0, 2.0], context="A")
+
+
+def test_doses_without_an_interval_keep_their_value_in_the_refits() -> None:
+    rng = np.random.default_rng(0)
+    y = hill(GRID, top=1.0, ec50=2.0, slope=1.0) + rng.normal(0.0, 0.05, GRID.size)
+    # Zero-width intervals at half the doses, none at the others (as transition gives for a
+    # measured dose): every refit sees y itself, so the interval collapses onto the estimate.
+    bounds = np.where(np.arange(GRID.size) % 2 == 0, y, np.nan)
+    pinned = fit_hill(GRID, y, lower=bounds, upper=bounds, n_samples=10)
+    resampled = fit_hill(GRID, y, n_samples=10)  # a residual bootstrap
+    assert pinned["ec50_upper"] - pinned["ec50_lower"] == pytest.approx(0.0, abs=1e-6)
+    assert resampled["ec50_upper"] - resampled["ec50_lower"] > 0.05

@@ -27,8 +27,8 @@ def dose_curves(
 ) -> Figure:
     """One panel per gene or pathway: predicted effect per dose, its Hill fit and intervals.
 
-    Points are the predicted effects with the model's interval as error bars (none when the
-    model gives no intervals); the red line is the fitted Hill curve, the shaded span the EC50's
+    Points are the predicted effects with the model's interval as error bars (where it gives
+    one: ``transition`` gives none for a measured dose); the red line is the fitted Hill curve, the shaded span the EC50's
     interval and the dotted line the EC50, drawn only when the fit's status is ``ok`` (else the
     points are joined and the title says why there is no EC50). Each panel's title gives the feature, its status, R^2 and the EC50 with its interval.
 
@@ -79,11 +79,11 @@ def dose_curves(
 def _panel(ax, doses, dense, y, lo, hi, fit, *, name: str) -> None:
     """One feature: points with intervals, the Hill curve, the EC50 and its interval."""
     ok = fit["status"] == "ok"
-    if np.isfinite(lo).all() and np.isfinite(hi).all():
-        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
-        ax.errorbar(doses, y, yerr=err, fmt="o", color=_POINT, ms=4, capsize=2, lw=1)
-    else:
-        ax.plot(doses, y, "o", color=_POINT, ms=4)
+    known = np.isfinite(lo) & np.isfinite(hi)
+    ax.plot(doses, y, "o", color=_POINT, ms=4)
+    if known.any():
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])[:, known]
+        ax.errorbar(doses[known], y[known], yerr=err, fmt="none", ecolor=_POINT, capsize=2, lw=1)
     ec50 = float(fit["ec50"]) if ok else float("nan")
     if ok:
         curve = hill(dense, top=float(fit["top"]), ec50=ec50, slope=float(fit["slope"]))

@@ -120,8 +120,9 @@ def fit_hill(
     decades of the grid, ``slope`` in [0.3, 10]) from a grid of starts.
 
     Intervals (5th-95th percentiles): refits on ``n_samples`` responses drawn uniformly within
-    ``[lower, upper]`` per dose when given (the model's intervals), else on the fitted curve
-    plus resampled residuals (a residual bootstrap).
+    ``[lower, upper]`` per dose when given (the model's intervals; a dose whose bounds are NaN,
+    such as a measured one, keeps its value), else, when no dose has bounds, on the fitted
+    curve plus resampled residuals (a residual bootstrap).
 
     ``status`` says whether an EC50 can be read at all: ``flat`` (no dose moves the response
     by ``min_effect``), ``non_monotone`` (the response falls back by more than half its peak
@@ -201,7 +202,9 @@ def _sample(x: np.ndarray, y: np.ndarray, params: np.ndarray, lower: object, upp
         return np.empty((0, y.size))
     if lower is not None and upper is not None:
         lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
-        if np.isfinite(lo).all() and np.isfinite(hi).all():
+        known = np.isfinite(lo) & np.isfinite(hi)
+        if known.any():  # a dose without an interval (e.g. a measured one) keeps its value
+            lo, hi = np.where(known, lo, y), np.where(known, hi, y)
             return np.asarray(lo + (hi - lo) * rng.random((n_samples, y.size)))
     fitted = _curve(x, *params)
     resid = y - fitted
@@ -270,8 +273,8 @@ def dose_response(
     context
         The context of the predictions (ignored by dose-signature models).
     genes
-        Genes to fit; default the ``n_genes`` genes with the largest predicted change over the
-        grid.
+        Genes to fit; default the ``n_genes`` genes with the largest mean absolute predicted
+        change over the grid (the mean, not the maximum: one noisy dose does not pick a gene).
     pathways
         Pathway scores to fit: PROGENy pathway names (:func:`celltwin.priors.read_progeny`),
         or a table with columns ``pathway``, ``gene``, ``weight``. A score is the weighted mean
@@ -329,7 +332,7 @@ def _predict(model: object, adata: AnnData | None, *, drug: str, grid: np.ndarra
 
 def _genes(effects: AnnData, genes: Sequence[str] | None, n_genes: int) -> list[str]:
     if genes is None:
-        change = np.abs(np.asarray(effects.X)).max(axis=0)
+        change = np.abs(np.asarray(effects.X)).mean(axis=0)
         order = np.argsort(-change, kind="stable")[:n_genes]
         return [str(effects.var_names[i]) for i in order]
     missing = [g for g in genes if g not in effects.var_names]

@@ -148,3 +148,21 @@ def test_bad_pairs_are_refused() -> None:
         interactions(_Lookup(_planted()), AnnData(), pairs=["A"], context="K")
     with pytest.raises(TypeError, match="list of pairs"):
         interactions(_Lookup(_planted()), AnnData(), pairs="A+B", context="K")
+
+
+class _MeasuredSingles(_Lookup):
+    """Intervals for the pairs only, as transition gives for pairs of measured singles."""
+
+    def predict_effects(self, adata: AnnData, *, conditions: pd.DataFrame, seed: int) -> AnnData:
+        out = super().predict_effects(adata, conditions=conditions, seed=seed)
+        single = ~out.obs[PERTURBATION].str.contains("+", regex=False).to_numpy()
+        for layer in ("lower", "upper"):
+            out.layers[layer][single] = np.nan
+        return out
+
+
+def test_singles_without_intervals_keep_their_value_in_the_score_interval() -> None:
+    table = interactions(_MeasuredSingles(_planted(), half_width=0.2), AnnData(), pairs=["A+B"],
+                         context="K")  # fmt: skip
+    low, high = table["score_lower"].iloc[0], table["score_upper"].iloc[0]
+    assert np.isfinite(low) and np.isfinite(high) and low < 1.0 < high

@@ -116,7 +116,8 @@ def interactions(
         additive effect; 0 for an additive pair (below 1e-5, float32 rounding, it is set to
         0, so additive pairs tie). ``score_lower``/``score_upper``: its 5th and
         95th percentiles over 50 draws of the three effects, each gene uniform within the
-        model's interval (genes drawn independently; NaN when the model has no intervals).
+        model's interval (genes drawn independently; an effect without an interval, such as a
+        measured single, keeps its value; NaN when the model gives no intervals at all).
     ``excess``
         ``||AB|| / ||A + B|| - 1``: above 0 the pair does more than its sum, below 0 less.
     ``cosine_distance``
@@ -171,7 +172,7 @@ def interactions(
     index = np.array([[row[a], row[b], row[label]] for label, a, b in parts])
     table = _measures(parts, x[index], method=method)
     table["score_lower"], table["score_upper"] = _score_interval(
-        lower[index], upper[index], seed=seed
+        x[index], lower[index], upper[index], seed=seed
     )
     pair_obs = effects.obs.iloc[index[:, 2]]
     table[IN_DOMAIN] = pd.to_numeric(pair_obs[IN_DOMAIN], errors="coerce").to_numpy(float)
@@ -276,15 +277,19 @@ def _measures(
 
 
 def _score_interval(
-    lower: np.ndarray, upper: np.ndarray, *, seed: int
+    x: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """5th/95th percentiles of the score over draws uniform within the per-gene intervals.
 
-    ``lower``/``upper``: pairs x [first, second, pair] x genes. NaN where a bound is missing.
+    ``x``, ``lower``, ``upper``: pairs x [first, second, pair] x genes. An effect without
+    bounds (``transition`` gives none for a measured single) keeps its value; NaN when no
+    effect of any pair has bounds.
     """
     n = lower.shape[0]
-    if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+    known = np.isfinite(lower) & np.isfinite(upper)
+    if not known.any():
         return np.full(n, np.nan), np.full(n, np.nan)
+    lower, upper = np.where(known, lower, x), np.where(known, upper, x)
     rng = np.random.default_rng(seed)
     draws = lower[None] + (upper - lower)[None] * rng.random((_N_SAMPLES, *lower.shape))
     additive = draws[:, :, 0] + draws[:, :, 1]

@@ -53,8 +53,8 @@ def _grid(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
     so many responses (the refits of the intervals) cost one matrix product.
     """
     lo, hi = x.min() - _DECADES, x.max() + _DECADES
-    e, k = np.meshgrid(np.arange(lo, hi + 1e-9, 0.05), np.geomspace(*_SLOPES, 24), indexing="ij")
-    e, k = e.ravel(), k.ravel()
+    ee, kk = np.meshgrid(np.arange(lo, hi + 1e-9, 0.05), np.geomspace(*_SLOPES, 24), indexing="ij")
+    e, k = ee.ravel(), kk.ravel()
     shapes = 1.0 / (1.0 + 10.0 ** (k[:, None] * (e[:, None] - x[None, :])))  # (K, n)
     peak = np.maximum(np.abs(ys).max(axis=1, keepdims=True), 1e-12)
     top = np.clip((ys @ shapes.T) / (shapes**2).sum(axis=1), -4 * peak, 4 * peak)  # (S, K)

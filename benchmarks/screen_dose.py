@@ -136,6 +136,11 @@ def _rank_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 2000) -> str:
 
 
 def report(rows: pd.DataFrame) -> pd.DataFrame:
+    # An EC50 below the lowest dose (0.04 uM) is no EC50: the response is saturated at every
+    # dose (fit_hill calls it ``below_range``; rows of runs before that status are recoded).
+    rows = rows.copy()
+    low = (rows["status"] == "ok") & (rows["ec50"].astype(float) < 0.04)
+    rows.loc[low, "status"] = "below_range"
     key = ["task", "fold", "drug", "feature", "kind"]
     truth = rows[rows["model"] == "measured"].set_index(key)
     out = []

@@ -110,7 +110,8 @@ def test_dose_response_with_a_cell_model_on_the_simulator() -> None:
     result = dose_response(model, sim.adata, drug="drug01", doses=doses, context="A",
                            n_genes=4, n_samples=5)  # fmt: skip
     assert result.effects.shape == (5, 30) and len(result.fits) == 4
-    assert set(result.fits["status"]) <= {"ok", "flat", "non_monotone", "poor_fit", "above_range"}
+    statuses = {"ok", "flat", "non_monotone", "poor_fit", "above_range", "below_range"}
+    assert set(result.fits["status"]) <= statuses
     # The grid's effects are the measured ones: the largest change grows with dose.
     change = np.abs(np.asarray(result.effects.X)).max(axis=1)
     assert change[-1] > change[0]

@@ -115,9 +115,10 @@ def interactions(
         ``||AB - (A + B)|| / ||A + B||``: the residual from additivity as a share of the
         additive effect; 0 for an additive pair (below 1e-5, float32 rounding, it is set to
         0, so additive pairs tie). ``score_lower``/``score_upper``: its 5th and
-        95th percentiles over 50 draws of the three effects, each gene uniform within the
-        model's interval (genes drawn independently; an effect without an interval, such as a
-        measured single, keeps its value; NaN when the model gives no intervals at all).
+        95th percentiles over 50 draws of the three effects, each effect placed uniformly
+        within the model's interval, all its genes at the same quantile (an effect without an
+        interval, such as a measured single, keeps its value; NaN when the model gives no
+        intervals at all).
     ``excess``
         ``||AB|| / ||A + B|| - 1``: above 0 the pair does more than its sum, below 0 less.
     ``cosine_distance``
@@ -291,7 +292,11 @@ def _score_interval(
         return np.full(n, np.nan), np.full(n, np.nan)
     lower, upper = np.where(known, lower, x), np.where(known, upper, x)
     rng = np.random.default_rng(seed)
-    draws = lower[None] + (upper - lower)[None] * rng.random((_N_SAMPLES, *lower.shape))
+    # One uniform draw per effect, shared by its genes: each effect moves as a whole within
+    # its interval. Independent draws per gene would add noise over hundreds of genes and
+    # inflate every residual's norm (the interval would sit above the score).
+    u = rng.random((_N_SAMPLES, *lower.shape[:2], 1))
+    draws = lower[None] + (upper - lower)[None] * u
     additive = draws[:, :, 0] + draws[:, :, 1]
     norm = np.linalg.norm(additive, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -89,7 +89,7 @@ def _refine(x: np.ndarray, y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray
 
 def _status(x: np.ndarray, y: np.ndarray, params: np.ndarray, r2: float, *, min_effect: float,
             min_r2: float) -> str:  # fmt: skip
-    """``flat``, ``non_monotone``, ``poor_fit``, ``above_range`` or ``ok``."""
+    """``flat``, ``non_monotone``, ``poor_fit``, ``above_range``, ``below_range`` or ``ok``."""
     peak = np.abs(y).max()
     if peak < min_effect or abs(params[0]) < min_effect:
         return "flat"
@@ -101,6 +101,8 @@ def _status(x: np.ndarray, y: np.ndarray, params: np.ndarray, r2: float, *, min_
         return "poor_fit"
     if params[1] > x.max():
         return "above_range"
+    if params[1] < x.min():
+        return "below_range"
     return "ok"
 
 
@@ -132,7 +134,9 @@ def fit_hill(
     ``status`` says whether an EC50 can be read at all: ``flat`` (no dose moves the response
     by ``min_effect``), ``non_monotone`` (the response falls back by more than half its peak
     after reaching it), ``poor_fit`` (``r2 < min_r2``), ``above_range`` (the EC50 lies above
-    the highest dose: the plateau is not reached, ``top`` is an extrapolation) or ``ok``.
+    the highest dose: the plateau is not reached, ``top`` is an extrapolation),
+    ``below_range`` (the EC50 lies below the lowest dose: the response is saturated across the
+    grid) or ``ok``.
     ``ec50``, ``slope`` and their intervals are given only when the status is ``ok``; ``top``
     always.
 

@@ -159,7 +159,10 @@ def interactions(
     >>> sim = simulate(n_genes=40, n_tfs=5, contexts=("A",), n_perturbations=4,
     ...                combinations=2, cells_per_condition=20, seed=0)
     >>> model = get_model("additive").fit(sim.adata)
-    >>> table = interactions(model, None, pairs=["TF01+TF02"], context="A")  # doctest: +SKIP
+    >>> pairs = list(sim.interactions.obs["perturbation"])
+    >>> table = interactions(model, None, pairs=pairs, context="A")
+    >>> table["gi_class"].tolist()  # the sum of the singles: no interaction
+    ['ADDITIVE', 'ADDITIVE']
     """
     parts = _pair_parts(pairs)
     singles = sorted({p for _, a, b in parts for p in (a, b)})

@@ -35,7 +35,20 @@ _DECADES = 2.0  # EC50 searched this many decades beyond the grid on each side
 
 
 def hill(doses: np.ndarray, *, top: float, ec50: float, slope: float) -> np.ndarray:
-    """The Hill curve with bottom 0: ``top * d**slope / (ec50**slope + d**slope)``."""
+    """The Hill curve with bottom 0: ``top * d**slope / (ec50**slope + d**slope)``.
+
+    Parameters
+    ----------
+    doses
+        Doses (>= 0; the curve is 0 at dose 0).
+    top, ec50, slope
+        Maximal effect (signed), the dose of half of it (same unit as ``doses``), Hill slope.
+
+    Returns
+    -------
+    numpy.ndarray
+        The effect at each dose.
+    """
     d = np.asarray(doses, dtype=np.float64)
     return np.asarray(top / (1.0 + (ec50 / np.maximum(d, 1e-300)) ** slope), dtype=np.float64)
 
@@ -189,17 +202,17 @@ def fit_hill(
     nan = float("nan")
     return pd.Series(
         {
-            "top": params[0],
-            "ec50": 10.0 ** params[1] if ok else nan,
-            "slope": params[2] if ok else nan,
-            "r2": r2,
+            "top": float(params[0]),
+            "ec50": float(10.0 ** params[1]) if ok else nan,
+            "slope": float(params[2]) if ok else nan,
+            "r2": float(r2),
             "status": status,
-            "top_lower": q[0, 0],
-            "top_upper": q[1, 0],
-            "ec50_lower": 10.0 ** q[0, 1] if ok else nan,
-            "ec50_upper": 10.0 ** q[1, 1] if ok else nan,
-            "slope_lower": q[0, 2] if ok else nan,
-            "slope_upper": q[1, 2] if ok else nan,
+            "top_lower": float(q[0, 0]),
+            "top_upper": float(q[1, 0]),
+            "ec50_lower": float(10.0 ** q[0, 1]) if ok else nan,
+            "ec50_upper": float(10.0 ** q[1, 1]) if ok else nan,
+            "slope_lower": float(q[0, 2]) if ok else nan,
+            "slope_upper": float(q[1, 2]) if ok else nan,
         },
         dtype=object,
     )

@@ -102,6 +102,10 @@ def _auroc(score: np.ndarray, label: np.ndarray) -> tuple[float, float, float, f
 
 
 def summarize(rows: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    # A reference ranking with no interaction in it: the size of the pair's additive
+    # expectation (transition's), since the simulator's strong pairs interact more.
+    size = rows[rows["model"] == "transition"].assign(model="size ||A+B||")
+    rows = pd.concat([rows, size.assign(score=size["norm_additive"])], ignore_index=True)
     subsets = {"all held-out pairs": rows, "combo_seen2": rows[rows["category"] == "combo_seen2"]}
     out = []
     for subset, part in subsets.items():

@@ -128,6 +128,8 @@ def test_observed_interactions_skip_pairs_without_measured_singles() -> None:
     assert "C+D" not in set(observed["pair"])
     with pytest.raises(ValueError, match="no cells in context"):
         observed_interactions(_cells(effects), context="other")
+    with pytest.raises(ValueError, match="no pair"):
+        observed_interactions(_cells(effects.loc[["A", "B"]]), context="K")
 
 
 def test_the_additive_baseline_predicts_no_interaction_on_the_simulator() -> None:

@@ -232,6 +232,8 @@ def observed_interactions(
     measured = set(effect.index)
     if pairs is None:
         pairs = sorted(p for p in measured if len(split_combination(p)) == 2)
+        if not pairs:
+            raise ValueError(f"no pair ('A+B') is measured in context {context!r}")
     asked = _pair_parts(pairs)
     parts = [(label, a, b) for label, a, b in asked if {label, a, b} <= measured]
     if not parts:

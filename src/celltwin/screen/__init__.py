@@ -21,19 +21,10 @@ Candidates (:class:`Candidates`): :func:`genes`, :func:`representable`, :func:`p
 :func:`concat`. Results: :class:`ScreenResult`, :func:`read_screen`.
 """
 
-from ._candidates import (
-    Candidates,
-    cmap,
-    concat,
-    drugs,
-    genes,
-    measured,
-    pairs,
-    pairs_of_top,
-    representable,
-)
+from ._candidates import Candidates, concat, drugs, genes, pairs, pairs_of_top, representable
 from ._engine import screen
 from ._objective import Objective
+from ._profiles import cmap, measured
 from ._result import ScreenResult, read_screen
 
 __all__ = [

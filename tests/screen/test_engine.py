@@ -270,3 +270,41 @@ def test_a_tiny_transition_model_gives_intervals_domain_and_sources(cosine, data
     )
     assert table["in_domain"].between(0, 1).all()
     assert result.cells is not None and result.cells.n_obs == 2 * 4
+
+
+def test_a_drug_library_lets_a_model_with_fingerprints_screen_unseen_drugs(cosine, tmp_path):
+    from celltwin.models import fit
+    from celltwin.screen import drugs as drug_candidates
+    from celltwin.simulate import simulate
+
+    smiles = {
+        "aspirin": "CC(=O)OC1=CC=CC=C1C(=O)O",
+        "caffeine": "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
+        "paracetamol": "CC(=O)NC1=CC=C(O)C=C1",
+    }
+    adata = simulate(
+        n_genes=20, n_tfs=4, contexts=("A",), n_perturbations=2, combinations=0, seed=1
+    ).adata
+    names = sorted(set(adata.obs["perturbation"].astype(str)) - {"control"})
+    adata.obs["perturbation"] = (
+        adata.obs["perturbation"].astype(str).replace(dict(zip(names, smiles, strict=False)))
+    )
+    adata.obs["perturbation_type"] = np.where(
+        adata.obs["perturbation"] == "control", "control", "drug"
+    )
+    known = tmp_path / "two.csv"
+    known.write_text("".join(f"{k},{v}\n" for k, v in list(smiles.items())[:2]))
+    library = pd.DataFrame({"name": list(smiles), "smiles": list(smiles.values())})
+    tiny = dict(n_members=1, max_steps=10, hidden=8, n_latent=6, cells=8, patience=1)
+    goal = cosine(np.ones(adata.n_vars), list(adata.var_names))
+
+    def run(cands: Candidates) -> ScreenResult:
+        model = fit(adata, params=tiny, drugs=known, progress=False, split_key=None)
+        return screen(model, adata, candidates=cands, objective=goal, context="A", progress=False)
+
+    with_library = run(drug_candidates(library, [1.0]))
+    assert with_library.refused.empty
+    row = with_library.table.set_index("label").loc["paracetamol:1"]
+    assert row["prediction_source"] == "prior" and row["dose"] == "1"
+    without = run(genes(["paracetamol"]))
+    assert without.refused["label"].tolist() == ["paracetamol"]

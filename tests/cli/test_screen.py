@@ -3,38 +3,17 @@ outputs never replaced without --force, a partial screen resumed, bad inputs as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import celltwin.screen as screen_api
 from celltwin.cli import app
-from celltwin.screen import Objective
 from celltwin.testing._data import cell_data
 
 runner = CliRunner()
-
-
-def _objective(name: str, **params: Any) -> Objective:
-    """A stand-in registry: every objective is 'sum of effects', higher is better."""
-
-    def total(x: np.ndarray, genes: Sequence[str], u: object) -> np.ndarray:
-        return x.sum(axis=1)
-
-    return Objective(name, "higher", "none", f"sum of effects ({name})", scorer=total)
-
-
-@pytest.fixture(autouse=True)
-def registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The objective registry the command line reads, stood in by :func:`_objective`."""
-    monkeypatch.setattr(screen_api, "get_objective", _objective, raising=False)
-    monkeypatch.setattr(screen_api, "read_query", lambda path: str(path), raising=False)
-    monkeypatch.setattr(screen_api, "query_from_sets", lambda up, down: (up, down), raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +68,22 @@ def test_a_partial_screen_is_resumed_to_the_full_result(files, tmp_path) -> None
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "part" / "screen.csv"), pd.read_csv(tmp_path / "full" / "screen.csv")
     )
+
+
+def test_objectives_come_from_the_registry_by_name(files, tmp_path) -> None:
+    out = tmp_path / "mimic"
+    result = _screen(
+        files, out, "--genes", "TF02,TF03,TF04,TF06", "--objective", "mimic",
+        "--up-genes", "G001,G002,G003,G004,G005", "--down-genes", "G006,G007,G008,G009,G010",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "screen.csv")
+    assert table["score"].is_monotonic_decreasing and table["pvalue"].between(0, 1).all()
+    moved = _screen(files, tmp_path / "move", "--genes", "TF02,TF03", "--objective", "move",
+                    "--up-genes", "G001")  # fmt: skip
+    assert moved.exit_code == 0, moved.output
+    bad = _screen(files, tmp_path / "bad", "--genes", "TF02", "--objective", "revers")
+    assert bad.exit_code == 2 and "did you mean" in bad.output.lower()
 
 
 def test_pairs_of_the_top_singles_join_the_screen(files, tmp_path) -> None:

@@ -45,26 +45,16 @@ def _objective(
     down_genes: list[str] | None,
     pathway: str | None,
 ) -> Any:
-    """The objective the flags name (via celltwin.screen's registry)."""
-    import celltwin.screen as screen_api
+    """The objective the flags name, from celltwin.screen's registry."""
+    from celltwin.screen import get_objective, query_from_sets, read_query
 
-    # TODO(coordinator): once the objectives helper's work is merged, these names exist in
-    # celltwin.screen; until then a screen from the command line stops here with a clear line.
-    get_objective = getattr(screen_api, "get_objective", None)
-    read_query = getattr(screen_api, "read_query", None)
-    from_sets = getattr(screen_api, "query_from_sets", None)
-    if get_objective is None or read_query is None or from_sets is None:
-        raise ValueError(
-            "--objective: this celltwin has no objective registry yet (celltwin.screen."
-            "get_objective). Fix: update celltwin, or screen from Python with your own Objective."
-        )
     if name in ("reverse", "mimic"):
         if query is not None and (up_genes or down_genes):
             raise ValueError("--query and --up-genes/--down-genes: give one query, not both.")
         if query is not None:
             return get_objective(name, query=read_query(query))
         if up_genes or down_genes:
-            return get_objective(name, query=from_sets(up_genes or (), down_genes or ()))
+            return get_objective(name, query=query_from_sets(up_genes or (), down_genes or ()))
         raise ValueError(
             f"--objective {name} needs a query. Fix: --query FILE (gene,score table, ranked "
             "genes or .gmt) or --up-genes G1,G2 / --down-genes G3,G4."

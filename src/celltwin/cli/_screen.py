@@ -44,6 +44,7 @@ def _objective(
     up_genes: list[str] | None,
     down_genes: list[str] | None,
     pathway: str | None,
+    toward: str,
 ) -> Any:
     """The objective the flags name, from celltwin.screen's registry."""
     from celltwin.screen import get_objective, query_from_sets, read_query
@@ -67,7 +68,7 @@ def _objective(
             )
         params: dict[str, Any] = {"up": up_genes or (), "down": down_genes or ()}
         if pathway:
-            params["pathway"] = pathway
+            params.update(pathway=pathway, toward=toward)
         return get_objective("move", **params)
     return get_objective(name)
 
@@ -168,6 +169,9 @@ def screen(
     pathway: Annotated[
         str | None, typer.Option(help="move: a pathway or regulator (JAK-STAT, STAT1).")
     ] = None,
+    toward: Annotated[
+        str, typer.Option(help="move --pathway: raise (up) or lower (down) its activity.")
+    ] = "up",
     top: Annotated[int, typer.Option(help="Top hits that keep effects and get cells.")] = 20,
     n_cells: Annotated[int, typer.Option(help="Cells generated per top hit.")] = 200,
     batch_size: Annotated[int, typer.Option(help="Candidates per batch.")] = 1024,
@@ -201,7 +205,7 @@ def screen(
         if pairs_of_top is not None and pairs_of_top < 2:
             raise ValueError(f"--pairs-of-top must be >= 2 (got {pairs_of_top})")
         up, down = comma_list(up_genes), comma_list(down_genes)
-        goal = _objective(objective, query, up, down, pathway)
+        goal = _objective(objective, query, up, down, pathway, toward)
         fitted = models.load(model_dir)
         candidates = _candidates(
             fitted, genes=comma_list(genes), genes_file=genes_file, all_genes=all_genes,

@@ -308,3 +308,19 @@ def test_a_drug_library_lets_a_model_with_fingerprints_screen_unseen_drugs(cosin
     assert row["prediction_source"] == "prior" and row["dose"] == "1"
     without = run(genes(["paracetamol"]))
     assert without.refused["label"].tolist() == ["paracetamol"]
+
+
+def test_a_model_with_a_batched_n_cells_path_gets_n_cells(cosine) -> None:
+    seen: list[int] = []
+
+    class Faster(_IntervalModel):
+        def predict_effects(self, adata, *, conditions, seed=0, n_cells=None):  # type: ignore[override]
+            seen.append(n_cells)
+            return super().predict_effects(adata, conditions=conditions, seed=seed)
+
+    names = ["g0", "g1"]
+    model = Faster(names, {"a": np.ones(2), "b": -np.ones(2)}, sd=0.1)
+    result = screen(model, AnnData(np.zeros((1, 1), dtype=np.float32)), context="X",
+                    candidates=genes(["a", "b"]), objective=cosine(np.ones(2), names),
+                    n_cells=33, progress=False)  # fmt: skip
+    assert seen == [33] and result.table["label"].tolist() == ["a", "b"]

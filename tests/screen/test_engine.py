@@ -324,3 +324,26 @@ def test_a_model_with_a_batched_n_cells_path_gets_n_cells(cosine) -> None:
                     candidates=genes(["a", "b"]), objective=cosine(np.ones(2), names),
                     n_cells=33, progress=False)  # fmt: skip
     assert seen == [33] and result.table["label"].tolist() == ["a", "b"]
+
+
+def test_ensemble_members_carry_how_genes_move_together_into_the_score_interval() -> None:
+    """Members e - 0.5 and e + 0.5 on every gene, and an interval no wider than the members'
+    spread: the sum's interval is the members' sums (+- 0.5 x 50 genes), far wider than
+    independent draws per gene would give (+- 1.645 x 0.5 x sqrt(50) = +- 5.8)."""
+    from celltwin.screen import Objective
+
+    class Members(_IntervalModel):
+        def predict_effects(self, adata, *, conditions, seed=0, members=False):  # type: ignore[override]
+            out = super().predict_effects(adata, conditions=conditions, seed=seed)
+            x = np.asarray(out.X, dtype=np.float64)
+            out.layers["member0"], out.layers["member1"] = x - 0.5, x + 0.5
+            out.layers["sd"] = np.full(x.shape, 0.5)
+            return out
+
+    names = [f"g{i}" for i in range(50)]
+    model = Members(names, {"a": np.zeros(50)}, sd=0.5)
+    goal = Objective("total", "higher", "none", "sum", scorer=lambda x, g, u: x.sum(axis=1))
+    result = screen(model, AnnData(np.zeros((1, 1), dtype=np.float32)), context="X",
+                    candidates=genes(["a"]), objective=goal, progress=False)  # fmt: skip
+    row = result.table.iloc[0]
+    np.testing.assert_allclose([row["lower"], row["upper"]], [-25.0, 25.0], atol=1e-3)

@@ -219,8 +219,9 @@ def _batch(
         answered = sub.iloc[got.rows]
         sd = effect_sd(got.lower, got.upper, level)
         score, lower, upper, pvalue = score_rows(
-            objective, got.effects, sd, genes, level=level, rng=rng
-        )
+            objective, got.effects, sd, genes, level=level, rng=rng,
+            members=got.members, ensemble_sd=got.ensemble_sd,
+        )  # fmt: skip
         frame = answered[["label", PERTURBATION, DOSE, "kind"]].copy()
         frame = frame.assign(
             score=score, lower=lower, upper=upper, pvalue=pvalue,

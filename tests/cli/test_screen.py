@@ -107,6 +107,7 @@ def test_pairs_of_the_top_singles_join_the_screen(files, tmp_path) -> None:
         (["--genes", "TF02", "--objective", "move"], "needs targets"),
         (["--resume", "--genes", "TF02"], "holds no screen checkpoint"),
         (["--genes-file", "nofile.txt"], "--genes-file"),
+        (["--genes", "TF02", "--context", "Z"], "Fix: pass --context A"),
         (["--measured", "nofile.h5ad"], "--measured"),
     ],
 )

@@ -233,6 +233,7 @@ def test_a_measured_only_screen_needs_no_model(cosine) -> None:
     ("kwargs", "match"),
     [
         ({"context": ""}, "'context' must be a non-empty string"),
+        ({"context": "Z"}, "context 'Z' has no control cells.*Fix: pass context='A'"),
         ({"top": 0}, "'top' must be an integer >= 1"),
         ({"batch_size": 2.5}, "'batch_size' must be an integer"),
         ({"time_budget": -1}, "'time_budget' must be seconds > 0"),
@@ -347,3 +348,19 @@ def test_ensemble_members_carry_how_genes_move_together_into_the_score_interval(
                     candidates=genes(["a"]), objective=goal, progress=False)  # fmt: skip
     row = result.table.iloc[0]
     np.testing.assert_allclose([row["lower"], row["upper"]], [-25.0, 25.0], atol=1e-3)
+
+
+def test_a_nonlinear_score_keeps_its_interval_around_it() -> None:
+    """``specific`` (max |effect| / sd) grows under sampled noise; the interval is centred on
+    the score of the mean effect, so it holds the score."""
+    from celltwin.screen import get_objective
+
+    rng = np.random.default_rng(1)
+    names = [f"g{i}" for i in range(30)]
+    model = _IntervalModel(names, {p: rng.normal(size=30) for p in "abcd"}, sd=0.3)
+    result = screen(model, AnnData(np.zeros((1, 1), dtype=np.float32)), context="X",
+                    candidates=genes(list("abcd")), objective=get_objective("specific"),
+                    progress=False)  # fmt: skip
+    table = result.table
+    assert (table["lower"] <= table["score"]).all() and (table["score"] <= table["upper"]).all()
+    assert (table["upper"] > table["lower"]).all()

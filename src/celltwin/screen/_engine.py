@@ -102,7 +102,7 @@ def screen(
     added (:meth:`~celltwin.models.TransitionModel.add_perturbation_features`, in place).
     """
     numbers = {"top": top, "n_cells": n_cells, "batch_size": batch_size}
-    check_arguments(model, candidates, objective, context, numbers, time_budget)
+    check_arguments(model, adata, candidates, objective, context, numbers, time_budget)
     genes_, gene_note = screen_genes(model, candidates)
     table = candidates.table
     notes = [gene_note] if gene_note else []

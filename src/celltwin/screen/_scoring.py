@@ -4,8 +4,11 @@
 nominal coverage ``level`` (``transition``: 0.9 by default) does not give the interval of a
 *score*: scoring ``lower`` and ``upper`` is wrong for any objective that is not monotone in
 every gene (a connectivity score, a cosine). The score's interval is propagated by sampling:
-:data:`SCORE_SAMPLES` effect matrices are drawn, each is scored, and the score's interval is
-the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the sampled scores. Each gene's
+:data:`SCORE_SAMPLES` effect matrices are drawn and scored; the interval is the spread of the
+sampled scores (their ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, as distances from
+their median) placed around the score of the mean effect, which is what ranks. Without that
+centring a nonlinear score drifts under sampling (``specific``'s maximum of ``|effect| / sd``
+grows with every noisy draw) and the interval could miss the score it belongs to. Each gene's
 total sd is ``(upper - lower) / (2 z)`` (``z`` the normal quantile of ``level``).
 
 - When the model gives its ensemble members' effects (``transition``'s
@@ -84,8 +87,9 @@ def score_rows(
                 for c in centres
             ]
         )  # fmt: skip
-        q = [(1.0 - level) / 2, (1.0 + level) / 2]
-        lower[with_interval], upper[with_interval] = np.quantile(draws, q, axis=0)
+        q_lo, mid, q_hi = np.quantile(draws, [(1.0 - level) / 2, 0.5, (1.0 + level) / 2], axis=0)
+        lower[rows] = score[rows] - (mid - q_lo)
+        upper[rows] = score[rows] + (q_hi - mid)
     return score, lower, upper, pvalue
 
 

@@ -138,3 +138,16 @@ def test_representable_and_pairs_of_top(linear, data, cosine) -> None:
                                  [(best[0], best[1]), (best[0], best[2]), (best[1], best[2])])  # fmt: skip
     with pytest.raises(ValueError, match="n' must be an integer >= 2"):
         pairs_of_top(result, 1)
+
+
+def test_a_pseudobulk_table_gives_its_effects_without_controls(data) -> None:
+    from celltwin.pp import pseudobulk
+
+    pb = pseudobulk(data.adata, by=["context", "perturbation", "dose"])
+    got = measured(pb)
+    assert "control" not in set(got.table["perturbation"])
+    first = got.table["label"].iloc[0]
+    row = np.flatnonzero(pb.obs_names == first)[0]
+    np.testing.assert_allclose(
+        got.profiles[first].X[0], np.asarray(pb.layers["delta"])[row], rtol=1e-6
+    )

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import DOSE, PERTURBATION
+from .._keys import CONTROL, DOSE, PERTURBATION
 from .._settings import shared_dir
 from ..io import read_signatures
 from ._candidates import Candidates
@@ -29,9 +29,9 @@ def measured(profiles: AnnData | str | os.PathLike[str], *, prefix: str = "") ->
     Parameters
     ----------
     profiles
-        An AnnData of effects (rows = profiles, e.g. the ``delta`` layer of
-        :func:`celltwin.pp.pseudobulk` as X; ``obs['perturbation']`` names each row, else its
-        obs name), an ``.h5ad`` of one, a ranked signature file (``.json.gz``/``.json``,
+        An AnnData of effects (rows = profiles; ``obs['perturbation']`` names each row, else
+        its obs name) or the output of :func:`celltwin.pp.pseudobulk` (its ``delta`` layer is
+        the effect; control rows are left out), an ``.h5ad`` of either, a ranked signature file (``.json.gz``/``.json``,
         :func:`celltwin.io.read_signatures`; ranks become centred scores, +1 for the most up
         gene to -1 for the most down, 0 for genes not ranked) or a ``.csv``/``.tsv`` of gene
         scores (rows = profiles, first column their names; columns = genes).
@@ -40,7 +40,12 @@ def measured(profiles: AnnData | str | os.PathLike[str], *, prefix: str = "") ->
         predicted one.
     """
     adata = _profiles(profiles)
-    x = np.asarray(adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X, dtype=float)
+    if "delta" in adata.layers:  # a pseudobulk table: its effects, without the control rows
+        if PERTURBATION in adata.obs:
+            adata = adata[adata.obs[PERTURBATION].astype(str).to_numpy() != CONTROL]
+        adata = AnnData(X=adata.layers["delta"], obs=adata.obs, var=adata.var)
+    matrix = adata.X
+    x = np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=float)
     if x.ndim != 2 or adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError("measured: the profiles are empty (no rows or no genes).")
     if np.isinf(x).any():
@@ -97,7 +102,10 @@ def cmap(path: str | os.PathLike[str] | None = None, *, prefix: str = "cmap:") -
     Ranks become centred rank scores, as for ranked signatures: in a profile ranking ``n``
     genes, rank ``r`` (1 = most up-regulated, CMap build 02's convention) scores
     ``1 - 2 (r - 1) / (n - 1)``, +1 for the most up to -1 for the most down; tied ranks
-    (``5266.5``) keep their mid-rank. Genes a profile does not rank are NaN.
+    (``5266.5``) keep their mid-rank. Genes a profile does not rank are NaN. The scores are on
+    a rank scale, not log1p changes: screen them with rank-based objectives (``reverse`` /
+    ``mimic`` with the weighted connectivity score, as the Connectivity Map does), not with
+    objectives that weigh magnitudes (``move``, ``specific``).
 
     Parameters
     ----------

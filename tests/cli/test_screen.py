@@ -101,6 +101,7 @@ def test_pairs_of_the_top_singles_join_the_screen(files, tmp_path) -> None:
         (["--genes", "A", "--all-genes"], "give one of them"),
         (["--drugs", "lib.csv"], "--drugs and --doses go together"),
         (["--genes", "TF02", "--top", "0"], "--top"),
+        (["--genes", "TF02", "--time-budget", "0"], "--time-budget 600"),
         (["--genes", "TF02", "--pairs-of-top", "1"], "--pairs-of-top"),
         (["--pairs"], "--pairs pairs the --genes"),
         (["--genes", "TF02", "--objective", "reverse"], "needs a query"),

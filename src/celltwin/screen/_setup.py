@@ -47,9 +47,14 @@ def check_arguments(
         )
     for name, value in numbers.items():
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"'{name}' must be an integer >= 1 (got {value!r})")
+            raise ValueError(
+                f"'{name}' must be an integer >= 1 (got {value!r}). Fix: e.g. {name}=20."
+            )
     if time_budget is not None and not (isinstance(time_budget, int | float) and time_budget > 0):
-        raise ValueError(f"'time_budget' must be seconds > 0 or None (got {time_budget!r})")
+        raise ValueError(
+            f"'time_budget' must be seconds > 0 or None (got {time_budget!r}). Fix: e.g. "
+            "time_budget=600."
+        )
     predicted = int((candidates.table["kind"] == "predicted").sum())
     if predicted:
         check_context(adata, context)

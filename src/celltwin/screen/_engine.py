@@ -100,6 +100,17 @@ def screen(
     all the profiles share (``meta['n_genes']``, logged), so predicted and measured scores are
     comparable. A model fitted with drug fingerprints gets the SMILES of unseen library drugs
     added (:meth:`~celltwin.models.TransitionModel.add_perturbation_features`, in place).
+
+    Examples
+    --------
+    >>> from celltwin import io, models, screen
+    >>> model = models.load("model/")  # doctest: +SKIP
+    >>> result = screen.screen(
+    ...     model, io.read("split.h5ad"), context="THP-1",
+    ...     candidates=screen.concat(screen.genes(["STAT1", "JAK2"]), screen.pairs(["STAT1", "JAK2"])),
+    ...     objective=screen.get_objective("move", pathway="JAK-STAT", toward="down"),
+    ... )  # doctest: +SKIP
+    >>> result.table[["rank", "label", "score", "lower", "upper", "in_domain"]]  # doctest: +SKIP
     """
     numbers = {"top": top, "n_cells": n_cells, "batch_size": batch_size}
     check_arguments(model, adata, candidates, objective, context, numbers, time_budget)

@@ -25,6 +25,7 @@ from ._fit import fit, predict
 from ._listing import FormatOpt, WideOpt, data_app, list_suites, models_command
 from ._options import ForceOpt, comma_list, refuse_existing
 from ._scale import de, pseudobulk
+from ._serve import serve
 from ._tables import TableFormat
 
 app = typer.Typer(
@@ -394,6 +395,7 @@ def benchmark(
 
 app.command("models")(models_command)
 app.command("explain")(explain)
+app.command("serve")(serve)
 
 
 def main() -> None:

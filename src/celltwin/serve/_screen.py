@@ -1,0 +1,151 @@
+"""Screen requests: checked when submitted, run by the screen engine on a worker thread.
+
+:func:`screen_job` turns a request into a :class:`ScreenJob` (every name checked against the
+model, candidates counted against the limit, the objective built once so that bad parameters
+are refused with 422 before anything is queued); :func:`run_screen` is the default runner of
+the job queue (:class:`._jobs.JobManager`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+from .._keys import join_combination
+from ._state import ApiError, ServedModel
+
+__all__ = ["ScreenJob", "run_screen", "screen_job"]
+
+#: File-like suffixes refused in objective parameters: no file path comes from a request.
+_PATH_SUFFIXES = (".csv", ".tsv", ".txt", ".h5ad", ".parquet", ".gmt", ".json", ".gz", ".npz")
+
+
+@dataclass(frozen=True)
+class ScreenJob:
+    """A checked screen request: canonical singles and pair members, the objective's name and
+    parameters, and how many rows the job status returns."""
+
+    context: str
+    singles: tuple[str, ...]
+    pair_members: tuple[str, ...]
+    objective: str
+    params: Mapping[str, Any]
+    top: int
+
+    @property
+    def n_candidates(self) -> int:
+        n = len(self.pair_members)
+        return len(self.singles) + n * (n - 1) // 2
+
+
+def _engine() -> ModuleType:
+    """``celltwin.screen``, or 501 when this installation has no screen engine."""
+    try:
+        return importlib.import_module("celltwin.screen")
+    except ImportError:
+        raise ApiError(501, "screen engine not installed in this celltwin") from None
+
+
+def _check_params(params: Mapping[str, Any]) -> None:
+    """Refuse strings that look like file paths anywhere in the objective's parameters."""
+    stack: list[Any] = [params]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, str) and (
+            "/" in value or "\\" in value or value.lower().endswith(_PATH_SUFFIXES)
+        ):
+            raise ApiError(
+                422, f"objective parameter {value!r} looks like a file path; the server reads "
+                "no file named by a request. Fix: send the values themselves (e.g. a "
+                "{gene: score} object)", field="objective.params",
+            )  # fmt: skip
+
+
+def check_objective(name: str, params: Mapping[str, Any]) -> None:
+    """Build the objective once so that an unknown name or bad parameters give 422 now."""
+    _check_params(params)
+    engine = _engine()
+    known = sorted(engine.OBJECTIVES)
+    if name not in engine.OBJECTIVES:
+        raise ApiError(
+            422, f"unknown objective {name!r}", field="objective.name", allowed=known
+        )
+    try:
+        engine.get_objective(name, **params)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ApiError(422, f"objective {name!r}: {err}", field="objective.params") from None
+
+
+def screen_job(
+    state: ServedModel,
+    *,
+    context: str,
+    genes: Sequence[str],
+    all_genes: bool,
+    pairs: Sequence[str],
+    objective: str,
+    params: Mapping[str, Any],
+    top: int,
+    max_candidates: int,
+    check: Callable[[str, Mapping[str, Any]], None] | None = check_objective,
+) -> ScreenJob:
+    """A checked :class:`ScreenJob` (raises :class:`ApiError` 422 for any bad part)."""
+    context = state.check_context(context)
+    n_named = len(genes) + (len(state.universe()) if all_genes else 0) + len(pairs)
+    if n_named > max_candidates:
+        raise ApiError(422, f"{n_named} candidates named; at most {max_candidates}",
+                       field="candidates")  # fmt: skip
+    singles = [state.canonical(g, field="candidates.genes") for g in genes]
+    if all_genes:
+        singles += state.universe()
+    members = sorted({state.canonical(g, field="candidates.pairs") for g in pairs})
+    job = ScreenJob(
+        context, tuple(dict.fromkeys(singles)), tuple(members), objective, dict(params), top
+    )
+    if job.n_candidates == 0:
+        raise ApiError(422, "no candidates: give genes, all=true or pairs", field="candidates")
+    if job.n_candidates > max_candidates:
+        raise ApiError(
+            422, f"{job.n_candidates} candidates; at most {max_candidates} per screen. Fix: "
+            "fewer genes or pair members", field="candidates",
+        )  # fmt: skip
+    if check is not None:
+        check(objective, params)
+    return job
+
+
+def pair_labels(members: Sequence[str]) -> list[str]:
+    """Every pair of ``members`` as canonical ``A+B`` labels."""
+    return [join_combination([a, b]) for a, b in combinations(members, 2)]
+
+
+def run_screen(state: ServedModel, job: ScreenJob, progress: Callable[[float], None]) -> pd.DataFrame:
+    """Run ``job`` with :func:`celltwin.screen.screen` under the model lock; the ranked table."""
+    engine = _engine()
+    progress(0.0)
+    parts = []
+    if job.singles:
+        parts.append(engine.genes(list(job.singles)))
+    if len(job.pair_members) > 1:
+        parts.append(engine.pairs(list(job.pair_members)))
+    candidates = parts[0] if len(parts) == 1 else engine.concat(*parts)
+    objective = engine.get_objective(job.objective, **job.params)
+    with state.lock:
+        progress(0.05)
+        result = engine.screen(
+            state.model, state.controls, candidates=candidates, objective=objective,
+            context=job.context, top=job.top, progress=False,
+        )  # fmt: skip
+    progress(1.0)
+    return result.table

@@ -28,6 +28,7 @@ PACKAGES = (
     "explain",
     "pl",
     "benchmark",
+    "serve",
 )
 #: Section titles of a package page, in order, by kind of exported name.
 KINDS = ("Functions", "Classes", "Exceptions", "Constants", "Type aliases")

@@ -26,6 +26,7 @@ SUBPACKAGES = [
     "explain",
     "pl",
     "benchmark",
+    "serve",
 ]
 
 

@@ -20,13 +20,17 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     token_file: Annotated[
         Path | None,
-        typer.Option(help="File holding a bearer token every API request must send.",
-                     show_default=False),
+        typer.Option(
+            help="File holding a bearer token every API request must send.", show_default=False
+        ),
     ] = None,
     data: Annotated[
         Path | None,
-        typer.Option(help="Control cells of the contexts (.h5ad) for cell models; default "
-                     "MODEL_DIR/controls.h5ad.", show_default=False),
+        typer.Option(
+            help="Control cells of the contexts (.h5ad) for cell models; default "
+            "MODEL_DIR/controls.h5ad.",
+            show_default=False,
+        ),
     ] = None,
     threads: Annotated[int, typer.Option(help="Torch threads.", min=1)] = 2,
     workers: Annotated[int, typer.Option(help="Screen jobs run at once.", min=1)] = 2,

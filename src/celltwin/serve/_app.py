@@ -120,6 +120,7 @@ def create_app(
 def _error_handlers(app: Any) -> None:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     def api_error(request: Any, err: ApiError) -> Any:
         return JSONResponse(err.body(), status_code=err.status)
@@ -133,14 +134,25 @@ def _error_handlers(app: Any) -> None:
                 continue
             where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
             problems.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
-        first = next(iter(err.errors()), {})
+        first: dict[str, Any] = next(iter(err.errors()), {})
         loc = [str(p) for p in first.get("loc", ()) if p != "body" and not isinstance(p, int)]
-        body = ApiError(422, "invalid request: " + "; ".join(problems)[:2000],
-                        field=".".join(loc[1:] if loc[:1] == ["query"] else loc) or None)
+        body = ApiError(
+            422,
+            "invalid request: " + "; ".join(problems)[:2000],
+            field=".".join(loc[1:] if loc[:1] == ["query"] else loc) or None,
+        )
         return JSONResponse(body.body(), status_code=422)
+
+    def http_error(request: Any, err: HTTPException) -> Any:
+        # FastAPI answers 400 for a body it cannot decode (not UTF-8): malformed JSON too.
+        status = 422 if err.status_code == 400 else err.status_code
+        detail = "malformed JSON body" if status == 422 else str(err.detail)
+        return JSONResponse(ApiError(status, detail).body(), status_code=status,
+                            headers=getattr(err, "headers", None))  # fmt: skip
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)
 
 
 def _model_routes(router: Any, state: ServedModel) -> None:
@@ -167,8 +179,8 @@ def _model_routes(router: Any, state: ServedModel) -> None:
         q: str = Query("", max_length=100), limit: int = Query(20, ge=1, le=200)
     ) -> Any:
         hits = search(names, q, limit, upper=upper)
-        kinds = [("trained" if h in trained else "prior") for h in hits]
-        return {"query": q, "items": [{"name": h, "kind": k} for h, k in zip(hits, kinds)]}
+        items = [{"name": h, "kind": "trained" if h in trained else "prior"} for h in hits]
+        return {"query": q, "items": items}
 
     def predict(body: Any) -> Any:
         context = state.check_context(body.context)
@@ -190,9 +202,7 @@ def _model_routes(router: Any, state: ServedModel) -> None:
     get("/health", response_model=s.Health)(health)
     get("/model", response_model=s.ModelInfo, responses=_errors())(model)
     get("/genes", response_model=s.SearchResult, responses=_errors(422))(find_genes)
-    get("/perturbations", response_model=s.SearchResult, responses=_errors(422))(
-        find_perturbations
-    )
+    get("/perturbations", response_model=s.SearchResult, responses=_errors(422))(find_perturbations)
     post("/predict", response_model=s.Prediction, responses=_errors(422))(
         _body(predict, body=s.PredictRequest)
     )
@@ -283,9 +293,7 @@ def _job_routes(
             **_errors(404, 409, 422),
         },
     )(csv)  # fmt: skip
-    router.delete("/jobs/{job_id}", response_model=s.JobStatus, responses=_errors(404, 422))(
-        cancel
-    )
+    router.delete("/jobs/{job_id}", response_model=s.JobStatus, responses=_errors(404, 422))(cancel)
 
 
 def _snapshot(jobs: JobManager, job_id: str) -> dict[str, Any]:

@@ -24,7 +24,9 @@ def schemas() -> SimpleNamespace:
     class Body(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-    context_field = Field(min_length=1, max_length=MAX_TEXT, description="A context the model knows.")
+    context_field = Field(
+        min_length=1, max_length=MAX_TEXT, description="A context the model knows."
+    )
     perturbation_field = Field(
         min_length=1, max_length=MAX_TEXT,
         description="A perturbation: a gene symbol, a drug, or a pair 'A+B'.",
@@ -101,36 +103,36 @@ def schemas() -> SimpleNamespace:
 
 def _job_schemas(body: Any, gene_effect: Any, score: Any) -> dict[str, Any]:
     """Screen, job and explanation bodies."""
-    from pydantic import Field
+    from pydantic import ConfigDict, Field
 
-    class Candidates(body):  # type: ignore[misc,valid-type]
+    class Candidates(body):
         genes: list[str] = Field([], description="Single perturbations to screen.")
         all: bool = Field(False, description="Every single perturbation the model can predict.")
         pairs: list[str] = Field([], description="Every pair of these is screened.")
 
-    class ObjectiveSpec(body):  # type: ignore[misc,valid-type]
+    class ObjectiveSpec(body):
         name: str = Field(min_length=1, max_length=100)
         params: dict[str, Any] = Field({}, description="Keyword arguments of the objective.")
 
-    class ScreenRequest(body):  # type: ignore[misc,valid-type]
+    class ScreenRequest(body):
         context: str = Field(min_length=1, max_length=500)
         candidates: Candidates
         objective: ObjectiveSpec
         top: int = Field(50, ge=1, le=1000, description="Rows returned by GET /jobs/{id}.")
 
-    class JobCreated(body):  # type: ignore[misc,valid-type]
+    class JobCreated(body):
         job_id: str
         status: str
         n_candidates: int
 
-    class ScreenRow(body):  # type: ignore[misc,valid-type]
-        model_config = {"extra": "allow"}
+    class ScreenRow(body):
+        model_config = ConfigDict(extra="allow")
         rank: int
         label: str
         perturbation: str
         score: float | None
 
-    class JobStatus(body):  # type: ignore[misc,valid-type]
+    class JobStatus(body):
         job_id: str
         status: str = Field(description="queued, running, done, failed or cancelled.")
         progress: float = Field(ge=0, le=1)
@@ -141,25 +143,25 @@ def _job_schemas(body: Any, gene_effect: Any, score: Any) -> dict[str, Any]:
         n_rows: int | None = Field(description="Rows of the whole ranked table (CSV).")
         rows: list[ScreenRow] | None
 
-    class ExplainRequest(body):  # type: ignore[misc,valid-type]
+    class ExplainRequest(body):
         context: str = Field(min_length=1, max_length=500)
         perturbation: str = Field(min_length=1, max_length=500)
         dose: float | None = Field(None, ge=0, le=MAX_DOSE)
         top: int = Field(20, ge=1, le=500)
 
-    class GeneSet(body):  # type: ignore[misc,valid-type]
+    class GeneSet(body):
         set: str
         direction: str
         overlap: int
         pvalue: float
         fdr: float
 
-    class Explanation(body):  # type: ignore[misc,valid-type]
+    class Explanation(body):
         context: str
         perturbation: str
-        top_genes: list[gene_effect]  # type: ignore[valid-type]
-        regulators: list[score]  # type: ignore[valid-type]
-        pathways: list[score]  # type: ignore[valid-type]
+        top_genes: list[gene_effect]
+        regulators: list[score]
+        pathways: list[score]
         gene_sets: list[GeneSet]
         notes: list[str]
 

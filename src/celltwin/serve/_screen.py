@@ -74,13 +74,10 @@ def _check_params(params: Mapping[str, Any]) -> None:
 
 def check_objective(name: str, params: Mapping[str, Any]) -> None:
     """Build the objective once so that an unknown name or bad parameters give 422 now."""
-    _check_params(params)
     engine = _engine()
     known = sorted(engine.OBJECTIVES)
     if name not in engine.OBJECTIVES:
-        raise ApiError(
-            422, f"unknown objective {name!r}", field="objective.name", allowed=known
-        )
+        raise ApiError(422, f"unknown objective {name!r}", field="objective.name", allowed=known)
     try:
         engine.get_objective(name, **params)
     except (TypeError, ValueError, KeyError) as err:
@@ -120,6 +117,7 @@ def screen_job(
             422, f"{job.n_candidates} candidates; at most {max_candidates} per screen. Fix: "
             "fewer genes or pair members", field="candidates",
         )  # fmt: skip
+    _check_params(params)
     if check is not None:
         check(objective, params)
     return job
@@ -130,7 +128,9 @@ def pair_labels(members: Sequence[str]) -> list[str]:
     return [join_combination([a, b]) for a, b in combinations(members, 2)]
 
 
-def run_screen(state: ServedModel, job: ScreenJob, progress: Callable[[float], None]) -> pd.DataFrame:
+def run_screen(
+    state: ServedModel, job: ScreenJob, progress: Callable[[float], None]
+) -> pd.DataFrame:
     """Run ``job`` with :func:`celltwin.screen.screen` under the model lock; the ranked table."""
     engine = _engine()
     progress(0.0)

@@ -103,7 +103,9 @@ def _finite(value: object) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _read_controls(model_dir: Path, data: str | os.PathLike[str] | AnnData | None) -> AnnData | None:
+def _read_controls(
+    model_dir: Path, data: str | os.PathLike[str] | AnnData | None
+) -> AnnData | None:
     """Control cells only (from ``data`` or the model folder's ``controls.h5ad``), or None."""
     if isinstance(data, AnnData):
         adata = data
@@ -332,8 +334,12 @@ def effect_rows(effects: AnnData, top: int) -> dict[str, Any]:
         "lower": [_finite(v) for v in lower],
         "upper": [_finite(v) for v in upper],
         "top_genes": [
-            {"gene": genes[i], "effect": _finite(x[i]), "lower": _finite(lower[i]),
-             "upper": _finite(upper[i])}
+            {
+                "gene": genes[i],
+                "effect": _finite(x[i]),
+                "lower": _finite(lower[i]),
+                "upper": _finite(upper[i]),
+            }
             for i in order
-        ],  # fmt: skip
+        ],
     }

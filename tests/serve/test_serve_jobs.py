@@ -129,15 +129,3 @@ def test_bad_screens_are_refused_before_queueing(jobs, data, candidates, params,
     r = jobs.post(f"{API}/screen", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["field"] == field
-
-
-def test_without_a_screen_engine_the_screen_is_501(client) -> None:
-    # the real engine is tested once it is installed (after the screen helpers merge)
-    try:
-        import celltwin.screen  # noqa: F401
-    except ImportError:
-        body = {"context": "A", "candidates": {"genes": ["TF02"]}, "objective": {"name": "x"}}
-        r = client.post(f"{API}/screen", json=body)
-        assert r.status_code == 501 and "not installed" in r.json()["detail"]
-    else:
-        pytest.skip("the screen engine is installed")

@@ -8,16 +8,13 @@ the job queue (:class:`._jobs.JobManager`).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
-from .._keys import join_combination
+from ..screen import OBJECTIVES, concat, genes, get_objective, pairs, screen
 from ._state import ApiError, ServedModel
 
 __all__ = ["ScreenJob", "run_screen", "screen_job"]
@@ -44,16 +41,18 @@ class ScreenJob:
         return len(self.singles) + n * (n - 1) // 2
 
 
-def _engine() -> ModuleType:
-    """``celltwin.screen``, or 501 when this installation has no screen engine."""
-    try:
-        return importlib.import_module("celltwin.screen")
-    except ImportError:
-        raise ApiError(501, "screen engine not installed in this celltwin") from None
-
-
 def _check_params(params: Mapping[str, Any]) -> None:
-    """Refuse strings that look like file paths anywhere in the objective's parameters."""
+    """Refuse file paths: a ``query`` that is not a ``{gene: score}`` object (a string would be
+    read as a query file) and any string that looks like a path, anywhere in ``params``."""
+    query = params.get("query")
+    if query is not None and not (
+        isinstance(query, Mapping)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in query.values())
+    ):
+        raise ApiError(
+            422, "objective parameter 'query' must be an object {gene: score} (up: positive); "
+            "the server reads no query file", field="objective.params",
+        )  # fmt: skip
     stack: list[Any] = [params]
     while stack:
         value = stack.pop()
@@ -74,12 +73,11 @@ def _check_params(params: Mapping[str, Any]) -> None:
 
 def check_objective(name: str, params: Mapping[str, Any]) -> None:
     """Build the objective once so that an unknown name or bad parameters give 422 now."""
-    engine = _engine()
-    known = sorted(engine.OBJECTIVES)
-    if name not in engine.OBJECTIVES:
+    known = sorted(OBJECTIVES)
+    if name not in OBJECTIVES:
         raise ApiError(422, f"unknown objective {name!r}", field="objective.name", allowed=known)
     try:
-        engine.get_objective(name, **params)
+        get_objective(name, **params)
     except (TypeError, ValueError, KeyError) as err:
         raise ApiError(422, f"objective {name!r}: {err}", field="objective.params") from None
 
@@ -123,27 +121,25 @@ def screen_job(
     return job
 
 
-def pair_labels(members: Sequence[str]) -> list[str]:
-    """Every pair of ``members`` as canonical ``A+B`` labels."""
-    return [join_combination([a, b]) for a, b in combinations(members, 2)]
-
-
 def run_screen(
     state: ServedModel, job: ScreenJob, progress: Callable[[float], None]
 ) -> pd.DataFrame:
-    """Run ``job`` with :func:`celltwin.screen.screen` under the model lock; the ranked table."""
-    engine = _engine()
+    """Run ``job`` with :func:`celltwin.screen.screen` under the model lock; the ranked table.
+
+    The engine reports no progress to a caller, so the job says 0 until it is done, and a
+    cancelled job stops only when its screen finishes (its result is then dropped).
+    """
     progress(0.0)
     parts = []
     if job.singles:
-        parts.append(engine.genes(list(job.singles)))
+        parts.append(genes(list(job.singles)))
     if len(job.pair_members) > 1:
-        parts.append(engine.pairs(list(job.pair_members)))
-    candidates = parts[0] if len(parts) == 1 else engine.concat(*parts)
-    objective = engine.get_objective(job.objective, **job.params)
+        parts.append(pairs(list(job.pair_members)))
+    candidates = parts[0] if len(parts) == 1 else concat(*parts)
+    objective = get_objective(job.objective, **job.params)
     with state.lock:
-        progress(0.05)
-        result = engine.screen(
+        progress(0.0)  # raises if the job was cancelled while it waited for the lock
+        result = screen(
             state.model, state.controls, candidates=candidates, objective=objective,
             context=job.context, top=job.top, progress=False,
         )  # fmt: skip

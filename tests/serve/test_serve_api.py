@@ -125,3 +125,17 @@ def test_search_puts_prefix_matches_first(client, data) -> None:
     prefix = [n for n in upper if n.startswith("02")]
     assert upper[: len(prefix)] == prefix and "TF02" in upper
     assert client.get(f"{API}/genes", params={"limit": 0}).status_code == 422
+
+
+def test_repeated_questions_are_answered_from_the_cache(app, client, monkeypatch) -> None:
+    """Deterministic predictions are kept: the model is asked once per condition."""
+    state = app.state.served
+    calls = []
+    original = state.effects_of
+    monkeypatch.setattr(state, "effects_of", lambda c: calls.append(c) or original(c))
+    monkeypatch.setattr(state, "cache_size", 2)
+    state._cache.clear()
+    bodies = [{"context": "A", "perturbation": p} for p in ("TF02", "TF04", "TF02", "TF06", "TF04")]
+    answers = [client.post(f"{API}/predict", json=b).json()["effect"] for b in bodies]
+    assert [c[0][1] for c in calls] == ["TF02", "TF04", "TF06", "TF04"]  # TF04 was forgotten
+    assert answers[0] == answers[2] and answers[1] == answers[4]

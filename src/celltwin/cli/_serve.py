@@ -40,6 +40,9 @@ def serve(
     max_candidates: Annotated[
         int, typer.Option(help="Most candidates of one screen.", min=1)
     ] = 50_000,
+    cache_size: Annotated[
+        int, typer.Option(help="Predictions kept to answer repeated questions (0: none).", min=0)
+    ] = 1024,
 ) -> None:
     """Serve a model over HTTP: JSON API under /api/v1 (schema at /api/v1/openapi.json).
 
@@ -55,4 +58,5 @@ def serve(
         run(
             model_dir, host=host, port=port, token_file=token_file, data=data, n_threads=threads,
             workers=workers, max_body=max_body, max_candidates=max_candidates,
+            cache_size=cache_size,
         )  # fmt: skip

@@ -53,6 +53,7 @@ def create_app(
     n_threads: int | None = 2,
     workers: int = 2,
     max_jobs: int = 100,
+    cache_size: int = 1024,
     screen_runner: Runner | None = None,
 ) -> Any:
     """The HTTP API of a saved model (a ``fastapi.FastAPI`` application).
@@ -76,6 +77,9 @@ def create_app(
         Torch threads (``None``: leave torch's setting).
     workers, max_jobs
         Screen jobs run at once, and jobs kept (finished ones are forgotten oldest first).
+    cache_size
+        Single-condition predictions kept (deterministic, so asked again they are answered
+        without the model); 0 keeps none.
     screen_runner
         ``runner(ScreenJob, progress) -> DataFrame`` replacing the screen engine (for tests).
 
@@ -92,7 +96,7 @@ def create_app(
         import torch
 
         torch.set_num_threads(n_threads)
-    state = ServedModel.load(model_dir, data=data)
+    state = ServedModel.load(model_dir, data=data, cache_size=cache_size)
     runner: Runner = screen_runner or partial(run_screen, state)
     jobs = JobManager(runner, workers=workers, max_jobs=max_jobs)
     app = FastAPI(

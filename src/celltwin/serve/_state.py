@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,13 +150,21 @@ class ServedModel:
     doses: dict[str, float]
     benchmark: dict[str, Any] | None
     nets: dict[str, ActivityNet]
+    cache_size: int = 1024
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _cache: OrderedDict[tuple[str, str, str], AnnData] = field(default_factory=OrderedDict)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(
-        cls, model_dir: str | os.PathLike[str], *, data: str | os.PathLike[str] | AnnData | None
+        cls,
+        model_dir: str | os.PathLike[str],
+        *,
+        data: str | os.PathLike[str] | AnnData | None,
+        cache_size: int = 1024,
     ) -> ServedModel:
-        """Load a saved model (JSON + safetensors, no code runs) and its control cells."""
+        """Load a saved model (JSON + safetensors, no code runs) and its control cells;
+        ``cache_size`` single-condition predictions are kept (they are deterministic)."""
         folder = Path(model_dir)
         model = load(folder)
         controls = _read_controls(folder, data)
@@ -174,7 +183,7 @@ class ServedModel:
         genes = [str(g) for g in getattr(model, "genes_", [])]
         served = cls(
             model, controls, folder, sorted(contexts), perturbations, components, features,
-            source, doses, _read_benchmark(folder), activity_nets(genes),
+            source, doses, _read_benchmark(folder), activity_nets(genes), cache_size,
         )  # fmt: skip
         served._warm_up()
         return served
@@ -275,8 +284,22 @@ class ServedModel:
     # --- answers ---------------------------------------------------------------------------
 
     def effects(self, context: str, perturbation: str, dose: str) -> AnnData:
-        """One condition's predicted effects, asked under the model lock."""
-        return self.effects_of([(context, perturbation, dose)])
+        """One condition's predicted effects, asked under the model lock.
+
+        Predictions are deterministic (seed 0), so the last ``cache_size`` conditions asked
+        are kept and answered again without the model (least recently used forgotten first).
+        """
+        key = (context, perturbation, dose)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        found = self.effects_of([key])
+        with self._cache_lock:
+            self._cache[key] = found
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return found
 
     def effects_of(self, conditions: Sequence[tuple[str, str, str]]) -> AnnData:
         """Predicted effects of several conditions (one model call, under the lock).

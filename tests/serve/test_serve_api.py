@@ -139,3 +139,11 @@ def test_repeated_questions_are_answered_from_the_cache(app, client, monkeypatch
     answers = [client.post(f"{API}/predict", json=b).json()["effect"] for b in bodies]
     assert [c[0][1] for c in calls] == ["TF02", "TF04", "TF06", "TF04"]  # TF04 was forgotten
     assert answers[0] == answers[2] and answers[1] == answers[4]
+
+
+def test_explain_refuses_genes_without_prior_knowledge(client, data) -> None:
+    """The tiny model's genes are simulated names: nothing in DoRothEA/PROGENy/Hallmark."""
+    pytest.importorskip("decoupler")
+    r = client.post(f"{API}/explain", json={"context": "A", "perturbation": data.held_single})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith(f"cannot explain {data.held_single!r}")

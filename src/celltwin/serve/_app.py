@@ -215,8 +215,14 @@ def _model_routes(router: Any, state: ServedModel) -> None:
     )
 
 
+#: Prior networks of the regulatory paths: DoRothEA only; with STRING a path search took 14 s
+#: per request on the 2-core machine (1 s without), too long to wait for in a page.
+EXPLAIN_NETWORKS = ("dorothea",)
+
+
 def _explain(state: ServedModel, body: Any) -> dict[str, Any]:
-    """Regulator/pathway activities (decoupler) and gene-set enrichment of one prediction."""
+    """Regulator/pathway activities (decoupler), Hallmark enrichment and regulatory paths
+    (DoRothEA) of one prediction, by :func:`celltwin.explain.explain`."""
     from ..explain import explain
 
     context = state.check_context(body.context)
@@ -227,7 +233,7 @@ def _explain(state: ServedModel, body: Any) -> dict[str, Any]:
     frame = effects.to_df()
     frame.index = [f"{context}|{perturbation}|{dose}"]
     try:
-        found = explain(frame.fillna(0.0), n_genes=min(body.top, 50))
+        found = explain(frame.fillna(0.0), network=EXPLAIN_NETWORKS, n_genes=min(body.top, 20))
     except ValueError as err:
         raise ApiError(422, f"cannot explain {perturbation!r}: {err}") from None
     scored = {}
@@ -243,10 +249,15 @@ def _explain(state: ServedModel, body: Any) -> dict[str, Any]:
              "pvalue": float(r.pvalue), "fdr": float(r.fdr)}
             for r in ora.itertuples()
         ]  # fmt: skip
+    paths = []
+    if len(found.paths):
+        for r in found.paths[found.paths["found"].astype(bool)].head(body.top).itertuples():
+            paths.append({"source": str(r.source), "gene": str(r.gene), "path": str(r.path),
+                          "sign": str(r.sign), "length": int(r.length)})  # fmt: skip
     return {
         "context": context, "perturbation": perturbation, "top_genes": rows["top_genes"],
         "regulators": scored.get("dorothea", []), "pathways": scored.get("progeny", []),
-        "gene_sets": sets, "notes": list(found.notes),
+        "gene_sets": sets, "paths": paths, "notes": list(found.notes),
     }  # fmt: skip
 
 

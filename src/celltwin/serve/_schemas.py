@@ -156,6 +156,13 @@ def _job_schemas(body: Any, gene_effect: Any, score: Any) -> dict[str, Any]:
         pvalue: float
         fdr: float
 
+    class RegulatoryPath(body):
+        source: str = Field(description="The perturbed gene.")
+        gene: str = Field(description="An affected gene it reaches.")
+        path: str = Field(description="Genes along the path, ' > '-joined.")
+        sign: str
+        length: int
+
     class Explanation(body):
         context: str
         perturbation: str
@@ -163,10 +170,12 @@ def _job_schemas(body: Any, gene_effect: Any, score: Any) -> dict[str, Any]:
         regulators: list[score]
         pathways: list[score]
         gene_sets: list[GeneSet]
+        paths: list[RegulatoryPath] = Field(description="Sign-agreeing DoRothEA paths found.")
         notes: list[str]
 
     return {
         "Candidates": Candidates, "ObjectiveSpec": ObjectiveSpec, "ScreenRequest": ScreenRequest,
         "JobCreated": JobCreated, "ScreenRow": ScreenRow, "JobStatus": JobStatus,
         "ExplainRequest": ExplainRequest, "GeneSet": GeneSet, "Explanation": Explanation,
+        "RegulatoryPath": RegulatoryPath,
     }  # fmt: skip

@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,24 @@ class ServedModel:
 
     def universe(self) -> list[str]:
         """Every single perturbation the model can be asked about: trained ones first."""
+        return list(self._universe)
+
+    @cached_property
+    def _universe(self) -> tuple[str, ...]:
         known = set(self.components)
-        return self.components + [f for f in self.features if f not in known]
+        return (*self.components, *(f for f in self.features if f not in known))
+
+    @cached_property
+    def _exact(self) -> frozenset[str]:
+        return frozenset(self._universe)
+
+    @cached_property
+    def _by_upper(self) -> dict[str, str]:
+        """Upper-cased name -> name (the first in :meth:`universe` order wins)."""
+        out: dict[str, str] = {}
+        for name in self._universe:
+            out.setdefault(name.upper(), name)
+        return out
 
     def info(self) -> dict[str, Any]:
         """What ``GET /model`` answers."""
@@ -255,8 +272,10 @@ class ServedModel:
             return CONTROL
         if not parts or any(not p for p in parts):
             raise ApiError(422, f"{field} {perturbation!r} names no perturbation", field=field)
-        universe = self.universe()
-        table = resolve_genes(parts, symbols=universe)
+        found = [p if p in self._exact else self._by_upper.get(p.upper()) for p in parts]
+        if all(found):  # the common case, without building resolve_genes' lookup tables
+            return join_combination([str(f) for f in found])
+        table = resolve_genes(parts, symbols=self._universe)
         unknown = table[table["status"] == "unknown"]
         if len(unknown):
             names = ", ".join(map(repr, unknown["query"]))

@@ -10,6 +10,7 @@ annotation when the route is added (:func:`_body`), which keeps the classes out 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from collections.abc import Callable
 from functools import partial
@@ -325,6 +326,6 @@ def _job_status(jobs: JobManager, job_id: str) -> dict[str, Any]:
     rows = None
     if table is not None:
         top = request.top if isinstance(request, ScreenJob) else 50
-        head = table.head(top).astype(object).where(table.head(top).notna(), None)
-        rows = head.to_dict(orient="records")
+        # through JSON: NaN -> null, numpy scalars -> plain numbers
+        rows = json.loads(table.head(top).to_json(orient="records", double_precision=15))
     return {**snap, "n_rows": None if table is None else len(table), "rows": rows}

@@ -30,17 +30,7 @@ classes, ranked from the most interacting. Dose-response (:func:`dose_response`,
 :func:`fit_hill`): a drug over a dose grid, a Hill fit per gene and pathway score, with intervals.
 """
 
-from ._candidates import (
-    Candidates,
-    cmap,
-    concat,
-    drugs,
-    genes,
-    measured,
-    pairs,
-    pairs_of_top,
-    representable,
-)
+from ._candidates import Candidates, concat, drugs, genes, pairs, pairs_of_top, representable
 from ._combinations import (
     ADDITIVE_TOLERANCE,
     INTERACTION_COLUMNS,
@@ -54,6 +44,7 @@ from ._engine import screen
 from ._match import mimic, reverse
 from ._move import move, specific
 from ._objective import Objective, ObjectiveSpec
+from ._profiles import cmap, measured
 from ._query import (
     Query,
     query_from_groups,

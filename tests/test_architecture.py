@@ -68,6 +68,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("screen",),
     ("pl",),
     ("benchmark",),
+    ("serve",),
     ("cli",),
 )
 

@@ -58,3 +58,18 @@ def test_effect_baselines_need_no_cells(experiment: CellData) -> None:
     np.testing.assert_array_equal(
         predict_effects(model, None, conditions=conditions).X, with_cells.X
     )
+
+
+def test_n_cells_reaches_transition_and_is_ignored_by_baselines(experiment: CellData) -> None:
+    model = get_model(
+        "transition", n_members=2, max_steps=40, hidden=16, n_latent=8, cells=16, progress=False
+    ).fit(_train(experiment))
+    conditions = [("A", experiment.held_single)]
+    few = predict_effects(model, experiment.adata, conditions=conditions, n_cells=5)
+    direct = model.predict_effects(experiment.adata, conditions=conditions, n_cells=5)
+    np.testing.assert_array_equal(few.X, direct.X)
+    baseline = get_model("mean").fit(_train(experiment))
+    np.testing.assert_array_equal(
+        predict_effects(baseline, None, conditions=conditions, n_cells=5).X,
+        predict_effects(baseline, None, conditions=conditions).X,
+    )

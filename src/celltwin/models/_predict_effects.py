@@ -19,6 +19,7 @@ The table has one row per condition, the model's genes as columns, layers ``lowe
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,6 +42,7 @@ def predict_effects(
     *,
     conditions: pd.DataFrame | Sequence[Sequence[str]],
     seed: int = 0,
+    n_cells: int | None = None,
 ) -> AnnData:
     """Predicted mean effect of each condition, in one table for every kind of model.
 
@@ -56,6 +58,11 @@ def predict_effects(
         optionally ``dose``) or a list of ``(context, perturbation[, dose])`` tuples.
     seed
         Seed of generated cells.
+    n_cells
+        For models with their own ``predict_effects`` that take it (``transition``): how many
+        control cells (drawn once per context) the effects are computed from; ``None`` uses
+        every control cell. Faster for screens, at a cost measured in BENCHMARKS.md. Ignored by
+        models that compute effects without cells.
 
     Returns
     -------
@@ -75,7 +82,8 @@ def predict_effects(
     if callable(own):
         if adata is None:
             raise TypeError(f"{model.name} predicts from control cells: pass adata")
-        return _complete(own(adata, conditions=table, seed=seed), table)
+        options = {"n_cells": n_cells} if n_cells is not None and _takes(own, "n_cells") else {}
+        return _complete(own(adata, conditions=table, seed=seed, **options), table)
     if isinstance(model, SignatureModel):
         pred = model.predict(conditions=table[[CONTEXT, PERTURBATION]])
         return _complete(_table(table, list(pred.var_names), np.asarray(pred.X)), table)
@@ -86,6 +94,11 @@ def predict_effects(
             raise TypeError(f"{model.name} predicts from control cells: pass adata")
         return _complete(_from_cells(model, adata, table, seed=seed), table)
     raise TypeError(f"cannot predict effects with {type(model).__name__}")
+
+
+def _takes(method: object, name: str) -> bool:
+    """Whether ``method`` accepts the keyword ``name``."""
+    return name in inspect.signature(method).parameters  # type: ignore[arg-type]
 
 
 def _from_effect_model(model: EffectModel, table: pd.DataFrame) -> AnnData:

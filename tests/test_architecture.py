@@ -67,6 +67,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("explain",),
     ("pl",),
     ("benchmark",),
+    ("serve",),
     ("cli",),
 )
 

@@ -222,9 +222,9 @@ def page(browser: Any) -> Iterator[Page]:
     assert not [e for e in errors if "status of 4" not in e], errors
 
 
-def shoot(target: Any, path: Path) -> Path:
+def shoot(target: Any, path: Path, **options: Any) -> Path:
     """Screenshot ``target`` (a page or a locator) to ``path``; check it is not blank."""
-    target.screenshot(path=str(path))
+    target.screenshot(path=str(path), **options)
     image = PIL.open(path).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 20) or []
     assert len(colours) > 20, f"{path.name} looks blank ({len(colours)} colours)"
@@ -317,7 +317,7 @@ def test_predict_compare_screen_explain(page: Page, tmp_path: Path) -> None:
             table = list(csv.DictReader(f))
         assert [r["label"] for r in table] == hits
         shoot(page.locator("#screen"), tmp_path / "3-screen.png")
-        shoot(page, tmp_path / "4-page.png")
+        shoot(page, tmp_path / "4-page.png", full_page=True)
 
 
 def test_token_is_asked_once_and_sent(page: Page) -> None:
@@ -335,3 +335,34 @@ def test_token_is_asked_once_and_sent(page: Page) -> None:
         pick(page, "pert-a", "MY", "MYC", keyboard=True)
         page.keyboard.press("Enter")  # the listbox is closed: Enter submits the form
         expect(page.locator("#panels table.genes tbody tr")).to_have_count(10)
+
+
+def test_plots_draw_a_genome_quickly_and_format_numbers(page: Page) -> None:
+    """20,000 genes: the unlabelled ones become one path per colour, in well under a second."""
+    with serving(stub_app()) as url:
+        page.goto(url + "/")
+        got = page.evaluate(
+            """async () => {
+              const m = await import("/static/plots.js");
+              const points = Array.from({ length: 20000 }, (_, i) => ({
+                x: Math.sin(i), y: 5 * Math.abs(Math.cos(1.7 * i)), name: `G${i}`,
+                cls: i % 2 ? "up" : "down" }));
+              const start = performance.now();
+              const svg = m.scatter(points, { xLabel: "x", yLabel: "y", label: 15,
+                                              rank: (p) => p.y, title: "t", width: 600 });
+              document.body.append(svg);
+              svg.getBBox();
+              return { ms: performance.now() - start, points: svg.dataset.points,
+                       circles: svg.querySelectorAll("circle").length,
+                       paths: svg.querySelectorAll("path.dots").length,
+                       labels: svg.querySelectorAll(".point-label").length,
+                       ticks: m.ticks(0, 1, 5), spread: m.ticks(-0.73, 2.2, 5),
+                       fmt: [0.000123, 1234.5, NaN, -0.5, 0].map((v) => m.fmt(v)) };
+            }"""
+        )
+    assert got["points"] == "20000" and got["circles"] == 15 and got["paths"] == 2
+    assert 5 <= got["labels"] <= 15
+    assert got["ms"] < 1500, got["ms"]
+    assert got["ticks"] == [0, 0.2, 0.4, 0.6, 0.8, 1]
+    assert got["spread"] == [-0.5, 0, 0.5, 1, 1.5, 2]
+    assert got["fmt"] == ["1.23e-4", "1230", "–", "-0.5", "0"]

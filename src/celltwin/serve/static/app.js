@@ -2,7 +2,7 @@
 
 import { api, clearError, showError } from "./api.js";
 import { combobox } from "./combobox.js";
-import { activityBars, fmt, scatter } from "./plots.js";
+import { activityBars, fmt, scatter, widthOf } from "./plots.js";
 import { setupScreen } from "./screen.js";
 
 const $ = (id) => document.getElementById(id);
@@ -57,7 +57,7 @@ function sign(effect) {
 
 // Volcano when the model gives intervals (height: |effect| / interval half-width), otherwise
 // the effects in rank order.
-function responsePlot(result, labelled) {
+function responsePlot(result, labelled, width) {
   const names = new Set(labelled.map((g) => g.gene));
   const rank = (p) => (names.has(p.name) ? 1 : 0) + Math.abs(p.x) * 1e-9;
   if (hasIntervals(result.genes)) {
@@ -65,13 +65,14 @@ function responsePlot(result, labelled) {
       const half = Math.max((g.upper - g.lower) / 2, 1e-9);
       return { x: g.effect, y: Math.abs(g.effect) / half, name: g.gene, cls: sign(g.effect), tip: tip(g) };
     });
-    const caption = "Each dot a gene: predicted effect (log1p expression vs control) against its size in interval half-widths; the top genes are named.";
+    const caption = "Each dot a gene (orange: up, blue: down): predicted effect against its size in interval half-widths; the top genes are named.";
     const svg = scatter(points, {
       xLabel: "predicted effect (log1p vs control)",
       yLabel: "|effect| / interval half-width",
       label: labelled.length,
       rank,
       title: `Volcano plot of ${result.perturbation}`,
+      width,
       lines: [[[0, 0], [0, Math.max(...points.map((p) => p.y).filter(Number.isFinite), 1)]]],
     });
     return { svg, caption };
@@ -84,9 +85,10 @@ function responsePlot(result, labelled) {
     label: labelled.length,
     rank: (p) => (names.has(p.name) ? 1 : 0),
     title: `Ranked predicted effects of ${result.perturbation}`,
+    width,
     lines: [[[0, 0], [points.length + 1, 0]]],
   });
-  return { svg, caption: "This model gives no intervals: genes in order of their predicted effect; the top genes are named." };
+  return { svg, caption: "This model gives no intervals: each dot a gene, in order of its predicted effect (orange: up, blue: down); the top genes are named." };
 }
 
 function genesTable(genes, caption) {
@@ -98,6 +100,7 @@ function genesTable(genes, caption) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = name;
+    if (name !== "Gene") th.className = "num";
     head.append(th);
   }
   const body = table.createTBody();
@@ -117,12 +120,13 @@ function genesTable(genes, caption) {
   return table;
 }
 
-function figure(svgOrNode, caption, extra = "") {
+// A figure with its caption; `draw(width)` fills it once it is on the page (see panel).
+function figure(caption, extra = "") {
   const fig = document.createElement("figure");
   fig.className = `plot ${extra}`;
   const cap = document.createElement("figcaption");
   cap.textContent = caption;
-  fig.append(cap, svgOrNode);
+  fig.append(cap);
   return fig;
 }
 
@@ -144,11 +148,19 @@ function panel(result) {
     section.append(warn);
   }
   const top = topGenes(result);
-  const plot = responsePlot(result, top);
-  section.append(figure(plot.svg, plot.caption, "response"));
+  const response = figure("", "response");
+  const activities = figure("Regulator and pathway activities (orange: raised, blue: lowered)");
+  section.append(response);
   section.append(genesTable(top, `Top ${top.length} genes, with their ${hasIntervals(result.genes) ? "intervals" : "effects"}`));
-  section.append(figure(activityBars(result.activities || [], `Activities of ${result.perturbation}`), "Regulator and pathway activities (orange: raised, blue: lowered)"));
-  return section;
+  section.append(activities);
+  // Charts are drawn at the width they get on the page, so their text keeps its size.
+  const draw = () => {
+    const plot = responsePlot(result, top, widthOf(response));
+    response.firstChild.textContent = plot.caption;
+    response.append(plot.svg);
+    activities.append(activityBars(result.activities || [], `Activities of ${result.perturbation}`, widthOf(activities)));
+  };
+  return { section, draw };
 }
 
 function compare(a, b) {
@@ -168,9 +180,10 @@ function compare(a, b) {
     label: 10,
     rank: (p) => Math.abs(p.x) + Math.abs(p.y),
     title: `Effects of ${a.perturbation} against ${b.perturbation}`,
+    width: widthOf($("compare-figure")),
     lines: [[[lo, lo], [hi, hi]]],
   });
-  $("compare-caption").textContent = `${a.perturbation} against ${b.perturbation}, one dot per gene (line: equal effects; Pearson r = ${fmt(pearson(points), 2)}).`;
+  $("compare-caption").textContent = `${a.perturbation} against ${b.perturbation}, one dot per gene (orange: both up, blue: both down, purple: opposite ways; dashed line: equal effects; Pearson r = ${fmt(pearson(points), 2)}).`;
   $("compare-plot").replaceChildren(svg);
   $("compare-figure").hidden = false;
 }
@@ -207,11 +220,13 @@ async function predict() {
   $("predict-button").disabled = true;
   try {
     const results = await Promise.all(names.map((p) => api("/predict", { method: "POST", body: body(p) })));
-    $("panels").replaceChildren(...results.map(panel));
+    const panels = results.map(panel);
+    $("panels").replaceChildren(...panels.map((p) => p.section));
     $("panels").classList.toggle("two", results.length === 2);
-    $("compare-figure").hidden = true;
-    if (results.length === 2) compare(...results);
+    $("compare-figure").hidden = results.length !== 2;
     $("predict-results").hidden = false;
+    for (const p of panels) p.draw();
+    if (results.length === 2) compare(...results);
     $("predict-status").textContent = `Predicted ${names.join(" and ")} in ${context}.`;
   } catch (error) {
     $("predict-status").textContent = "";

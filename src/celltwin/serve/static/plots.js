@@ -4,6 +4,7 @@
 const NS = "http://www.w3.org/2000/svg";
 const FONT = 12; // px, the size of tick and point labels
 const CHAR = 0.6 * FONT; // a conservative width of one character, for placing labels
+const MAX_CIRCLES = 3000; // beyond this many points, unlabelled ones are drawn as one path
 
 export function el(name, attrs = {}, text) {
   const node = document.createElementNS(NS, name);
@@ -24,7 +25,8 @@ export function ticks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || raw;
+  const error = raw / power; // in [1, 10): round to the nearest of 1, 2, 5, 10 (as d3 does)
+  const step = power * (error >= Math.sqrt(50) ? 10 : error >= Math.sqrt(10) ? 5 : error >= Math.sqrt(2) ? 2 : 1);
   const out = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
     out.push(Math.abs(v) < step * 1e-9 ? 0 : Number(v.toPrecision(12)));
@@ -53,10 +55,10 @@ function overlaps(a, b) {
 }
 
 // Place each label beside its point where it overlaps no earlier label and stays in the plot.
-function placeLabels(group, points, box) {
-  const taken = points.map((p) => ({ x: p.px - 4, y: p.py - 4, w: 8, h: 8 }));
+// Every point of `obstacles` is avoided too.
+function placeLabels(group, points, box, obstacles) {
+  const taken = obstacles.map((p) => ({ x: p.px - 3, y: p.py - 3, w: 6, h: 6 }));
   for (const p of points) {
-    if (!p.label) continue;
     const w = p.text.length * CHAR + 2;
     const h = FONT + 2;
     const spots = [
@@ -97,7 +99,14 @@ function axes(svg, { sx, sy, xDomain, yDomain, box, xLabel, yLabel }) {
 }
 
 // A scatter of `points` ({x, y, name, cls, tip}); the `label` largest by `rank` carry their name.
-export function scatter(points, { xLabel, yLabel, label = 10, rank, title, width = 560, height = 380, lines = [] }) {
+// The width to draw a chart at inside `node` (drawn 1:1, text keeps its size).
+export function widthOf(node, fallback = 560) {
+  const inner = node.clientWidth - 2; // the chart's border
+  return Math.round(Math.min(900, Math.max(300, inner > 0 ? inner : fallback)));
+}
+
+export function scatter(points, { xLabel, yLabel, label = 10, rank, title, width = 560, height, lines = [] }) {
+  height = height || Math.round(Math.min(460, Math.max(280, width * 0.66)));
   const box = { left: 62, right: width - 14, top: 12, bottom: height - 50 };
   const xDomain = extent(points.map((p) => p.x), { zero: true });
   const yDomain = extent(points.map((p) => p.y), { zero: true });
@@ -121,15 +130,24 @@ export function scatter(points, { xLabel, yLabel, label = 10, rank, title, width
   }
   const ranked = rank ? [...shown].sort((a, b) => rank(b) - rank(a)) : shown;
   const top = new Set(ranked.slice(0, label));
+  const rest = shown.filter((q) => !top.has(q));
+  if (rest.length > MAX_CIRCLES) {
+    // Many genes: one path of round dots per colour, no tooltips (the labelled ones keep theirs).
+    for (const cls of new Set(rest.map((p) => p.cls || ""))) {
+      const d = rest.filter((p) => (p.cls || "") === cls).map((p) => `M${p.px.toFixed(1)} ${p.py.toFixed(1)}h0`).join("");
+      g.append(el("path", { d, class: `dots ${cls}` }));
+    }
+  }
   // Labelled points last, so they are drawn on top.
-  for (const p of [...shown.filter((q) => !top.has(q)), ...ranked.slice(0, label)]) {
+  for (const p of [...(rest.length > MAX_CIRCLES ? [] : rest), ...ranked.slice(0, label)]) {
     const c = el("circle", { cx: p.px.toFixed(1), cy: p.py.toFixed(1), r: top.has(p) ? 4 : 3, class: `point ${p.cls || ""}` });
     c.append(el("title", {}, p.tip || p.name));
     g.append(c);
   }
   svg.append(g);
   const labels = el("g", { class: "labels" });
-  placeLabels(labels, ranked.slice(0, label).map((p) => ({ ...p, label: true, text: p.name })), box);
+  const named = ranked.slice(0, label).map((p) => ({ ...p, text: p.name }));
+  placeLabels(labels, named, box, shown.length > MAX_CIRCLES ? named : shown);
   svg.append(labels);
   return svg;
 }
@@ -137,7 +155,7 @@ export function scatter(points, { xLabel, yLabel, label = 10, rank, title, width
 const TOP_ACTIVITIES = 8; // bars per kind (regulators, pathways)
 
 // The strongest regulators and pathways of `activities` ({name, kind, score}) as bars.
-export function activityBars(activities, title) {
+export function activityBars(activities, title, width) {
   const pick = (kind) =>
     activities
       .filter((a) => a.kind === kind && Number.isFinite(a.score))
@@ -150,35 +168,46 @@ export function activityBars(activities, title) {
     p.textContent = "No regulator or pathway activities (the server has no priors for them).";
     return p;
   }
-  return bars(items, { title });
+  return bars(items, { title, width });
 }
 
-// Horizontal bars diverging from zero, one row per item ({name, score, kind}).
-export function bars(items, { title, width = 560 }) {
+// Horizontal bars diverging from zero, one row per item ({name, score, kind}); a heading row
+// starts each kind.
+export function bars(items, { title, width = 480 }) {
   const row = 20;
-  const nameWidth = Math.min(180, Math.max(60, ...items.map((d) => d.name.length * CHAR + 8)));
+  const rows = [];
+  for (const d of items) {
+    if (!rows.length || rows[rows.length - 1].kind !== d.kind) rows.push({ heading: `${d.kind}s`, kind: d.kind });
+    rows.push(d);
+  }
+  const nameWidth = Math.min(170, Math.max(70, ...items.map((d) => d.name.length * CHAR + 8)));
   const hasNeg = items.some((d) => d.score < 0);
   // Room for the value printed beyond each bar's end, on the left too when bars go left.
-  const box = { left: nameWidth + 8 + (hasNeg ? 48 : 0), right: width - 48, top: 6 };
-  const height = box.top + items.length * row + 26;
+  const box = { left: nameWidth + 8 + (hasNeg ? 44 : 0), right: width - 44, top: 4 };
+  const height = box.top + rows.length * row + 26;
   const max = Math.max(1e-12, ...items.map((d) => Math.abs(d.score)));
   const zero = hasNeg ? (box.left + box.right) / 2 : box.left;
-  const scale = (box.right - (hasNeg ? zero : box.left)) / max;
+  const scale = (box.right - zero) / max;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart bars", "data-bars": items.length });
   svg.append(el("title", {}, title));
-  items.forEach((d, i) => {
+  rows.forEach((d, i) => {
     const y = box.top + i * row;
+    const middle = y + row / 2 + FONT / 3;
+    if (d.heading) {
+      svg.append(el("text", { x: 4, y: middle, class: "group" }, d.heading[0].toUpperCase() + d.heading.slice(1)));
+      return;
+    }
     const w = Math.abs(d.score) * scale;
     const x = d.score < 0 ? zero - w : zero;
     const name = d.name.length * CHAR > nameWidth ? `${d.name.slice(0, Math.floor(nameWidth / CHAR) - 1)}…` : d.name;
-    const label = el("text", { x: nameWidth, y: y + row / 2 + FONT / 3, "text-anchor": "end" }, name);
+    const label = el("text", { x: nameWidth, y: middle, "text-anchor": "end" }, name);
     label.append(el("title", {}, `${d.name} (${d.kind}): ${fmt(d.score)}`));
     svg.append(label);
     svg.append(el("rect", { x, y: y + 3, width: Math.max(w, 1), height: row - 6, class: `bar ${d.score < 0 ? "down" : "up"} kind-${d.kind}` }));
     const vx = d.score < 0 ? x - 4 : x + w + 4;
-    svg.append(el("text", { x: vx, y: y + row / 2 + FONT / 3, "text-anchor": d.score < 0 ? "end" : "start", class: "value" }, fmt(d.score, 2)));
+    svg.append(el("text", { x: vx, y: middle, "text-anchor": d.score < 0 ? "end" : "start", class: "value" }, fmt(d.score, 2)));
   });
-  const bottom = box.top + items.length * row;
+  const bottom = box.top + rows.length * row;
   svg.append(el("line", { x1: zero, x2: zero, y1: box.top, y2: bottom, class: "ref" }));
   svg.append(el("text", { x: (box.left + box.right) / 2, y: bottom + 18, "text-anchor": "middle", class: "axis-title" }, "activity score"));
   return svg;

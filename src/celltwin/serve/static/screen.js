@@ -2,7 +2,7 @@
 // hits as a table (and CSV), and the explanation of a hit.
 
 import { api, clearError, showError } from "./api.js";
-import { activityBars, fmt } from "./plots.js";
+import { activityBars, fmt, widthOf } from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 400;
@@ -141,7 +141,7 @@ export function setupScreen(model, { showPrediction }) {
     $("explain-title").focus();
     try {
       const result = await api("/explain", { method: "POST", body: { context, perturbation } });
-      $("explain-bars").replaceChildren(activityBars(result.activities || [], `Activities of ${perturbation}`));
+      $("explain-bars").replaceChildren(activityBars(result.activities || [], `Activities of ${perturbation}`, widthOf($("explain-bars"))));
       $("explain-genes").replaceChildren(
         ...(result.top_genes || []).slice(0, 15).map((g) => {
           const li = document.createElement("li");

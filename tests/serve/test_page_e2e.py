@@ -62,45 +62,55 @@ def _effects(context: str, perturbation: str) -> np.ndarray:
 
 def _check(context: str, perturbation: str) -> None:
     if context not in CONTEXTS:
-        raise HTTPException(422, {"message": f"unknown context {context!r}"})
+        raise HTTPException(422, f"unknown context {context!r}")
     if perturbation not in MEASURED + PRIOR_ONLY:
         close = difflib.get_close_matches(perturbation, MEASURED + PRIOR_ONLY, n=3, cutoff=0.5)
-        raise HTTPException(
-            422, {"message": f"unknown perturbation {perturbation!r}", "suggestions": close}
-        )
+        raise _Refused(f"unknown perturbation {perturbation!r}", close)
+
+
+class _Refused(Exception):
+    """A 422 with suggestions, in the body layout of celltwin serve."""
+
+    def __init__(self, detail: str, suggestions: list[str]) -> None:
+        self.detail, self.suggestions = detail, suggestions
 
 
 def _prediction(context: str, perturbation: str) -> dict[str, Any]:
+    """The layout of celltwin serve's POST /predict: gene columns, top genes, activities."""
     effect = _effects(context, perturbation)
     half = 0.05 + 0.1 * np.abs(np.sin(np.arange(len(GENES))))
     order = np.argsort(-np.abs(effect))
+    scores = [
+        {"name": n, "score": float(s), "kind": k}
+        for (n, k), s in zip(ACTIVITIES, effect[:6] * 5, strict=True)
+    ]
     return {
         "context": context,
         "perturbation": perturbation,
-        "dose": None,
+        "dose": "",
         "source": "measured" if perturbation in MEASURED else "prior",
-        "in_domain": 0.2 if context == "C" else 0.9,
-        "out_of_domain": context == "C",
-        "genes": [
-            {"gene": g, "effect": e, "lower": e - h, "upper": e + h}
-            for g, e, h in zip(GENES, effect.tolist(), half.tolist(), strict=True)
+        "in_domain": 0.02 if context == "C" else 0.9,
+        "genes": GENES,
+        "effect": effect.tolist(),
+        "lower": (effect - half).tolist(),
+        "upper": (effect + half).tolist(),
+        "top_genes": [
+            {"gene": GENES[i], "effect": effect[i], "lower": effect[i] - half[i], "upper": effect[i] + half[i]}
+            for i in order[:10]
         ],
-        "top_genes": [GENES[i] for i in order[:10]],
-        "activities": [
-            {"name": n, "kind": k, "score": float(s)}
-            for (n, k), s in zip(
-                ACTIVITIES,
-                effect[:6] * 5,
-                strict=True,
-            )
-        ],
-    }
+        "regulators": [{"name": a["name"], "score": a["score"]} for a in scores if a["kind"] == "regulator"],
+        "pathways": [{"name": a["name"], "score": a["score"]} for a in scores if a["kind"] == "pathway"],
+    }  # fmt: skip
 
 
 def stub_app(*, token: str | None = None) -> FastAPI:
-    """The contract of issue 20's API, answered from :func:`_effects`."""
+    """The API of issue 20 in celltwin serve's layout, answered from :func:`_effects`."""
     app = FastAPI()
     jobs: dict[str, dict[str, Any]] = {}
+
+    @app.exception_handler(_Refused)
+    def refused(request: Request, err: _Refused) -> JSONResponse:
+        return JSONResponse({"detail": err.detail, "suggestions": err.suggestions}, 422)
 
     @app.middleware("http")
     async def auth(request: Request, call_next: Any) -> Any:
@@ -116,11 +126,11 @@ def stub_app(*, token: str | None = None) -> FastAPI:
     @app.get("/api/v1/model")
     def model() -> dict[str, Any]:
         return {"contexts": CONTEXTS, "perturbations": MEASURED, "n_genes": len(GENES),
-                "priors": ["progeny"], "represents_prior_genes": True}  # fmt: skip
+                "priors": "go", "represents_prior_genes": True}  # fmt: skip
 
     @app.get("/api/v1/perturbations")
     def perturbations(q: str = "", limit: int = 20) -> dict[str, Any]:
-        names = [(n, "measured") for n in MEASURED] + [(n, "prior") for n in PRIOR_ONLY]
+        names = [(n, "trained") for n in MEASURED] + [(n, "prior") for n in PRIOR_ONLY]
         hits = [{"name": n, "kind": k} for n, k in names if n.lower().startswith(q.lower())]
         return {"items": hits[:limit]}
 
@@ -133,16 +143,27 @@ def stub_app(*, token: str | None = None) -> FastAPI:
     def explain(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         _check(body["context"], body["perturbation"])
         found = _prediction(body["context"], body["perturbation"])
-        return {"activities": found["activities"], "top_genes": found["top_genes"]}
+        keys = ["context", "perturbation", "top_genes", "regulators", "pathways"]
+        sets = [
+            {
+                "set": "INTERFERON_GAMMA",
+                "direction": "up",
+                "overlap": 4,
+                "pvalue": 1e-4,
+                "fdr": 2e-3,
+            }
+        ]
+        return {**{k: found[k] for k in keys}, "gene_sets": sets, "notes": []}
 
     @app.post("/api/v1/screen", status_code=202)
-    def screen(body: dict[str, Any] = Body(...)) -> dict[str, str]:  # noqa: B008
+    def screen(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         genes = MEASURED[:4] if body["candidates"].get("all") else body["candidates"]["genes"]
         for gene in genes:
             _check(body["context"], gene)
-        job_id = f"job{len(jobs)}"
+        assert body["candidates"].get("pairs", []) in ([], genes)  # pairs: a list of genes
+        job_id = f"{len(jobs):032x}"
         jobs[job_id] = {"genes": genes, "context": body["context"], "polls": 0}
-        return {"job_id": job_id}
+        return {"job_id": job_id, "status": "queued", "n_candidates": len(genes)}
 
     @app.get("/api/v1/jobs/{job_id}")
     def job(job_id: str) -> dict[str, Any]:
@@ -311,6 +332,7 @@ def test_predict_compare_screen_explain(page: Page, tmp_path: Path) -> None:
         rows.first.get_by_role("button").click()
         expect(page.locator("#explain-bars svg rect.bar")).to_have_count(6)
         expect(page.locator("#explain-genes li")).to_have_count(10)
+        expect(page.locator("#explain-sets li")).to_have_text(["INTERFERON_GAMMA (up, FDR 0.002)"])
         with page.expect_download() as download:
             page.click("#screen-csv")
         with open(download.value.path(), newline="") as f:

@@ -39,8 +39,10 @@ function askToken(wrong) {
   return asking;
 }
 
-function detailMessage(detail) {
-  if (typeof detail === "string") return { message: detail, suggestions: [] };
+function detailMessage(body) {
+  const detail = body && body.detail;
+  // {detail: "...", suggestions: [...], allowed: [...]} (celltwin serve) or {detail: {message, suggestions}}
+  if (typeof detail === "string") return { message: detail, suggestions: body.suggestions || [] };
   if (Array.isArray(detail)) {
     // FastAPI's own validation errors: [{loc: ["body", "dose"], msg: "..."}]
     const parts = detail.map((d) => {
@@ -62,7 +64,7 @@ async function toError(resp) {
   } catch {
     body = null;
   }
-  const { message, suggestions } = detailMessage(body && body.detail);
+  const { message, suggestions } = detailMessage(body);
   const fallback = {
     404: "Not found on the server.",
     413: "The request is too large for this server: send fewer genes or candidates.",
@@ -135,4 +137,36 @@ export function showError(box, error, onSuggest) {
 export function clearError(box) {
   box.hidden = true;
   box.replaceChildren();
+}
+
+// ---- answers as the page reads them (either the per-gene or the column layout) ---------------
+
+// [{gene, effect, lower, upper}] of a prediction: `genes` as objects, or as names with the
+// columns `effect`, `lower`, `upper`. Missing values (null) become NaN.
+export function genesOf(result) {
+  const num = (v) => (v === null || v === undefined ? NaN : Number(v));
+  if (!(result.genes || []).length || typeof result.genes[0] === "object") {
+    return (result.genes || []).map((g) => ({ gene: g.gene, effect: num(g.effect), lower: num(g.lower), upper: num(g.upper) }));
+  }
+  return result.genes.map((gene, i) => ({
+    gene,
+    effect: num(result.effect[i]),
+    lower: num((result.lower || [])[i]),
+    upper: num((result.upper || [])[i]),
+  }));
+}
+
+// [{name, kind, score}]: `activities`, or `regulators` and `pathways` given apart.
+export function activitiesOf(result) {
+  if (result.activities) return result.activities;
+  const tag = (kind) => (a) => ({ ...a, kind });
+  return [...(result.regulators || []).map(tag("regulator")), ...(result.pathways || []).map(tag("pathway"))];
+}
+
+// Below this in-domain score a prediction is flagged when the server does not say itself.
+const FAR_OUT = 0.05;
+
+export function outOfDomain(result) {
+  if (typeof result.out_of_domain === "boolean") return result.out_of_domain;
+  return Number.isFinite(result.in_domain) && result.in_domain < FAR_OUT;
 }

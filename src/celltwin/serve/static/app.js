@@ -1,6 +1,6 @@
 // The page: what the model knows, one or two predicted responses, and the screen (screen.js).
 
-import { api, clearError, showError } from "./api.js";
+import { activitiesOf, api, clearError, genesOf, outOfDomain, showError } from "./api.js";
 import { combobox } from "./combobox.js";
 import { activityBars, fmt, scatter, widthOf } from "./plots.js";
 import { setupScreen } from "./screen.js";
@@ -24,11 +24,12 @@ function fillSelect(select, names) {
 
 function summarise(model) {
   const parts = [];
-  if (model.name || model.model) parts.push(`Model ${model.name || model.model}`);
-  parts.push(`${(model.perturbations || []).length} measured perturbations`);
+  if (model.name) parts.push(`Model ${model.name}`);
+  parts.push(`${(model.perturbations || []).length} trained perturbations`);
   parts.push(`${model.n_genes} genes`);
   parts.push(`${(model.contexts || []).length} contexts`);
-  if ((model.priors || []).length) parts.push(`priors: ${model.priors.join(", ")}`);
+  const priors = [].concat(model.priors || []).filter(Boolean);
+  if (priors.length) parts.push(`priors: ${priors.join(", ")}`);
   if (model.represents_prior_genes) parts.push("any gene in the priors can be asked about");
   return parts.join(" · ");
 }
@@ -219,7 +220,8 @@ async function predict() {
   $("predict-status").textContent = `Predicting ${names.join(" and ")} in ${context}…`;
   $("predict-button").disabled = true;
   try {
-    const results = await Promise.all(names.map((p) => api("/predict", { method: "POST", body: body(p) })));
+    const answers = await Promise.all(names.map((p) => api("/predict", { method: "POST", body: body(p) })));
+    const results = answers.map((r) => ({ ...r, genes: genesOf(r), activities: activitiesOf(r), out_of_domain: outOfDomain(r) }));
     const panels = results.map(panel);
     $("panels").replaceChildren(...panels.map((p) => p.section));
     $("panels").classList.toggle("two", results.length === 2);

@@ -1,7 +1,7 @@
 // Search as you type: an input with role="combobox" and its listbox (WAI-ARIA combobox pattern
 // with aria-activedescendant). Up/Down move, Enter picks, Escape closes, Tab leaves.
 
-const KIND_LABELS = { measured: "measured", prior: "from priors" };
+const KIND_LABELS = { measured: "measured", trained: "trained", prior: "from priors" };
 
 export function combobox(input, list, { search, onPick = () => {}, delay = 120 }) {
   let items = [];

@@ -1,7 +1,7 @@
 // The screen: candidates and an objective in, a background job watched until it ends, the ranked
 // hits as a table (and CSV), and the explanation of a hit.
 
-import { api, clearError, showError } from "./api.js";
+import { activitiesOf, api, clearError, showError } from "./api.js";
 import { activityBars, fmt, widthOf } from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
@@ -74,7 +74,7 @@ function readForm() {
   const down = parseGenes($("param-down").value);
   if (spec.up && !up.length && !down.length) throw new Error(`name at least one gene under "${spec.up}" or "${spec.down}".`);
   const candidates = all ? { all: true } : { genes };
-  if ($("cand-pairs").checked) candidates.pairs = true;
+  if (!all && $("cand-pairs").checked) candidates.pairs = genes; // every pair of these
   const top = Math.max(1, Math.round(Number($("screen-top").value) || 20));
   return { context: $("screen-context").value, candidates, objective: { name, params: spec.params(up, down) }, top };
 }
@@ -123,8 +123,15 @@ export function setupScreen(model, { showPrediction }) {
   }
   select.addEventListener("change", showParams);
   showParams();
+  const pairsAllowed = () => {
+    // pairs of every representable perturbation would be far too many: pairs of listed genes only
+    $("cand-pairs").disabled = $("cand-all").checked;
+    if ($("cand-all").checked) $("cand-pairs").checked = false;
+  };
+  for (const id of ["cand-all", "cand-genes"]) $(id).addEventListener("change", pairsAllowed);
   $("screen-genes").addEventListener("input", () => {
     $("cand-genes").checked = true;
+    pairsAllowed();
   });
 
   let job = null;
@@ -138,10 +145,13 @@ export function setupScreen(model, { showPrediction }) {
     $("explain-title").textContent = `Why ${perturbation} scores in ${context}`;
     $("explain-bars").replaceChildren();
     $("explain-genes").replaceChildren();
+    $("explain-sets").replaceChildren();
+    $("explain-sets-box").hidden = true;
+    $("explain-notes").textContent = "";
     $("explain-title").focus();
     try {
       const result = await api("/explain", { method: "POST", body: { context, perturbation } });
-      $("explain-bars").replaceChildren(activityBars(result.activities || [], `Activities of ${perturbation}`, widthOf($("explain-bars"))));
+      $("explain-bars").replaceChildren(activityBars(activitiesOf(result), `Activities of ${perturbation}`, widthOf($("explain-bars"))));
       $("explain-genes").replaceChildren(
         ...(result.top_genes || []).slice(0, 15).map((g) => {
           const li = document.createElement("li");
@@ -150,6 +160,16 @@ export function setupScreen(model, { showPrediction }) {
           return li;
         }),
       );
+      const sets = (result.gene_sets || []).slice(0, 8);
+      $("explain-sets").replaceChildren(
+        ...sets.map((g) => {
+          const li = document.createElement("li");
+          li.textContent = `${g.set} (${g.direction}, FDR ${fmt(g.fdr, 2)})`;
+          return li;
+        }),
+      );
+      $("explain-sets-box").hidden = !sets.length;
+      $("explain-notes").textContent = (result.notes || []).join(" ");
     } catch (error) {
       showError(box, error);
     }
@@ -201,8 +221,9 @@ export function setupScreen(model, { showPrediction }) {
     $("screen-status").textContent = "Screen queued…";
     running(true);
     try {
-      const { job_id: id } = await api("/screen", { method: "POST", body });
+      const { job_id: id, n_candidates: n } = await api("/screen", { method: "POST", body });
       job = id;
+      if (Number.isFinite(n)) $("screen-status").textContent = `Screen queued: ${n} candidates.`;
       await watch(id, body.context);
     } catch (error) {
       $("screen-status").textContent = "";

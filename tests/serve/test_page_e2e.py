@@ -388,3 +388,85 @@ def test_plots_draw_a_genome_quickly_and_format_numbers(page: Page) -> None:
     assert got["ticks"] == [0, 0.2, 0.4, 0.6, 0.8, 1]
     assert got["spread"] == [-0.5, 0, 0.5, 1, 1.5, 2]
     assert got["fmt"] == ["1.23e-4", "1230", "–", "-0.5", "0"]
+
+
+# ---- the real server: create_app with a tiny transition model (tests/serve/conftest.py) ----
+
+
+def _screen_without_engine(holder: dict[str, Any]) -> Any:
+    """A screen runner for an installation without ``celltwin.screen``: the model's predicted
+    effects of each single, ranked by their largest change (what ``specific`` looks at)."""
+    import pandas as pd
+
+    from celltwin.models import predict_effects
+
+    def run(job: Any, progress: Any) -> pd.DataFrame:
+        served = holder["served"]
+        conditions = [(job.context, p) for p in job.singles]
+        effects = predict_effects(served.model, served.controls, conditions=conditions)
+        x = np.asarray(effects.X, dtype=float)
+        progress(0.5)
+        score = np.abs(x).max(axis=1)
+        order = np.argsort(-score)
+        genes = np.asarray(effects.var_names)
+        return pd.DataFrame({
+            "rank": np.arange(1, len(order) + 1), "label": np.asarray(job.singles)[order],
+            "perturbation": np.asarray(job.singles)[order], "score": score[order],
+            "top_genes": [";".join(genes[np.argsort(-np.abs(x[i]))[:3]]) for i in order],
+        })  # fmt: skip
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def real_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``celltwin serve``'s app on 127.0.0.1 (the screen engine when installed)."""
+    import importlib.util
+
+    serve = pytest.importorskip("celltwin.serve")
+    if not hasattr(serve, "create_app"):
+        pytest.skip("celltwin.serve has no create_app yet")
+    model_dir = request.getfixturevalue("model_dir")  # tests/serve/conftest.py
+    holder: dict[str, Any] = {}
+    engine = importlib.util.find_spec("celltwin.screen") is not None
+    app = serve.create_app(
+        model_dir, screen_runner=None if engine else _screen_without_engine(holder)
+    )
+    holder["served"] = app.state.served
+    with serving(app) as url:
+        yield url
+
+
+def test_real_server_predict_and_screen(real_url: str, page: Page, tmp_path: Path) -> None:
+    """The acceptance path on the real server: pick, plot, top genes, screen, read the hits."""
+    page.goto(real_url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    served = page.evaluate("fetch('/api/v1/model').then((r) => r.json())")
+    single = next(p for p in served["perturbations"] if "+" not in p)
+    page.select_option("#context", served["contexts"][0])
+    pick(page, "pert-a", single[:3], single, keyboard=True)
+    page.click("#predict-button")
+
+    plot = page.locator("#panels svg.chart[data-points]")
+    expect(plot).to_have_count(1)
+    assert plot.get_attribute("data-points") == str(served["n_genes"])
+    assert plot.locator("circle").count() == served["n_genes"]
+    listed = page.locator("#panels table.genes tbody th").all_inner_texts()
+    found = page.evaluate("fetch('/api/v1/genes?limit=200').then((r) => r.json())")["items"]
+    genes = {item["name"] for item in found}
+    assert len(genes) == served["n_genes"]
+    assert len(listed) >= 10 and set(listed) <= genes
+    shoot(page.locator("#predict"), tmp_path / "5-real-predict.png")
+
+    candidates = [p for p in served["perturbations"] if "+" not in p]
+    page.select_option("#screen-context", served["contexts"][0])
+    page.fill("#screen-genes", "\n".join(candidates))
+    page.select_option("#objective", "specific")
+    page.click("#screen-button")
+    rows = page.locator("#hits tbody tr")
+    expect(rows).to_have_count(len(candidates), timeout=20_000)
+    hits = [r.locator("td").nth(1).inner_text() for r in rows.all()]
+    assert sorted(hits) == sorted(candidates)
+    ranks = [int(r.locator("td").first.inner_text()) for r in rows.all()]
+    assert ranks == list(range(1, len(candidates) + 1))
+    shoot(page.locator("#screen"), tmp_path / "6-real-screen.png")

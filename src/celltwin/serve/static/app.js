@@ -93,11 +93,12 @@ function responsePlot(result, labelled, width) {
 }
 
 function genesTable(genes, caption) {
+  const intervals = hasIntervals(genes);
   const table = document.createElement("table");
   table.className = "genes";
   table.createCaption().textContent = caption;
   const head = table.createTHead().insertRow();
-  for (const name of ["Gene", "Effect", "Interval"]) {
+  for (const name of ["Gene", "Effect", ...(intervals ? ["Interval"] : [])]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = name;
@@ -114,6 +115,7 @@ function genesTable(genes, caption) {
     const effect = row.insertCell();
     effect.textContent = fmt(g.effect);
     effect.className = `num ${sign(g.effect)}`;
+    if (!intervals) continue;
     const interval = row.insertCell();
     interval.className = "num";
     interval.textContent = Number.isFinite(g.lower) ? `${fmt(g.lower)} to ${fmt(g.upper)}` : "–";
@@ -121,7 +123,6 @@ function genesTable(genes, caption) {
   return table;
 }
 
-// A figure with its caption; `draw(width)` fills it once it is on the page (see panel).
 function figure(caption, extra = "") {
   const fig = document.createElement("figure");
   fig.className = `plot ${extra}`;
@@ -152,7 +153,7 @@ function panel(result) {
   const response = figure("", "response");
   const activities = figure("Regulator and pathway activities (orange: raised, blue: lowered)");
   section.append(response);
-  section.append(genesTable(top, `Top ${top.length} genes, with their ${hasIntervals(result.genes) ? "intervals" : "effects"}`));
+  section.append(genesTable(top, `Top ${top.length} genes${hasIntervals(result.genes) ? ", with their intervals" : " (this model gives no intervals)"}`));
   section.append(activities);
   // Charts are drawn at the width they get on the page, so their text keeps its size.
   const draw = () => {

@@ -253,7 +253,14 @@ function showPrediction(context, perturbation) {
 
 async function start() {
   const search = async (q) => (await api(`/perturbations?q=${encodeURIComponent(q)}&limit=20`)).items;
-  combobox($("pert-a"), $("pert-a-list"), { search });
+  let doses = {};
+  // The dose box says how far the picked perturbation was measured (when the model has doses).
+  const onPick = (item) => {
+    const most = doses[item.name];
+    $("dose").placeholder = Number.isFinite(most) ? `up to ${fmt(most)}` : "";
+    $("dose").title = Number.isFinite(most) ? `${item.name} was measured up to dose ${fmt(most)}` : "";
+  };
+  combobox($("pert-a"), $("pert-a-list"), { search, onPick });
   combobox($("pert-b"), $("pert-b-list"), { search });
   $("predict-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -268,6 +275,7 @@ async function start() {
     return;
   }
   $("model-summary").textContent = summarise(model);
+  doses = model.doses || {};
   fillSelect($("context"), model.contexts || []);
   fillSelect($("screen-context"), model.contexts || []);
   if (model.represents_prior_genes) $("pert-a").placeholder = "any measured perturbation or prior gene";

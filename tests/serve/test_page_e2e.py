@@ -341,6 +341,10 @@ def test_predict_compare_screen_explain(page: Page, tmp_path: Path) -> None:
         shoot(page.locator("#screen"), tmp_path / "3-screen.png")
         shoot(page, tmp_path / "4-page.png", full_page=True)
 
+        page.click("#explain-predict")  # back to the prediction of the explained hit
+        expect(page.locator("#pert-a")).to_have_value(hits[0])
+        expect(page.locator("#panels .panel h3")).to_have_text(f"{hits[0]} in A")
+
 
 def test_token_is_asked_once_and_sent(page: Page) -> None:
     with serving(stub_app(token="s3cret")) as url:

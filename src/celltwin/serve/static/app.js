@@ -243,10 +243,11 @@ async function predict() {
   }
 }
 
-function showPrediction(context, perturbation) {
+function showPrediction(context, perturbation, dose = null) {
   $("context").value = context;
   $("pert-a").value = perturbation;
   $("pert-b").value = "";
+  $("dose").value = Number.isFinite(dose) ? String(dose) : "";
   $("predict").scrollIntoView();
   predict();
 }

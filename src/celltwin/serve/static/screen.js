@@ -99,7 +99,8 @@ function showHits(rows, context, explain) {
     button.textContent = hit.label;
     button.title = `Explain ${hit.label}`;
     button.setAttribute("aria-label", `Explain ${hit.label}`);
-    button.addEventListener("click", () => explain(context, hit.perturbation || hit.label));
+    const dose = hit.dose === "" || hit.dose === null || hit.dose === undefined ? null : Number(hit.dose);
+    button.addEventListener("click", () => explain(context, hit.perturbation || hit.label, dose));
     name.append(button);
     cell(row, fmt(hit.score), "num");
     cell(row, Number.isFinite(hit.lower) ? `${fmt(hit.lower)} to ${fmt(hit.upper)}` : "–", "num");
@@ -137,8 +138,8 @@ export function setupScreen(model, { showPrediction }) {
   let job = null;
   let explained = null;
 
-  async function explain(context, perturbation) {
-    explained = { context, perturbation };
+  async function explain(context, perturbation, dose = null) {
+    explained = { context, perturbation, dose };
     const box = $("explain-error");
     clearError(box);
     $("explain").hidden = false;
@@ -150,7 +151,8 @@ export function setupScreen(model, { showPrediction }) {
     $("explain-notes").textContent = "";
     $("explain-title").focus();
     try {
-      const result = await api("/explain", { method: "POST", body: { context, perturbation } });
+      const body = { context, perturbation, ...(Number.isFinite(dose) ? { dose } : {}) };
+      const result = await api("/explain", { method: "POST", body });
       $("explain-bars").replaceChildren(activityBars(activitiesOf(result), `Activities of ${perturbation}`, widthOf($("explain-bars"))));
       $("explain-genes").replaceChildren(
         ...(result.top_genes || []).slice(0, 15).map((g) => {
@@ -175,7 +177,7 @@ export function setupScreen(model, { showPrediction }) {
     }
   }
   $("explain-predict").addEventListener("click", () => {
-    if (explained) showPrediction(explained.context, explained.perturbation);
+    if (explained) showPrediction(explained.context, explained.perturbation, explained.dose);
   });
 
   function running(on) {

@@ -19,14 +19,14 @@ const OBJECTIVES = {
   },
   reverse: {
     label: "Reverse a signature",
-    help: "Candidates whose predicted effect is opposite to a query signature (connectivity, most negative first).",
+    help: "Candidates whose predicted effect is opposite to a query signature (connectivity, most negative first). The query needs at least 10 of the model's genes.",
     up: "Query signature: genes up",
     down: "Query signature: genes down",
     params: (up, down) => ({ query: signature(up, down) }),
   },
   mimic: {
     label: "Mimic a signature",
-    help: "Candidates whose predicted effect matches a query signature (connectivity, most positive first).",
+    help: "Candidates whose predicted effect matches a query signature (connectivity, most positive first). The query needs at least 10 of the model's genes.",
     up: "Query signature: genes up",
     down: "Query signature: genes down",
     params: (up, down) => ({ query: signature(up, down) }),
@@ -109,7 +109,9 @@ function showHits(rows, context, explain) {
     cell(row, Number.isFinite(hit.in_domain) ? fmt(hit.in_domain, 2) : "–", "num");
     cell(row, hit.prediction_source || "–");
     const top = Array.isArray(hit.top_genes) ? hit.top_genes.join(", ") : String(hit.top_genes || "").split(";").join(", ");
-    cell(row, top, "genes-cell");
+    const names = top.split(", ").filter(Boolean);
+    const shown = cell(row, names.length > 6 ? `${names.slice(0, 6).join(", ")}, …` : top, "genes-cell");
+    shown.title = top;
   }
   $("screen-results").hidden = false;
 }
@@ -172,7 +174,9 @@ export function setupScreen(model, { showPrediction }) {
       );
       $("explain-sets-box").hidden = !sets.length;
       $("explain-notes").textContent = (result.notes || []).join(" ");
+      $("explain-body").hidden = false;
     } catch (error) {
+      $("explain-body").hidden = true;
       showError(box, error);
     }
   }

@@ -473,6 +473,8 @@ def test_real_server_predict_and_screen(real_url: str, page: Page, tmp_path: Pat
     hits = [r.locator("td").nth(1).inner_text() for r in rows.all()]
     assert sorted(hits) == sorted(candidates)
     ranks = [int(r.locator("td").first.inner_text()) for r in rows.all()]
+    shown = page.locator("#hits thead th:visible").all_inner_texts()
+    assert {"Rank", "Candidate", "Score", "Top genes"} <= set(shown)
     assert ranks == list(range(1, len(candidates) + 1))
     rows.first.get_by_role("button").click()  # explained, or why not (no priors here)
     expect(page.locator("#explain-title")).to_have_text(

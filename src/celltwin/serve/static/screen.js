@@ -113,6 +113,13 @@ function showHits(rows, context, explain) {
     const shown = cell(row, names.length > 6 ? `${names.slice(0, 6).join(", ")}, …` : top, "genes-cell");
     shown.title = top;
   }
+  // Columns the screen left empty (a model without intervals, an objective without p-values)
+  // are not shown.
+  const head = $("hits").tHead.rows[0];
+  for (let c = 0; c < head.cells.length; c++) {
+    const empty = rows.length > 0 && [...body.rows].every((r) => r.cells[c].textContent === "–");
+    for (const r of [head, ...body.rows]) r.cells[c].hidden = empty;
+  }
   $("screen-results").hidden = false;
 }
 

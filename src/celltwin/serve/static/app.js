@@ -234,7 +234,8 @@ async function predict() {
   } catch (error) {
     $("predict-status").textContent = "";
     showError(box, error, (name) => {
-      const which = names.length === 2 && error.message.includes(names[1]) ? "pert-b" : "pert-a";
+      const quoted = (n) => error.message.includes(`'${n}'`);
+      const which = names.length === 2 && quoted(names[1]) && !quoted(names[0]) ? "pert-b" : "pert-a";
       $(which).value = name;
       predict();
     });

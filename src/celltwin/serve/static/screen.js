@@ -240,10 +240,15 @@ export function setupScreen(model, { showPrediction }) {
       await watch(id, body.context);
     } catch (error) {
       $("screen-status").textContent = "";
+      // A suggestion replaces the name it was made for, in whichever box holds it.
       showError(box, error, (name) => {
-        const genes = parseGenes($("screen-genes").value);
-        const wrong = genes.find((g) => error.message.includes(g));
-        $("screen-genes").value = genes.map((g) => (g === wrong ? name : g)).join("\n");
+        for (const id of ["screen-genes", "param-up", "param-down"]) {
+          const genes = parseGenes($(id).value);
+          const wrong = genes.find((g) => error.message.includes(`'${g}'`)) || genes.find((g) => error.message.includes(g));
+          if (!wrong) continue;
+          $(id).value = genes.map((g) => (g === wrong ? name : g)).join("\n");
+          return;
+        }
       });
     } finally {
       running(false);

@@ -126,7 +126,8 @@ def stub_app(*, token: str | None = None) -> FastAPI:
     @app.get("/api/v1/model")
     def model() -> dict[str, Any]:
         return {"contexts": CONTEXTS, "perturbations": MEASURED, "n_genes": len(GENES),
-                "priors": "go", "represents_prior_genes": True}  # fmt: skip
+                "priors": "go", "represents_prior_genes": True,
+        "benchmark": {"suite": "tiny", "pearson_delta": 0.61}}  # fmt: skip
 
     @app.get("/api/v1/perturbations")
     def perturbations(q: str = "", limit: int = 20) -> dict[str, Any]:
@@ -286,6 +287,8 @@ def test_predict_compare_screen_explain(page: Page, tmp_path: Path) -> None:
         page.goto(url + "/")
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         expect(page.locator("#model-summary")).to_contain_text(f"{len(GENES)} genes")
+        page.click("#benchmark summary")
+        expect(page.locator("#benchmark-text")).to_contain_text('"pearson_delta": 0.61')
 
         page.select_option("#context", "A")
         pick(page, "pert-a", "ST", "STAT1", keyboard=True)

@@ -278,6 +278,11 @@ async function start() {
   }
   $("model-summary").textContent = summarise(model);
   doses = model.doses || {};
+  if (model.benchmark) {
+    // As the model folder's benchmark.json holds it (its layout is the benchmark's own).
+    $("benchmark-text").textContent = JSON.stringify(model.benchmark, null, 2).slice(0, 20000);
+    $("benchmark").hidden = false;
+  }
   fillSelect($("context"), model.contexts || []);
   fillSelect($("screen-context"), model.contexts || []);
   if (model.represents_prior_genes) $("pert-a").placeholder = "any measured perturbation or prior gene";

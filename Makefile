@@ -12,7 +12,7 @@ $(BIN)/celltwin: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_FIND_LINKS) torch==2.13.0
-	$(BIN)/python -m pip install -q $(TORCH_FIND_LINKS) -e ".[test,chem,docs,explain,dask]"
+	$(BIN)/python -m pip install -q $(TORCH_FIND_LINKS) -e ".[test,chem,docs,explain,dask,serve]"
 	touch $(BIN)/celltwin
 
 venv: $(BIN)/celltwin

@@ -29,6 +29,7 @@ PACKAGES = (
     "screen",
     "pl",
     "benchmark",
+    "serve",
 )
 #: Section titles of a package page, in order, by kind of exported name.
 KINDS = ("Functions", "Classes", "Exceptions", "Constants", "Type aliases")

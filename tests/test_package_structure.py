@@ -27,6 +27,7 @@ SUBPACKAGES = [
     "screen",
     "pl",
     "benchmark",
+    "serve",
 ]
 
 

@@ -233,6 +233,7 @@ def test_a_measured_only_screen_needs_no_model(cosine) -> None:
     ("kwargs", "match"),
     [
         ({"context": ""}, "'context' must be a non-empty string"),
+        ({"context": "Z"}, "context 'Z' has no control cells.*Fix: pass context='A'"),
         ({"top": 0}, "'top' must be an integer >= 1"),
         ({"batch_size": 2.5}, "'batch_size' must be an integer"),
         ({"time_budget": -1}, "'time_budget' must be seconds > 0"),
@@ -270,3 +271,96 @@ def test_a_tiny_transition_model_gives_intervals_domain_and_sources(cosine, data
     )
     assert table["in_domain"].between(0, 1).all()
     assert result.cells is not None and result.cells.n_obs == 2 * 4
+
+
+def test_a_drug_library_lets_a_model_with_fingerprints_screen_unseen_drugs(cosine, tmp_path):
+    from celltwin.models import fit
+    from celltwin.screen import drugs as drug_candidates
+    from celltwin.simulate import simulate
+
+    smiles = {
+        "aspirin": "CC(=O)OC1=CC=CC=C1C(=O)O",
+        "caffeine": "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
+        "paracetamol": "CC(=O)NC1=CC=C(O)C=C1",
+    }
+    adata = simulate(
+        n_genes=20, n_tfs=4, contexts=("A",), n_perturbations=2, combinations=0, seed=1
+    ).adata
+    names = sorted(set(adata.obs["perturbation"].astype(str)) - {"control"})
+    adata.obs["perturbation"] = (
+        adata.obs["perturbation"].astype(str).replace(dict(zip(names, smiles, strict=False)))
+    )
+    adata.obs["perturbation_type"] = np.where(
+        adata.obs["perturbation"] == "control", "control", "drug"
+    )
+    known = tmp_path / "two.csv"
+    known.write_text("".join(f"{k},{v}\n" for k, v in list(smiles.items())[:2]))
+    library = pd.DataFrame({"name": list(smiles), "smiles": list(smiles.values())})
+    tiny = dict(n_members=1, max_steps=10, hidden=8, n_latent=6, cells=8, patience=1)
+    goal = cosine(np.ones(adata.n_vars), list(adata.var_names))
+
+    def run(cands: Candidates) -> ScreenResult:
+        model = fit(adata, params=tiny, drugs=known, progress=False, split_key=None)
+        return screen(model, adata, candidates=cands, objective=goal, context="A", progress=False)
+
+    with_library = run(drug_candidates(library, [1.0]))
+    assert with_library.refused.empty
+    row = with_library.table.set_index("label").loc["paracetamol:1"]
+    assert row["prediction_source"] == "prior" and row["dose"] == "1"
+    without = run(genes(["paracetamol"]))
+    assert without.refused["label"].tolist() == ["paracetamol"]
+
+
+def test_a_model_with_a_batched_n_cells_path_gets_n_cells(cosine) -> None:
+    seen: list[int] = []
+
+    class Faster(_IntervalModel):
+        def predict_effects(self, adata, *, conditions, seed=0, n_cells=None):  # type: ignore[override]
+            seen.append(n_cells)
+            return super().predict_effects(adata, conditions=conditions, seed=seed)
+
+    names = ["g0", "g1"]
+    model = Faster(names, {"a": np.ones(2), "b": -np.ones(2)}, sd=0.1)
+    result = screen(model, AnnData(np.zeros((1, 1), dtype=np.float32)), context="X",
+                    candidates=genes(["a", "b"]), objective=cosine(np.ones(2), names),
+                    n_cells=33, progress=False)  # fmt: skip
+    assert seen == [33] and result.table["label"].tolist() == ["a", "b"]
+
+
+def test_ensemble_members_carry_how_genes_move_together_into_the_score_interval() -> None:
+    """Members e - 0.5 and e + 0.5 on every gene, and an interval no wider than the members'
+    spread: the sum's interval is the members' sums (+- 0.5 x 50 genes), far wider than
+    independent draws per gene would give (+- 1.645 x 0.5 x sqrt(50) = +- 5.8)."""
+    from celltwin.screen import Objective
+
+    class Members(_IntervalModel):
+        def predict_effects(self, adata, *, conditions, seed=0, members=False):  # type: ignore[override]
+            out = super().predict_effects(adata, conditions=conditions, seed=seed)
+            x = np.asarray(out.X, dtype=np.float64)
+            out.layers["member0"], out.layers["member1"] = x - 0.5, x + 0.5
+            out.layers["sd"] = np.full(x.shape, 0.5)
+            return out
+
+    names = [f"g{i}" for i in range(50)]
+    model = Members(names, {"a": np.zeros(50)}, sd=0.5)
+    goal = Objective("total", "higher", "none", "sum", scorer=lambda x, g, u: x.sum(axis=1))
+    result = screen(model, AnnData(np.zeros((1, 1), dtype=np.float32)), context="X",
+                    candidates=genes(["a"]), objective=goal, progress=False)  # fmt: skip
+    row = result.table.iloc[0]
+    np.testing.assert_allclose([row["lower"], row["upper"]], [-25.0, 25.0], atol=1e-3)
+
+
+def test_a_nonlinear_score_keeps_its_interval_around_it() -> None:
+    """``specific`` (max |effect| / sd) grows under sampled noise; the interval is centred on
+    the score of the mean effect, so it holds the score."""
+    from celltwin.screen import get_objective
+
+    rng = np.random.default_rng(1)
+    names = [f"g{i}" for i in range(30)]
+    model = _IntervalModel(names, {p: rng.normal(size=30) for p in "abcd"}, sd=0.3)
+    result = screen(model, AnnData(np.zeros((1, 1), dtype=np.float32)), context="X",
+                    candidates=genes(list("abcd")), objective=get_objective("specific"),
+                    progress=False)  # fmt: skip
+    table = result.table
+    assert (table["lower"] <= table["score"]).all() and (table["score"] <= table["upper"]).all()
+    assert (table["upper"] > table["lower"]).all()

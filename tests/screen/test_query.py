@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from anndata import AnnData
 
+from celltwin._settings import shared_dir
 from celltwin.eval import rank_sum_test
 from celltwin.screen import (
     Query,
@@ -88,3 +89,20 @@ def test_two_groups_give_the_de_engine_fold_changes_and_significant_sets() -> No
         query_from_groups(adata, key="state", group="ill", reference="well")
     with pytest.raises(KeyError, match="no column 'status'"):
         query_from_groups(adata, key="status", group="sick", reference="well")
+
+
+def test_compressed_csv_query_reads_as_csv(tmp_path: Path) -> None:
+    """A ``.csv.gz`` (the shared asthma profile's form) is a comma table, not a tab one."""
+    table = pd.DataFrame({"gene": ["A", "B", "C", "D"], "score": [2.0, -1.0, 0.5, -3.0]})
+    table.to_csv(tmp_path / "s.csv.gz", index=False)
+    query = read_query(tmp_path / "s.csv.gz", n_genes=1)
+    assert query.up == ("A",) and query.down == ("D",)
+
+
+ASTHMA = shared_dir() / "data/lincs/DrugVsDisease_asthma_vs_normal_profile.csv.gz"
+
+
+@pytest.mark.skipif(not ASTHMA.is_file(), reason=f"{ASTHMA} is not present")
+def test_the_shared_asthma_profile_is_a_query() -> None:
+    query = read_query(ASTHMA)
+    assert len(query.up) == 150 and len(query.down) == 150

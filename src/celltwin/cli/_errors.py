@@ -53,6 +53,7 @@ FLAGS: Final[dict[str, str]] = {
     "chunk_size": "--chunk-size",
     "match_batch": "--match-batch",
     "layer": "--layer",
+    "token_file": "--token-file",
 }
 
 _KWARG = re.compile(

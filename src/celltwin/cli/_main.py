@@ -27,6 +27,7 @@ from ._options import ForceOpt, comma_list, refuse_existing
 from ._scale import de, pseudobulk
 from ._screen import EPILOG as SCREEN_EPILOG
 from ._screen import screen
+from ._serve import serve
 from ._tables import TableFormat
 
 app = typer.Typer(
@@ -397,6 +398,7 @@ def benchmark(
 app.command("models")(models_command)
 app.command("explain")(explain)
 app.command("screen", epilog=SCREEN_EPILOG)(screen)
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -44,27 +44,18 @@ def _objective(
     up_genes: list[str] | None,
     down_genes: list[str] | None,
     pathway: str | None,
+    toward: str,
 ) -> Any:
-    """The objective the flags name (via celltwin.screen's registry)."""
-    import celltwin.screen as screen_api
+    """The objective the flags name, from celltwin.screen's registry."""
+    from celltwin.screen import get_objective, query_from_sets, read_query
 
-    # TODO(coordinator): once the objectives helper's work is merged, these names exist in
-    # celltwin.screen; until then a screen from the command line stops here with a clear line.
-    get_objective = getattr(screen_api, "get_objective", None)
-    read_query = getattr(screen_api, "read_query", None)
-    from_sets = getattr(screen_api, "query_from_sets", None)
-    if get_objective is None or read_query is None or from_sets is None:
-        raise ValueError(
-            "--objective: this celltwin has no objective registry yet (celltwin.screen."
-            "get_objective). Fix: update celltwin, or screen from Python with your own Objective."
-        )
     if name in ("reverse", "mimic"):
         if query is not None and (up_genes or down_genes):
             raise ValueError("--query and --up-genes/--down-genes: give one query, not both.")
         if query is not None:
             return get_objective(name, query=read_query(query))
         if up_genes or down_genes:
-            return get_objective(name, query=from_sets(up_genes or (), down_genes or ()))
+            return get_objective(name, query=query_from_sets(up_genes or (), down_genes or ()))
         raise ValueError(
             f"--objective {name} needs a query. Fix: --query FILE (gene,score table, ranked "
             "genes or .gmt) or --up-genes G1,G2 / --down-genes G3,G4."
@@ -77,7 +68,7 @@ def _objective(
             )
         params: dict[str, Any] = {"up": up_genes or (), "down": down_genes or ()}
         if pathway:
-            params["pathway"] = pathway
+            params.update(pathway=pathway, toward=toward)
         return get_objective("move", **params)
     return get_objective(name)
 
@@ -178,6 +169,9 @@ def screen(
     pathway: Annotated[
         str | None, typer.Option(help="move: a pathway or regulator (JAK-STAT, STAT1).")
     ] = None,
+    toward: Annotated[
+        str, typer.Option(help="move --pathway: raise (up) or lower (down) its activity.")
+    ] = "up",
     top: Annotated[int, typer.Option(help="Top hits that keep effects and get cells.")] = 20,
     n_cells: Annotated[int, typer.Option(help="Cells generated per top hit.")] = 200,
     batch_size: Annotated[int, typer.Option(help="Candidates per batch.")] = 1024,
@@ -211,7 +205,7 @@ def screen(
         if pairs_of_top is not None and pairs_of_top < 2:
             raise ValueError(f"--pairs-of-top must be >= 2 (got {pairs_of_top})")
         up, down = comma_list(up_genes), comma_list(down_genes)
-        goal = _objective(objective, query, up, down, pathway)
+        goal = _objective(objective, query, up, down, pathway, toward)
         fitted = models.load(model_dir)
         candidates = _candidates(
             fitted, genes=comma_list(genes), genes_file=genes_file, all_genes=all_genes,

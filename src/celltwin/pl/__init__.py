@@ -1,5 +1,6 @@
 """Plots and pages: figures, HTML reports and leaderboards built from result tables."""
 
+from ._dose import dose_curves
 from ._evaluation import (
     REPORT_FILE,
     evaluation_notes,
@@ -24,6 +25,7 @@ __all__ = [
     "ceiling_notes",
     "composition",
     "delta_scatter",
+    "dose_curves",
     "effect_heatmap",
     "evaluation_notes",
     "evaluation_report",

@@ -23,24 +23,28 @@ Candidates (:class:`Candidates`): :func:`genes`, :func:`representable`, :func:`p
 Objectives (:data:`OBJECTIVES`, :func:`get_objective`): *reverse* / *mimic* a query signature
 (:class:`Query`) by the Connectivity Map's weighted connectivity score (:func:`connectivity`),
 cosine or Pearson; *move* named genes or a pathway/regulon activity; *specific* effect.
+
+Combinations (:func:`interactions`, :func:`observed_interactions`, :func:`compare_interactions`):
+each pair against its additive expectation, with Norman et al. 2019's measures and the GEARS
+classes, ranked from the most interacting. Dose-response (:func:`dose_response`,
+:func:`fit_hill`): a drug over a dose grid, a Hill fit per gene and pathway score, with intervals.
 """
 
-from ._candidates import (
-    Candidates,
-    cmap,
-    concat,
-    drugs,
-    genes,
-    measured,
-    pairs,
-    pairs_of_top,
-    representable,
+from ._candidates import Candidates, concat, drugs, genes, pairs, pairs_of_top, representable
+from ._combinations import (
+    ADDITIVE_TOLERANCE,
+    INTERACTION_COLUMNS,
+    compare_interactions,
+    interactions,
+    observed_interactions,
 )
 from ._connectivity import connectivity, connectivity_matrix, wtcs
+from ._dose import HILL_COLUMNS, DoseResponseResult, dose_response, fit_hill, hill
 from ._engine import screen
 from ._match import mimic, reverse
 from ._move import move, specific
 from ._objective import Objective, ObjectiveSpec
+from ._profiles import cmap, measured
 from ._query import (
     Query,
     query_from_groups,
@@ -53,23 +57,33 @@ from ._registry import OBJECTIVES, get_objective, list_objectives
 from ._result import ScreenResult, read_screen
 
 __all__ = [
+    "ADDITIVE_TOLERANCE",
+    "HILL_COLUMNS",
+    "INTERACTION_COLUMNS",
     "OBJECTIVES",
     "Candidates",
+    "DoseResponseResult",
     "Objective",
     "ObjectiveSpec",
     "Query",
     "ScreenResult",
     "cmap",
+    "compare_interactions",
     "concat",
     "connectivity",
     "connectivity_matrix",
+    "dose_response",
     "drugs",
+    "fit_hill",
     "genes",
     "get_objective",
+    "hill",
+    "interactions",
     "list_objectives",
     "measured",
     "mimic",
     "move",
+    "observed_interactions",
     "pairs",
     "pairs_of_top",
     "query_from_groups",

@@ -100,14 +100,26 @@ def screen(
     all the profiles share (``meta['n_genes']``, logged), so predicted and measured scores are
     comparable. A model fitted with drug fingerprints gets the SMILES of unseen library drugs
     added (:meth:`~celltwin.models.TransitionModel.add_perturbation_features`, in place).
+
+    Examples
+    --------
+    >>> from celltwin import io, models, screen
+    >>> model = models.load("model/")  # doctest: +SKIP
+    >>> result = screen.screen(
+    ...     model, io.read("split.h5ad"), context="THP-1",
+    ...     candidates=screen.concat(screen.genes(["STAT1", "JAK2"]), screen.pairs(["STAT1", "JAK2"])),
+    ...     objective=screen.get_objective("move", pathway="JAK-STAT", toward="down"),
+    ... )  # doctest: +SKIP
+    >>> result.table[["rank", "label", "score", "lower", "upper", "in_domain"]]  # doctest: +SKIP
     """
     numbers = {"top": top, "n_cells": n_cells, "batch_size": batch_size}
-    check_arguments(model, candidates, objective, context, numbers, time_budget)
+    check_arguments(model, adata, candidates, objective, context, numbers, time_budget)
     genes_, gene_note = screen_genes(model, candidates)
     table = candidates.table
     notes = [gene_note] if gene_note else []
     notes += add_drugs(model, table)
     level_seen: list[float] = []
+    settings = {"top": top, "n_cells": n_cells, "batch_size": batch_size, "seed": seed}
     key = fingerprint(
         {
             "candidates": pd.util.hash_pandas_object(table, index=False).sum(),
@@ -115,7 +127,7 @@ def screen(
             "context": context,
             "model": [getattr(model, "name", None), model_params(model)],
             "genes": genes_,
-            "settings": [top, n_cells, batch_size, seed],
+            "settings": settings,
         }
     )
     store = None if checkpoint is None else Checkpoint(checkpoint, key)
@@ -123,34 +135,12 @@ def screen(
     best = (store.top() if store is not None else None) or Top(
         [], np.zeros(0), *(np.zeros((0, len(genes_))) for _ in range(3))
     )
-    starts = list(range(0, len(table), batch_size))
-    start_batch = store.done if store is not None else 0
     t0 = time.monotonic()
-    complete = True
-    bar = progress_bar(total=len(table), enabled=progress, desc="screen", unit="candidate")
-    bar.update(min(start_batch * batch_size, len(table)))
-    try:
-        for b in range(start_batch, len(starts)):
-            rows = table.iloc[starts[b] : starts[b] + batch_size]
-            scored, effects = _batch(
-                model, adata, candidates, rows, objective,
-                context=context, genes=genes_, seed=seed, batch=b, n_cells=n_cells,
-                levels=level_seen,
-            )  # fmt: skip
-            best = _keep_best(best, scored, effects, objective.direction, top)
-            done_rows.append(scored)
-            if store is not None:
-                store.save(b, scored, best)
-            bar.update(len(rows))
-            if (
-                time_budget is not None
-                and time.monotonic() - t0 > time_budget
-                and b + 1 < len(starts)
-            ):
-                complete = False
-                break
-    finally:
-        bar.close()
+    best, complete = _run_batches(
+        model, adata, candidates, objective, store=store, best=best, done_rows=done_rows,
+        genes=genes_, context=context, settings=settings, time_budget=time_budget,
+        progress=progress, levels=level_seen,
+    )  # fmt: skip
     all_rows = pd.concat(done_rows, ignore_index=True) if done_rows else empty_rows()
     ranked, refused = rank(all_rows, objective.direction)
     effects_ad = top_effects(ranked, best, genes_, top)
@@ -162,10 +152,7 @@ def screen(
         "n_refused": len(refused),
         "n_genes": len(genes_),
         "model": getattr(model, "name", None),
-        "top": top,
-        "n_cells": n_cells,
-        "batch_size": batch_size,
-        "seed": seed,
+        **settings,
         "interval": level_seen[0] if level_seen else None,
         "score_samples": SCORE_SAMPLES,
         "seconds": round(time.monotonic() - t0, 3),
@@ -180,6 +167,50 @@ def screen(
             len(table),
         )
     return ScreenResult(ranked, effects_ad, cells, objective, context, meta, refused)
+
+
+def _run_batches(
+    model: Any,
+    adata: AnnData | None,
+    candidates: Candidates,
+    objective: Any,
+    *,
+    store: Checkpoint | None,
+    best: Top,
+    done_rows: list[pd.DataFrame],
+    genes: list[str],
+    context: str,
+    settings: dict[str, int],
+    time_budget: float | None,
+    progress: bool,
+    levels: list[float],
+) -> tuple[Top, bool]:
+    """Score the batches not done yet (appending to ``done_rows``); the best rows after them
+    and whether every batch ran (``False`` when the time budget stopped the screen)."""
+    table, batch_size = candidates.table, settings["batch_size"]
+    starts = list(range(0, len(table), batch_size))
+    first = store.done if store is not None else 0
+    t0 = time.monotonic()
+    bar = progress_bar(total=len(table), enabled=progress, desc="screen", unit="candidate")
+    bar.update(min(first * batch_size, len(table)))
+    try:
+        for b in range(first, len(starts)):
+            rows = table.iloc[starts[b] : starts[b] + batch_size]
+            scored, effects = _batch(
+                model, adata, candidates, rows, objective, context=context, genes=genes,
+                seed=settings["seed"], batch=b, n_cells=settings["n_cells"], levels=levels,
+            )  # fmt: skip
+            best = _keep_best(best, scored, effects, objective.direction, settings["top"])
+            done_rows.append(scored)
+            if store is not None:
+                store.save(b, scored, best)
+            bar.update(len(rows))
+            over = time_budget is not None and time.monotonic() - t0 > time_budget
+            if over and b + 1 < len(starts):
+                return best, False
+    finally:
+        bar.close()
+    return best, True
 
 
 def _batch(
@@ -219,8 +250,9 @@ def _batch(
         answered = sub.iloc[got.rows]
         sd = effect_sd(got.lower, got.upper, level)
         score, lower, upper, pvalue = score_rows(
-            objective, got.effects, sd, genes, level=level, rng=rng
-        )
+            objective, got.effects, sd, genes, level=level, rng=rng,
+            members=got.members, ensemble_sd=got.ensemble_sd,
+        )  # fmt: skip
         frame = answered[["label", PERTURBATION, DOSE, "kind"]].copy()
         frame = frame.assign(
             score=score, lower=lower, upper=upper, pvalue=pvalue,

@@ -37,6 +37,8 @@ class BatchEffects:
     source: list[str]
     interval: float | None  # nominal coverage of the model's intervals, when it says
     refused: dict[int, str]
+    members: np.ndarray | None = None  # members x answered x genes, when the model gives them
+    ensemble_sd: np.ndarray | None = None  # answered x genes: the members' sd (layer 'sd')
 
 
 def predicted(
@@ -71,6 +73,11 @@ def predicted(
         return np.vstack([np.asarray(get(t), dtype=np.float64)[:, cols] for t in tables])
 
     interval = tables[0].uns.get("interval")
+    names = sorted((k for k in tables[0].layers if k.startswith("member")), key=_member_number)
+    members = ensemble_sd = None
+    if names and "sd" in tables[0].layers:
+        members = np.stack([stack(lambda t, k=k: t.layers[k]) for k in names])
+        ensemble_sd = stack(lambda t: t.layers["sd"])
     return BatchEffects(
         rows=rows,
         effects=stack(lambda t: t.X),
@@ -82,7 +89,14 @@ def predicted(
         source=[str(s) for t in tables for s in t.obs[PREDICTION_SOURCE]],
         interval=None if interval is None else float(interval),
         refused=refused,
+        members=members,
+        ensemble_sd=ensemble_sd,
     )
+
+
+def _member_number(layer: str) -> int:
+    digits = layer.removeprefix("member")
+    return int(digits) if digits.isdigit() else -1
 
 
 def measured(profiles: AnnData, labels: Sequence[str], genes: Sequence[str]) -> BatchEffects:
@@ -147,12 +161,17 @@ def _named(refusals: Any, conditions: pd.DataFrame, rows: list[int]) -> dict[int
 def _effects(
     model: Any, adata: AnnData | None, conditions: pd.DataFrame, seed: int, n_cells: int
 ) -> AnnData:
-    """``models.predict_effects``, or the model's own method with ``n_cells`` when it takes
-    that (a faster batched path), completed to the same columns."""
+    """``models.predict_effects``, or the model's own method with ``n_cells`` and
+    ``members=True`` when it takes them (a faster batched path; each ensemble member's effect
+    as layers ``member0`` ...), completed to the same columns."""
     conditions = conditions.reset_index(drop=True)
-    own = getattr(model, "predict_effects", None)
-    if callable(own) and "n_cells" in inspect.signature(own).parameters:
-        out = own(adata, conditions=conditions, seed=seed, n_cells=n_cells)
+    own: Any = getattr(model, "predict_effects", None)
+    takes = set(inspect.signature(own).parameters) if callable(own) else set()
+    if "n_cells" in takes or "members" in takes:
+        extra: dict[str, Any] = {"n_cells": n_cells} if "n_cells" in takes else {}
+        if "members" in takes:
+            extra["members"] = True
+        out = own(adata, conditions=conditions, seed=seed, **extra)
     else:
         out = predict_effects(model, adata, conditions=conditions, seed=seed)
     for layer in ("lower", "upper"):

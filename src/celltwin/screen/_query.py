@@ -198,9 +198,12 @@ def read_query(
     if not p.is_file():
         raise FileNotFoundError(f"query file {str(p)!r} does not exist")
     label = name or p.name.split(".")[0]
-    if p.suffix.lower() == ".gmt":
+    # ``.csv.gz`` is a compressed ``.csv``: pandas decompresses, the separator comes from ``.csv``
+    suffixes = [s.lower() for s in p.suffixes if s.lower() not in (".gz", ".bz2", ".xz", ".zip")]
+    kind = suffixes[-1] if suffixes else ""
+    if kind == ".gmt":
         return _read_gmt(p, label)
-    sep = "," if p.suffix.lower() == ".csv" else "\t"
+    sep = "," if kind == ".csv" else "\t"
     table = pd.read_csv(p, sep=sep, header=None, dtype=str, comment="#")
     if table.shape[1] == 1:
         return query_from_ranks(table.iloc[:, 0].str.strip().tolist(), n_genes=n_genes, name=label)

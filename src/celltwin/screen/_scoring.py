@@ -3,15 +3,24 @@
 **Intervals.** A model that gives each predicted gene effect an interval ``[lower, upper]`` at
 nominal coverage ``level`` (``transition``: 0.9 by default) does not give the interval of a
 *score*: scoring ``lower`` and ``upper`` is wrong for any objective that is not monotone in
-every gene (a connectivity score, a cosine). The models expose no ensemble members through
-:func:`celltwin.models.predict_effects`, so the score's interval is propagated by sampling:
-:data:`SCORE_SAMPLES` effect matrices are drawn gene by gene from a normal with the predicted
-mean and ``sd = (upper - lower) / (2 z)`` (``z`` the normal quantile of ``level``), each is
-scored, and the score's interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles
-of the sampled scores. The draws are independent across genes (the models give no
-covariance), so the interval is a rough guide, not a calibrated one. Rows without an interval
-(measured profiles, measured training conditions) get NaN bounds. The same ``sd`` is passed to
-objectives that take an ``uncertainty`` (``specific``).
+every gene (a connectivity score, a cosine). The score's interval is propagated by sampling:
+:data:`SCORE_SAMPLES` effect matrices are drawn and scored; the interval is the spread of the
+sampled scores (their ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, as distances from
+their median) placed around the score of the mean effect, which is what ranks. Without that
+centring a nonlinear score drifts under sampling (``specific``'s maximum of ``|effect| / sd``
+grows with every noisy draw) and the interval could miss the score it belongs to. Each gene's
+total sd is ``(upper - lower) / (2 z)`` (``z`` the normal quantile of ``level``).
+
+- When the model gives its ensemble members' effects (``transition``'s
+  ``predict_effects(..., members=True)``: layers ``member0`` ... and ``sd``), draw ``k`` is
+  member ``k mod n_members`` plus independent normal noise of sd
+  ``sqrt(max(total² - ensemble sd², 0))`` per gene: the members carry how genes move
+  together, the noise the rest of the calibrated interval (the classical estimate's error).
+- Otherwise every gene is drawn independently from a normal with the predicted mean and the
+  total sd; the models give no covariance, so the interval is a rough guide.
+
+Rows without an interval (measured profiles, measured training conditions) get NaN bounds.
+The total sd is passed to objectives that take an ``uncertainty`` (``specific``).
 """
 
 from __future__ import annotations
@@ -45,8 +54,13 @@ def score_rows(
     *,
     level: float,
     rng: np.random.Generator,
+    members: np.ndarray | None = None,
+    ensemble_sd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(score, lower, upper, pvalue)`` per row; ``pvalue`` NaN when the objective has none."""
+    """``(score, lower, upper, pvalue)`` per row; ``pvalue`` NaN when the objective has none.
+
+    ``members`` (members x rows x genes) and ``ensemble_sd`` (rows x genes): the model's
+    ensemble, when it gives one (see the module notes)."""
     n = effects.shape[0]
     nan = np.full(n, np.nan)
     if n == 0:
@@ -58,17 +72,24 @@ def score_rows(
     lower, upper = nan.copy(), nan.copy()
     with_interval = np.flatnonzero(np.isfinite(sd).all(axis=1) & (sd > 0).any(axis=1))
     if len(with_interval):
-        mean, spread = effects[with_interval], sd[with_interval]
+        rows = with_interval
+        spread = sd[rows]
         u = None if uncertainty is None else spread
+        if members is not None and ensemble_sd is not None and len(members) > 1:
+            centres = [members[k % len(members)][rows] for k in range(SCORE_SAMPLES)]
+            noise = np.sqrt(np.maximum(spread**2 - np.nan_to_num(ensemble_sd[rows]) ** 2, 0.0))
+        else:
+            centres, noise = [effects[rows]] * SCORE_SAMPLES, spread
         draws = np.vstack(
             [
-                _call(objective.score, mean + spread * rng.standard_normal(mean.shape), genes,
+                _call(objective.score, c + noise * rng.standard_normal(c.shape), genes,
                       uncertainty=u)
-                for _ in range(SCORE_SAMPLES)
+                for c in centres
             ]
         )  # fmt: skip
-        q = [(1.0 - level) / 2, (1.0 + level) / 2]
-        lower[with_interval], upper[with_interval] = np.quantile(draws, q, axis=0)
+        q_lo, mid, q_hi = np.quantile(draws, [(1.0 - level) / 2, 0.5, (1.0 + level) / 2], axis=0)
+        lower[rows] = score[rows] - (mid - q_lo)
+        upper[rows] = score[rows] + (q_hi - mid)
     return score, lower, upper, pvalue
 
 

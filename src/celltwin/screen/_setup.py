@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._keys import CONTEXT, CONTROL, PERTURBATION
 from ._candidates import Candidates
 
 logger = logging.getLogger("celltwin")
@@ -15,6 +16,7 @@ logger = logging.getLogger("celltwin")
 
 def check_arguments(
     model: Any,
+    adata: Any,
     candidates: Any,
     objective: Any,
     context: Any,
@@ -45,14 +47,42 @@ def check_arguments(
         )
     for name, value in numbers.items():
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"'{name}' must be an integer >= 1 (got {value!r})")
+            raise ValueError(
+                f"'{name}' must be an integer >= 1 (got {value!r}). Fix: e.g. {name}=20."
+            )
     if time_budget is not None and not (isinstance(time_budget, int | float) and time_budget > 0):
-        raise ValueError(f"'time_budget' must be seconds > 0 or None (got {time_budget!r})")
+        raise ValueError(
+            f"'time_budget' must be seconds > 0 or None (got {time_budget!r}). Fix: e.g. "
+            "time_budget=600."
+        )
     predicted = int((candidates.table["kind"] == "predicted").sum())
+    if predicted:
+        check_context(adata, context)
     if model is None and predicted:
         raise ValueError(
             f"{predicted} candidates are to be predicted but 'model' is None. Fix: pass a "
             "fitted model (celltwin.models.load(path)), or screen measured profiles only."
+        )
+
+
+def check_context(adata: Any, context: str) -> None:
+    """Refuse a context without control cells in ``adata`` (when ``adata`` says)."""
+    obs = getattr(adata, "obs", None)
+    if obs is None or CONTEXT not in obs or PERTURBATION not in obs:
+        return
+    is_control = obs[PERTURBATION].astype(str).to_numpy() == CONTROL
+    known = sorted(set(obs[CONTEXT].astype(str).to_numpy()[is_control]))
+    if not known:
+        raise ValueError(
+            f"adata has no control cells (obs[{PERTURBATION!r}] == {CONTROL!r}); predictions "
+            "start from them. Fix: pass the context's control cells."
+        )
+    if context not in known:
+        shown = known[:10] + (["..."] if len(known) > 10 else [])
+        raise ValueError(
+            f"context {context!r} has no control cells in adata, and predictions start from "
+            f"them (contexts with controls: {shown}). Fix: pass context={known[0]!r} or "
+            "another of them."
         )
 
 

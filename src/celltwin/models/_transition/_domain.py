@@ -125,6 +125,7 @@ class DomainScorer:
         self.transfer = transfer
         self.contexts = list(contexts)
         self.single_names, self.single_vectors = _features_of(transfer)
+        self._feature_distances: dict[tuple[ConditionKey, bool], float] = {}
 
     # --- distances of a query -----------------------------------------------------------
 
@@ -149,7 +150,13 @@ class DomainScorer:
 
     def feature_distance(self, key: ConditionKey, *, leave_out: bool = False) -> float:
         """Mean distance of ``key``'s feature vector to its nearest training singles
-        (``leave_out``: without the singles of the same perturbation)."""
+        (``leave_out``: without the singles of the same perturbation); computed once per
+        key (a screen of pairs asks for each part hundreds of times)."""
+        if (key, leave_out) not in self._feature_distances:
+            self._feature_distances[key, leave_out] = self._feature_distance(key, leave_out)
+        return self._feature_distances[key, leave_out]
+
+    def _feature_distance(self, key: ConditionKey, leave_out: bool) -> float:
         features = self.transfer.features
         v = None if features is None else features.vector(key[1], key[2])
         if v is None:

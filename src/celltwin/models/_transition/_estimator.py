@@ -21,13 +21,14 @@ from anndata import AnnData
 
 from ..._keys import IN_DOMAIN, PREDICTION_SOURCE
 from .._checks import _positive_int
-from .._conditions import ConditionKey, as_conditions
+from .._conditions import as_conditions
 from .._effects import condition_keys
 from .._embedding import validated_embedding
+from ._batched import Interval, Settings, predicted_effects
 from ._domain import widen
 from ._ensemble import make_pools, train_ensemble
-from ._estimate import VIEWS, Estimate
-from ._intervals import effects_table, half_width, normal_quantile
+from ._estimate import Estimate
+from ._intervals import effects_table, normal_quantile
 from ._network import LearnedCorrection
 from ._origins import prediction_source
 from ._parallel import join
@@ -364,8 +365,16 @@ class TransitionModel(LearnedCorrection):
         *,
         conditions: pd.DataFrame | Sequence[Sequence[str]],
         seed: int = 0,
+        n_cells: int | None = None,
+        batch_size: int = 1024,
+        members: bool = False,
     ) -> AnnData:
         """Predicted mean effect of each condition with an ``interval`` uncertainty interval.
+
+        No cell is generated: a member's mean effect is the mean of the cells it would
+        generate, in closed form from the network's correction averaged over the control
+        cells (:mod:`._batched`), and conditions go through the network in batches, as one
+        tensor of conditions x cells.
 
         Parameters
         ----------
@@ -374,80 +383,72 @@ class TransitionModel(LearnedCorrection):
         conditions
             As in :meth:`predict`.
         seed
-            Seed of the noise inputs.
+            Seed of the noise inputs (and of the draw of ``n_cells``).
+        n_cells
+            ``None`` (default): every control cell of the context, each condition with its
+            own noise inputs (seeded by ``seed`` plus its position in ``conditions``). A
+            number: that many of the context's control cells (all when it has no more),
+            drawn once per context without replacement (seeded by ``seed`` and the
+            context's name), with noise inputs drawn once per member, both shared by every
+            condition: a condition's effect then depends neither on the other conditions
+            asked nor on their order, and the differences between conditions carry no
+            sampling noise of their own. The context's summary and control mean always come
+            from all its control cells; only the network's correction is averaged over
+            fewer cells (screens of thousands of candidates: ``n_cells=200``).
+        batch_size
+            Conditions per pass through the network (fewer when conditions x cells would
+            exceed 2**19 rows); results do not depend on it.
+        members
+            Also return each ensemble member's effect, as layers ``member0`` ...
+            ``member{n-1}`` (the ensemble mean is ``X``), e.g. to carry the uncertainty
+            through a nonlinear function of the effects.
 
         Returns
         -------
         AnnData
             One row per condition, the training genes as columns. ``X``: predicted effect (mean
-            of the generated cells from all the context's controls minus their mean, ensemble
+            of the generated cells from the context's controls minus their mean, ensemble
             average); layers ``lower`` and ``upper`` (the interval; NaN for measured
-            conditions, which are returned as measured) and ``sd`` (ensemble sd). obs:
-            ``context``, ``perturbation``, ``dose``, ``source`` (which estimate was used:
-            ``own``, ``context``, ``dose``, ``combination``, ``features``, or ``control``),
-            ``in_domain`` (the in-domain score, see the class docstring) and
-            ``prediction_source`` (the same as ``source`` in the words of every prediction,
+            conditions, which are returned as measured), ``sd`` (ensemble sd) and, with
+            ``members``, ``member0`` ... obs: ``context``, ``perturbation``, ``dose``,
+            ``source`` (which estimate was used: ``own``, ``context``, ``dose``,
+            ``combination``, ``features``, or ``control``), ``in_domain`` (the in-domain
+            score, see the class docstring) and ``prediction_source`` (the same as
+            ``source`` in the words of every prediction,
             :data:`celltwin._keys.PREDICTION_SOURCES`).
         """
         self._check_fitted()
         table = as_conditions(conditions)
+        if n_cells is not None:
+            n_cells = _positive_int(n_cells, key="'n_cells'")
+        batch_size = _positive_int(batch_size, key="'batch_size'")
         controls, control_contexts = self._query_controls(adata)
         self._pick_controls(table, control_contexts, n_cells=None, seed=seed)  # checks contexts
-        query = _QueryContexts(self, controls, control_contexts)
-        estimates, scores = self._scored_estimates(table, query)
-        n_genes = len(self.genes_)
-        mean = np.zeros((len(table), n_genes))
-        sd = np.zeros((len(table), n_genes))
-        lower = np.full((len(table), n_genes), np.nan)
-        upper = np.full((len(table), n_genes), np.nan)
-        sources = []
-        z = normal_quantile(float(self.interval))
+        settings = Settings(int(seed), n_cells, batch_size)
         with torch_settings(self._threads()):
-            for i, (key, est) in enumerate(zip(condition_keys(table), estimates, strict=True)):
-                sources.append("control" if est is None else est.source)
-                if est is None:
-                    lower[i] = upper[i] = 0.0
-                    continue
-                mean[i], sd[i], bounds = self._effect_interval(
-                    query.controls(key[0]), key, est, seed=seed + i, z=z,
-                    widening=float(widen(scores[i], self.domain_["slope"])),
-                )  # fmt: skip
-                if bounds is not None:
-                    lower[i], upper[i] = bounds
+            query = _QueryContexts(self, controls, control_contexts)
+            estimates, scores = self._scored_estimates(table, query)
+            interval = Interval(
+                self.error_var_, float(self.calibration_), normal_quantile(float(self.interval)),
+                widen(scores, self.domain_["slope"]),
+            )  # fmt: skip
+            arrays = predicted_effects(
+                self, query, condition_keys(table), estimates, interval, settings,
+                members=members,
+            )  # fmt: skip
+        sources = ["control" if e is None else e.source for e in estimates]
+        control = np.array([e is None for e in estimates])
+        arrays.lower[control] = arrays.upper[control] = 0.0
         effects = effects_table(
-            table, self.genes_, mean=mean, bounds=(lower, upper), sd=sd, sources=sources,
-            interval=float(self.interval),
+            table, self.genes_, mean=arrays.mean, bounds=(arrays.lower, arrays.upper),
+            sd=arrays.sd, sources=sources, interval=float(self.interval),
         )  # fmt: skip
+        if arrays.members is not None:
+            for m, effect in enumerate(arrays.members):
+                effects.layers[f"member{m}"] = effect
         effects.obs[IN_DOMAIN] = scores
         effects.obs[PREDICTION_SOURCE] = self._sources(estimates)
         return effects
-
-    def _effect_interval(
-        self,
-        cells: np.ndarray,
-        key: ConditionKey,
-        est: Estimate,
-        *,
-        seed: int,
-        z: float,
-        widening: float = 1.0,
-    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """Ensemble mean and sd of a condition's effect from control ``cells``, and its
-        interval (``None`` for a measured condition, which is returned as measured); the
-        classical part of its half-width is multiplied by ``widening`` (:func:`._domain.widen`)."""
-        effects = np.vstack(
-            [
-                self._member_effect(m, cells, key, est, seed=seed, summary=None)
-                for m in range(self.member_weights_.shape[0])
-            ]
-        )
-        mean = effects.mean(axis=0)
-        if est.source == "own":
-            return mean, np.zeros(len(mean)), None
-        sd = effects.std(axis=0)
-        var = self.error_var_[VIEWS.index(est.source)]
-        half = half_width(var, sd, calibration=self.calibration_ * widening, z=z)
-        return mean, sd, (mean - half, mean + half)
 
     # --- settings and persistence ---------------------------------------------------------
 

@@ -142,6 +142,7 @@ class Transfer:
             self.coef = self._fit_ridge(range(len(self.keys)))
         self.pair_stats = self._pair_statistics()
         self.pair_coef = solve_pairs(list(self.pair_stats.values()))
+        self._from_features: dict[ConditionKey, np.ndarray | None] = {}
 
     # --- sources --------------------------------------------------------------------------
 
@@ -323,12 +324,21 @@ class Transfer:
         return stats
 
     def from_features(self, key: ConditionKey) -> np.ndarray | None:
+        """The feature-ridge estimate (read-only, computed once per key: a screen of pairs
+        asks for each part hundreds of times)."""
+        if key not in self._from_features:
+            self._from_features[key] = self._feature_estimate(key)
+        return self._from_features[key]
+
+    def _feature_estimate(self, key: ConditionKey) -> np.ndarray | None:
         if self.features is None or self.coef is None:
             return None
         v = self.features.vector(key[1], key[2])
         if v is None:
             return None
-        return self.center.get(key[0], self.center["*"]) + v @ self.coef
+        out = self.center.get(key[0], self.center["*"]) + v @ self.coef
+        out.flags.writeable = False
+        return out
 
     def estimate(self, key: ConditionKey, latent: np.ndarray) -> Estimate | None:
         """The first applicable source (see the module docstring), or ``None``."""

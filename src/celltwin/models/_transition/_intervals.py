@@ -68,7 +68,9 @@ def calibrate(errors: Sequence[ViewError], error_var: np.ndarray, interval: floa
     return float(np.quantile(ratios, interval))
 
 
-def half_width(var: np.ndarray, sd: np.ndarray, *, calibration: float, z: float) -> np.ndarray:
+def half_width(
+    var: np.ndarray, sd: np.ndarray, *, calibration: float | np.ndarray, z: float
+) -> np.ndarray:
     """Per gene, half the interval of an effect (classical variance ``var``, ensemble ``sd``)."""
     return np.sqrt(calibration**2 * var + z**2 * sd**2)
 
@@ -95,13 +97,13 @@ def effects_table(
         index=pd.Index([f"condition{i}" for i in range(len(table))]),
     )
     return AnnData(
-        X=mean.astype(np.float32),
+        X=np.asarray(mean, dtype=np.float32),
         obs=obs,
         var=pd.DataFrame(index=pd.Index(genes)),
         layers={
-            "lower": lower.astype(np.float32),
-            "upper": upper.astype(np.float32),
-            "sd": sd.astype(np.float32),
+            "lower": np.asarray(lower, dtype=np.float32),
+            "upper": np.asarray(upper, dtype=np.float32),
+            "sd": np.asarray(sd, dtype=np.float32),
         },
         uns={"interval": interval},
     )

@@ -120,6 +120,39 @@ class TransitionModule(nn.Module):
         inputs = [z, h] if self.n_noise == 0 else [z, noise, h]
         return self.cell(torch.cat(inputs, dim=-1))
 
+    def mean_correction(
+        self,
+        z: Tensor,
+        summary: Tensor,
+        base: Tensor,
+        perturbation: tuple[Tensor, Tensor, Tensor, Tensor],
+        view: Tensor,
+        noise: Tensor,
+    ) -> Tensor:
+        """:meth:`forward` averaged over cells, for cells ``z`` (m, k) shared by every row.
+
+        Equal to ``forward(z.expand(B, m, k), ...).mean(dim=1)`` (B, k), up to rounding, but
+        the first layer's cell part is computed once for all rows, its row part once per row,
+        and the output layer (linear) is applied to the mean instead of to every cell.
+        ``noise`` is (1, m, n_noise) when the rows share it, else (B, m, n_noise).
+        """
+        e = self.perturbation(*perturbation)
+        h = self.condition(torch.cat([summary, base, e, view], dim=-1))
+        first = self.cell[0]
+        assert isinstance(first, nn.Linear)
+        k = z.shape[-1]
+        w = first.weight
+        cells = z @ w[:, :k].T
+        if self.n_noise:
+            cells = cells + noise @ w[:, k : k + self.n_noise].T  # (1 or B, m, hidden)
+        rows = h @ w[:, k + self.n_noise :].T + first.bias
+        x = cells + rows.unsqueeze(1)  # (B, m, hidden): the one pass over every cell row
+        if len(self.cell) == 1:  # no hidden layer: the first layer is the output layer
+            return x.mean(dim=1)
+        for layer in list(self.cell)[1:-1]:
+            x = nn.functional.silu(x, inplace=True) if isinstance(layer, nn.SiLU) else layer(x)
+        return self.cell[-1](x.mean(dim=1))
+
 
 def pairwise_distance(x: Tensor, y: Tensor) -> Tensor:
     """Euclidean distances (B, m, n) with a gradient that stays finite at zero distance."""

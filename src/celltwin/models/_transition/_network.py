@@ -111,10 +111,35 @@ class LearnedCorrection(ClassicalEstimate):
         return list(self.training_[member].get("views", VIEWS))
 
     def _member_module(self, member: int) -> TransitionModule:
-        module = self._new_module()
-        set_flat(module, self.member_weights_[member], torch.device("cpu"))
-        module.eval()
-        return module
+        """Member ``member``'s network on the CPU, for predictions (not to be trained).
+
+        Built once per fitted weight matrix (a new fit or load assigns a new one): building
+        it took as long as its forward pass over a batch of cells."""
+        cached = self.__dict__.get("_module_cache")
+        if cached is None or cached[0] is not self.member_weights_:
+            cached = (self.member_weights_, {})
+            self.__dict__["_module_cache"] = cached
+        modules: dict[int, TransitionModule] = cached[1]
+        if member not in modules:
+            module = self._new_module()
+            set_flat(module, self.member_weights_[member], torch.device("cpu"))
+            module.eval()
+            modules[member] = module
+        return modules[member]
+
+    def _corrects(self, member: int, est: Estimate) -> bool:
+        """Whether member ``member``'s network corrects estimate ``est``.
+
+        Measured conditions, combinations of parts measured in the same context, estimates of
+        a kind the network never learned to correct, and kinds this member's correction made
+        worse on its validation conditions (:func:`._train.view_gate`) are the classical
+        estimate alone.
+        """
+        return not (
+            est.measured
+            or est.source not in self.trained_views_
+            or est.source not in self._member_views(member)
+        )
 
     def _generate(
         self,
@@ -131,15 +156,7 @@ class LearnedCorrection(ClassicalEstimate):
 
         ``offset`` is added to every generated cell before the floor at zero (:meth:`predict`:
         the gap between all the context's controls' mean and these drawn cells')."""
-        if (
-            est.measured
-            or est.source not in self.trained_views_
-            or est.source not in self._member_views(member)
-        ):
-            # Measured conditions, combinations of parts measured in the same context,
-            # estimates of a kind the network never learned to correct, and kinds this
-            # member's correction made worse on its validation conditions
-            # (:func:`._train.view_gate`) are the classical estimate alone.
+        if not self._corrects(member, est):
             y = cells + est.delta + fold_detail(cells, est) + offset
             return self._finish(cells, y, seed, member)
         module = self._member_module(member)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -48,10 +49,11 @@ class _QueryContexts:
     def latent(self, context: str) -> np.ndarray:
         return self._summaries[context][: self.model.n_latent_]
 
-    def fold_controls(self) -> dict[str, np.ndarray]:
+    def fold_controls(self) -> Mapping[str, np.ndarray]:
         """Each query context's control profile for the fold-change transfer (from at most
-        ``FOLD_CELLS`` cells, an evenly spaced subset: deterministic, no seed needed)."""
-        return {c: control_profile(evenly(self.controls(c), FOLD_CELLS)) for c in self._summaries}
+        ``FOLD_CELLS`` cells, an evenly spaced subset: deterministic, no seed needed),
+        computed when first asked for (only a context transfer needs it)."""
+        return _Profiles(self)
 
     def cell_latents(self) -> dict[str, np.ndarray]:
         """Latent control cells of each query context that is not a training context (an
@@ -67,3 +69,28 @@ class _QueryContexts:
         """Query contexts' latent means; training contexts keep their training summary."""
         known = set(self.model.contexts_)
         return {c: s[: self.model.n_latent_] for c, s in self._summaries.items() if c not in known}
+
+
+class _Profiles(Mapping[str, np.ndarray]):
+    """The query contexts' fold-change control profiles, each computed on first access."""
+
+    def __init__(self, query: _QueryContexts) -> None:
+        self._query = query
+        self._done: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, context: str) -> np.ndarray:
+        if context not in self:
+            raise KeyError(context)
+        if context not in self._done:
+            cells = evenly(self._query.controls(context), FOLD_CELLS)
+            self._done[context] = control_profile(cells)
+        return self._done[context]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._query._summaries)
+
+    def __len__(self) -> int:
+        return len(self._query._summaries)
+
+    def __contains__(self, context: object) -> bool:
+        return context in self._query._summaries

@@ -147,3 +147,16 @@ def test_explain_refuses_genes_without_prior_knowledge(client, data) -> None:
     r = client.post(f"{API}/explain", json={"context": "A", "perturbation": data.held_single})
     assert r.status_code == 422
     assert r.json()["detail"].startswith(f"cannot explain {data.held_single!r}")
+
+
+def test_explain_without_prior_files_is_a_503_that_says_the_fix(client, data, monkeypatch) -> None:
+    """Missing prior files are the server's problem (503 with the fix), never a crash (500)."""
+    import celltwin.explain
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("shared file priors/dorothea.csv is missing")
+
+    monkeypatch.setattr(celltwin.explain, "explain", missing)
+    r = client.post(f"{API}/explain", json={"context": "A", "perturbation": data.held_single})
+    assert r.status_code == 503
+    assert "CELLTWIN_SHARED" in r.json()["detail"]

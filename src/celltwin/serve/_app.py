@@ -237,6 +237,12 @@ def _explain(state: ServedModel, body: Any) -> dict[str, Any]:
         found = explain(frame.fillna(0.0), network=EXPLAIN_NETWORKS, n_genes=min(body.top, 20))
     except ValueError as err:
         raise ApiError(422, f"cannot explain {perturbation!r}: {err}") from None
+    except FileNotFoundError as err:  # the server's prior files, not the request, are missing
+        raise ApiError(
+            503,
+            f"this server has no prior-knowledge files to explain with ({err}). Fix (on the "
+            "server): set CELLTWIN_SHARED or run `celltwin data fetch dorothea`.",
+        ) from None
     scored = {}
     for net, act in found.activity.items():
         row = act.scores.iloc[0]

@@ -1,0 +1,219 @@
+"""Which perturbation produced this phenotype? The reverse-perturbation screen (issue 18).
+
+scGPT's reverse-perturbation task as a screen: the query is a held-out perturbation's
+*measured* effect; the candidates are every perturbation of the data set, the training ones as
+their measured effects and the held-out ones as a model predicted them while they were held
+out; the true perturbation should rank first. Scored with the ``mimic`` objective (most similar
+is best) by :func:`_bench18_rank.score_candidates` (cosine and Pearson; celltwin.screen's when
+it is importable). Tie-aware ranks: a model that predicts the same effect for every held-out
+perturbation (``mean``) ties them, and its hit probability is split among the ties.
+
+``replogle``
+    Replogle 2022 K562, 5 folds (split seed 0) over the knockdowns measured in K562 and RPE1,
+    20% of the K562 signatures held out per fold (predictions: ``_bench18_signatures.py``).
+    Candidates: all of them. Models: ``signature_factor`` (chosen before any screen ran: the
+    best signature model of ``replogle2022-k562-to-rpe1`` in BENCHMARKS.md, top100_up 0.512),
+    the other learned signature models, and two baselines: ``mean_other_perturbations`` (the
+    K562 mean signature, the ``mean`` screen) and ``mean_other_contexts`` (the knockdown's RPE1
+    signature copied).
+``norman``
+    Norman 2019 subset, the ``norman2019-combinations`` folds (5 seeds): held-out pairs and
+    singles; candidates: all 33 conditions (predictions: ``_bench18_cells.py``); models
+    ``transition``, ``additive``, ``mean``.
+
+    PYTHONPATH=src nice -n 10 python benchmarks/screen_reverse.py replogle|norman [--out CSV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _bench18_rank import (
+    TOPS,
+    mean_ci,
+    paired,
+    random_expectation,
+    rank_of_true,
+    score_candidates,
+)
+from celltwin._keys import PERTURBATION
+
+METHODS = ("cosine", "pearson")
+REPLOGLE_PRIMARY = "signature_factor"
+REPLOGLE_MODELS = (
+    REPLOGLE_PRIMARY,
+    "context_transfer_linear",
+    "low_rank",
+    "signature_blend",
+    "mean_other_perturbations",
+    "mean_other_contexts",
+)
+REPLOGLE_BASELINES = {"mean_other_perturbations": "mean", "mean_other_contexts": "RPE1 copy"}
+NORMAN_SUITE = "norman2019-combinations"
+NORMAN_MODELS = ("transition", "additive", "mean")
+STATS = ("rr", *(f"top{k}" for k in TOPS), "rank")
+
+
+def screen_queries(
+    measured: np.ndarray,
+    labels: list[str],
+    held_out: dict[str, np.ndarray],
+    genes: list[str],
+    *,
+    method: str,
+) -> pd.DataFrame:
+    """One screen per held-out label: query = its measured row; candidates = every label,
+    measured rows except the held-out ones, which are replaced by their predictions."""
+    index = {p: i for i, p in enumerate(labels)}
+    candidates = measured.copy()
+    for p, row in held_out.items():
+        candidates[index[p]] = row
+    rows = []
+    for p in held_out:
+        scores = score_candidates(measured[index[p]], candidates, genes, method=method)
+        rows.append({"query": p, **rank_of_true(scores, index[p])})
+    return pd.DataFrame(rows)
+
+
+# --- Replogle ---------------------------------------------------------------------------------
+
+
+def replogle_results() -> pd.DataFrame:
+    from _bench18_signatures import load, signatures, splits
+    from celltwin.benchmark._suites._rank_scores import _Scored
+    from celltwin.benchmark._suites._transfer import _on_genes
+
+    sigs = signatures()
+    scored = _Scored.of(sigs)
+    folds = splits(sigs)
+    labels = sorted({p for s in folds for p in s.test})
+    genes = list(map(str, scored.genes))
+    rows = np.array([scored.row_of[("K562", p)] for p in labels])
+    measured = np.nan_to_num(scored.values[rows].astype(np.float64))
+    print(f"Replogle: {len(labels)} knockdowns, {len(genes)} genes, {len(folds)} folds")
+    frames = []
+    for k, split in enumerate(folds):
+        for model in REPLOGLE_MODELS:
+            pred = load(k, model)
+            assert list(pred.obs[PERTURBATION]) == list(split.test)
+            x = _on_genes(pred, scored.genes)
+            held = dict(zip(split.test, x, strict=True))
+            for method in METHODS:
+                res = screen_queries(measured, labels, held, genes, method=method)
+                frames.append(res.assign(fold=k, model=model, method=method))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- Norman -----------------------------------------------------------------------------------
+
+
+def norman_results() -> pd.DataFrame:
+    from _bench18_cells import load_fold
+    from celltwin.benchmark import get_suite
+
+    frames = []
+    for fold in get_suite(NORMAN_SUITE).folds():
+        measured, preds = load_fold(NORMAN_SUITE, fold, list(NORMAN_MODELS))
+        labels = list(measured.obs[PERTURBATION].astype(str))
+        genes = list(map(str, measured.var_names))
+        x = np.asarray(measured.X, dtype=np.float64)
+        for model, pred in preds.items():
+            assert list(map(str, pred.var_names)) == genes
+            held = {
+                str(p): np.asarray(pred.X[i], dtype=np.float64)
+                for i, p in enumerate(pred.obs[PERTURBATION].astype(str))
+            }
+            for method in METHODS:
+                res = screen_queries(x, labels, held, genes, method=method)
+                res["kind"] = ["pair" if "+" in q else "single" for q in res["query"]]
+                frames.append(res.assign(fold=fold, model=model, method=method))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def summary(results: pd.DataFrame, n_candidates: int, *, by: tuple[str, ...] = ()) -> str:
+    """Markdown table: mean [bootstrap CI over queries] per model and method."""
+    rand = random_expectation(n_candidates)
+    head = [
+        "method",
+        *by,
+        "model",
+        "queries",
+        "MRR",
+        "top-1",
+        "top-5",
+        "top-10",
+        "top-50",
+        "mean rank",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for keys, g in results.groupby(["method", *by, "model"], sort=False):
+        cells = [mean_ci(g[s].to_numpy()) for s in STATS[:-1]]
+        lines.append(
+            "| "
+            + " | ".join([*map(str, keys), str(len(g)), *cells, f"{g['rank'].mean():.1f}"])
+            + " |"
+        )
+    rnd = [f"{rand[s]:.3f}" for s in STATS[:-1]]
+    lines.append("| | random (expected) | | " + " | ".join([*rnd, f"{rand['rank']:.1f}"]) + " |")
+    return "\n".join(lines)
+
+
+def comparisons(results: pd.DataFrame, model: str, others: dict[str, str]) -> str:
+    """Paired differences (model − other) over the same queries, per method and statistic."""
+    lines = [
+        "| method | vs | MRR | top-1 | top-10 | top-50 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, g in results.groupby("method", sort=False):
+        a = g[g["model"] == model].set_index(["fold", "query"]).sort_index()
+        for other, label in others.items():
+            b = g[g["model"] == other].set_index(["fold", "query"]).sort_index()
+            assert a.index.equals(b.index)
+            cells = [
+                paired(a[s].to_numpy(), b[s].to_numpy()) for s in ("rr", "top1", "top10", "top50")
+            ]
+            lines.append(f"| {method} | {label} (`{other}`) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=("replogle", "norman"))
+    parser.add_argument("--out", type=Path, help="write the per-query results (CSV) here")
+    args = parser.parse_args()
+    pd.set_option("display.width", 200)
+    if args.task == "replogle":
+        res = replogle_results()
+        print(summary(res, len(set(res["query"]))))
+        print()
+        print(comparisons(res, REPLOGLE_PRIMARY, REPLOGLE_BASELINES))
+        best = {m: REPLOGLE_BASELINES.get(m, m) for m in REPLOGLE_MODELS[1:4]}
+        print()
+        print(comparisons(res, REPLOGLE_PRIMARY, best))
+    else:
+        res = norman_results()
+        print(summary(res, 33, by=("kind",)))
+        print()
+        print(comparisons(res, "transition", {"additive": "additive", "mean": "mean"}))
+        top = res[res["method"] == "cosine"].pivot_table(
+            index=["fold", "query"], columns="model", values="rank"
+        )
+        print()
+        print("Rank of the true condition per query (cosine; 33 candidates):")
+        print(top.round(1).to_string())
+    if args.out:
+        res.to_csv(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,7 +45,8 @@ def score_candidates(
     ``query`` is best; "reverse": most opposite is best), oriented so that HIGHER IS BETTER.
 
     ``method`` is "cosine", "pearson" (celltwin.screen's alternatives when it is importable,
-    else :func:`temporary_similarity`) or "connectivity" (celltwin.screen only).
+    else :func:`temporary_similarity`) or "wtcs" (CMap's weighted connectivity score,
+    celltwin.screen only).
     """
     try:
         from celltwin import screen
@@ -55,7 +56,7 @@ def score_candidates(
         obj = screen.get_objective(objective, query=_as_query(query, genes), method=method)
         s = np.asarray(obj.score(np.asarray(effects, dtype=np.float64), list(genes)), float)
         return s if obj.direction == "higher" else -s
-    if method == "connectivity":
+    if method == "wtcs":
         raise RuntimeError("the connectivity score needs celltwin.screen")
     sim = temporary_similarity(query, effects, method=method)
     return sim if objective == "mimic" else -sim

@@ -43,6 +43,11 @@ from celltwin.benchmark import get_suite
 from celltwin.explain import activity
 from celltwin.priors import read_gene_sets
 
+try:  # celltwin.screen lands during issue 18
+    from celltwin.screen import get_objective
+except ImportError:
+    get_objective = None
+
 PAPALEXI_SUITE = "papalexi2021-heldout-ko"
 PAPALEXI_MODELS = ("transition", "nearest_perturbation", "linear", "mean")
 KANG_SUITE = "kang2018-heldout-celltype"
@@ -62,11 +67,32 @@ def programme_scores(effects: pd.DataFrame) -> pd.DataFrame:
     net = pd.DataFrame({"source": HALLMARK, "target": genes, "weight": 1.0})
     hallmark = activity(effects, net=net).scores
     dorothea = activity(effects, net="dorothea", min_size=3).scores
-    out = {"JAK-STAT (PROGENy)": progeny["JAK-STAT"], "IFN-gamma (Hallmark)": hallmark[HALLMARK]}
+    out: dict[str, pd.Series] = {
+        "JAK-STAT (PROGENy)": progeny["JAK-STAT"],
+        "IFN-gamma (Hallmark)": hallmark[HALLMARK],
+    }
     for tf in ("STAT1", "IRF1"):  # regulons with >= 3 targets on the panel only
         if tf in dorothea.columns:
             out[f"{tf} (DoRothEA)"] = dorothea[tf]
-    return -pd.DataFrame(out)
+    frame = -pd.DataFrame(out)
+    for name, params in screen_move_objectives().items():
+        obj = get_objective("move", **params)
+        frame[name] = obj.score(effects.to_numpy(dtype=np.float64), list(effects.columns))
+    return frame
+
+
+def screen_move_objectives() -> dict[str, dict]:
+    """``celltwin.screen``'s ``move`` objective on the same readouts, once the package exists."""
+    if get_objective is None:
+        return {}
+    base = {"net": "progeny", "pathway": "JAK-STAT", "toward": "down"}
+    return {
+        "screen move JAK-STAT down (penalty 1)": {**base, "penalty": 1.0},
+        "screen move JAK-STAT down (penalty 0)": {**base, "penalty": 0.0},
+        "screen move STAT1 regulon down (penalty 1)": {
+            "net": "dorothea", "pathway": "STAT1", "toward": "down", "penalty": 1.0,
+        },
+    }  # fmt: skip
 
 
 def boot_spearman(

@@ -208,6 +208,10 @@ def main() -> None:
         top = res[res["method"] == "cosine"].pivot_table(
             index=["fold", "query"], columns="model", values="rank"
         )
+        cos = res[res["method"] == "cosine"]
+        print("\nTrue condition in the top 5 of 33 (cosine; ties split):")
+        for (model, kind), g in cos.groupby(["model", "kind"], sort=False):
+            print(f"  {model:>10} {kind:>6}: {g['top5'].sum():.1f} of {len(g)} queries")
         print()
         print("Rank of the true condition per query (cosine; 33 candidates):")
         print(top.round(1).to_string())

@@ -1,0 +1,86 @@
+"""In-silico screens: rank candidate perturbations by what their predicted effects would do.
+
+A screen asks a fitted model about many candidates in one context, scores each predicted (or
+measured) effect with an objective, and returns one ranked table that says how far to trust
+each row (the score's interval, the in-domain score, where the prediction came from)::
+
+    from celltwin import models, screen
+
+    model = models.load("model/")
+    result = screen.screen(
+        model, controls, context="THP-1",
+        candidates=screen.representable(model),
+        objective=screen.get_objective("move", down=["STAT1"]),
+    )
+    result.table.head()                      # rank, label, score, lower, upper, fdr, ...
+    result.write("screen_out/")
+
+Candidates (:class:`Candidates`): :func:`genes`, :func:`representable`, :func:`pairs`,
+:func:`pairs_of_top`, :func:`drugs` (a SMILES library x a dose grid), :func:`measured`
+(profiles screened beside the predictions), :func:`cmap` (the Connectivity Map rank profiles),
+:func:`concat`. Results: :class:`ScreenResult`, :func:`read_screen`.
+
+Objectives (:data:`OBJECTIVES`, :func:`get_objective`): *reverse* / *mimic* a query signature
+(:class:`Query`) by the Connectivity Map's weighted connectivity score (:func:`connectivity`),
+cosine or Pearson; *move* named genes or a pathway/regulon activity; *specific* effect.
+"""
+
+from ._candidates import (
+    Candidates,
+    cmap,
+    concat,
+    drugs,
+    genes,
+    measured,
+    pairs,
+    pairs_of_top,
+    representable,
+)
+from ._connectivity import connectivity, connectivity_matrix, wtcs
+from ._engine import screen
+from ._match import mimic, reverse
+from ._move import move, specific
+from ._objective import Objective, ObjectiveSpec
+from ._query import (
+    Query,
+    query_from_groups,
+    query_from_ranks,
+    query_from_scores,
+    query_from_sets,
+    read_query,
+)
+from ._registry import OBJECTIVES, get_objective, list_objectives
+from ._result import ScreenResult, read_screen
+
+__all__ = [
+    "OBJECTIVES",
+    "Candidates",
+    "Objective",
+    "ObjectiveSpec",
+    "Query",
+    "ScreenResult",
+    "cmap",
+    "concat",
+    "connectivity",
+    "connectivity_matrix",
+    "drugs",
+    "genes",
+    "get_objective",
+    "list_objectives",
+    "measured",
+    "mimic",
+    "move",
+    "pairs",
+    "pairs_of_top",
+    "query_from_groups",
+    "query_from_ranks",
+    "query_from_scores",
+    "query_from_sets",
+    "read_query",
+    "read_screen",
+    "representable",
+    "reverse",
+    "screen",
+    "specific",
+    "wtcs",
+]

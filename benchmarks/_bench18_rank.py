@@ -48,6 +48,17 @@ def score_candidates(
     else :func:`temporary_similarity`) or "wtcs" (CMap's weighted connectivity score,
     celltwin.screen only).
     """
+    x = np.asarray(effects, dtype=np.float64)
+    refused = np.isnan(x).all(axis=1)
+    out = np.full(x.shape[0], np.nan)
+    if not refused.all():
+        out[~refused] = _score(query, np.nan_to_num(x[~refused]), genes, method, objective)
+    return out
+
+
+def _score(
+    query: np.ndarray, effects: np.ndarray, genes: Sequence[str], method: str, objective: str
+) -> np.ndarray:
     try:
         from celltwin import screen
     except ImportError:

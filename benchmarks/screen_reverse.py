@@ -45,7 +45,6 @@ from _bench18_rank import (
 )
 from celltwin._keys import PERTURBATION
 
-METHODS = ("cosine", "pearson")
 REPLOGLE_PRIMARY = "signature_factor"
 REPLOGLE_MODELS = (
     REPLOGLE_PRIMARY,
@@ -64,28 +63,34 @@ STATS = ("rr", *(f"top{k}" for k in TOPS), "rank")
 def screen_queries(
     measured: np.ndarray,
     labels: list[str],
-    held_out: dict[str, np.ndarray],
+    held_out: list[str],
+    predictions: dict[str, np.ndarray],
     genes: list[str],
     *,
     method: str,
 ) -> pd.DataFrame:
-    """One screen per held-out label: query = its measured row; candidates = every label,
-    measured rows except the held-out ones, which are replaced by their predictions."""
+    """One screen per held-out label and model: query = the label's measured row; candidates =
+    every label, measured rows except the held-out ones, which are the model's predictions
+    (``predictions[model]``: rows in the order of ``held_out``). A measured row's score does
+    not depend on the other rows, so it is computed once per query for all models."""
     index = {p: i for i, p in enumerate(labels)}
-    candidates = measured.copy()
-    for p, row in held_out.items():
-        candidates[index[p]] = row
+    held_idx = np.array([index[p] for p in held_out])
+    train_idx = np.setdiff1d(np.arange(len(labels)), held_idx)
     rows = []
-    for p in held_out:
-        scores = score_candidates(measured[index[p]], candidates, genes, method=method)
-        rows.append({"query": p, **rank_of_true(scores, index[p])})
+    for j, p in enumerate(held_out):
+        query = measured[index[p]]
+        scores = np.empty(len(labels))
+        scores[train_idx] = score_candidates(query, measured[train_idx], genes, method=method)
+        for model, pred in predictions.items():
+            scores[held_idx] = score_candidates(query, pred, genes, method=method)
+            rows.append({"query": p, "model": model, **rank_of_true(scores, held_idx[j])})
     return pd.DataFrame(rows)
 
 
 # --- Replogle ---------------------------------------------------------------------------------
 
 
-def replogle_results() -> pd.DataFrame:
+def replogle_results(methods: list[str]) -> pd.DataFrame:
     from _bench18_signatures import load, signatures, splits
     from celltwin.benchmark._suites._rank_scores import _Scored
     from celltwin.benchmark._suites._transfer import _on_genes
@@ -100,21 +105,21 @@ def replogle_results() -> pd.DataFrame:
     print(f"Replogle: {len(labels)} knockdowns, {len(genes)} genes, {len(folds)} folds")
     frames = []
     for k, split in enumerate(folds):
+        preds = {}
         for model in REPLOGLE_MODELS:
             pred = load(k, model)
             assert list(pred.obs[PERTURBATION]) == list(split.test)
-            x = _on_genes(pred, scored.genes)
-            held = dict(zip(split.test, x, strict=True))
-            for method in METHODS:
-                res = screen_queries(measured, labels, held, genes, method=method)
-                frames.append(res.assign(fold=k, model=model, method=method))
+            preds[model] = _on_genes(pred, scored.genes)
+        for method in methods:
+            res = screen_queries(measured, labels, list(split.test), preds, genes, method=method)
+            frames.append(res.assign(fold=k, method=method))
     return pd.concat(frames, ignore_index=True)
 
 
 # --- Norman -----------------------------------------------------------------------------------
 
 
-def norman_results() -> pd.DataFrame:
+def norman_results(methods: list[str]) -> pd.DataFrame:
     from _bench18_cells import load_fold
     from celltwin.benchmark import get_suite
 
@@ -124,16 +129,16 @@ def norman_results() -> pd.DataFrame:
         labels = list(measured.obs[PERTURBATION].astype(str))
         genes = list(map(str, measured.var_names))
         x = np.asarray(measured.X, dtype=np.float64)
+        held = list(next(iter(preds.values())).obs[PERTURBATION].astype(str))
+        arrays = {}
         for model, pred in preds.items():
             assert list(map(str, pred.var_names)) == genes
-            held = {
-                str(p): np.asarray(pred.X[i], dtype=np.float64)
-                for i, p in enumerate(pred.obs[PERTURBATION].astype(str))
-            }
-            for method in METHODS:
-                res = screen_queries(x, labels, held, genes, method=method)
-                res["kind"] = ["pair" if "+" in q else "single" for q in res["query"]]
-                frames.append(res.assign(fold=fold, model=model, method=method))
+            assert list(pred.obs[PERTURBATION].astype(str)) == held
+            arrays[model] = np.asarray(pred.X, dtype=np.float64)
+        for method in methods:
+            res = screen_queries(x, labels, held, arrays, genes, method=method)
+            res["kind"] = ["pair" if "+" in q else "single" for q in res["query"]]
+            frames.append(res.assign(fold=fold, method=method))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -190,10 +195,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=("replogle", "norman"))
     parser.add_argument("--out", type=Path, help="write the per-query results (CSV) here")
+    parser.add_argument(
+        "--methods",
+        default="cosine,pearson",
+        help="scores, comma-separated: cosine, pearson, wtcs (CMap, needs celltwin.screen)",
+    )
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     if args.task == "replogle":
-        res = replogle_results()
+        res = replogle_results(args.methods.split(","))
         print(summary(res, len(set(res["query"]))))
         print()
         print(comparisons(res, REPLOGLE_PRIMARY, REPLOGLE_BASELINES))
@@ -201,7 +211,7 @@ def main() -> None:
         print()
         print(comparisons(res, REPLOGLE_PRIMARY, best))
     else:
-        res = norman_results()
+        res = norman_results(args.methods.split(","))
         print(summary(res, 33, by=("kind",)))
         print()
         print(comparisons(res, "transition", {"additive": "additive", "mean": "mean"}))

@@ -229,7 +229,7 @@ def kang() -> None:
     types = list(measured.index)
     genes = list(measured.columns)
     print(f"Kang: {len(types)} cell types, {len(genes)} genes shared by every fold's HVGs")
-    for method in ("cosine", "pearson"):
+    for method in ("cosine", "pearson", "wtcs"):
         rows = []
         for q in types:
             query = measured.loc[q].to_numpy()

@@ -206,10 +206,12 @@ def main() -> None:
         res = replogle_results(args.methods.split(","))
         print(summary(res, len(set(res["query"]))))
         print()
-        print(comparisons(res, REPLOGLE_PRIMARY, REPLOGLE_BASELINES))
-        best = {m: REPLOGLE_BASELINES.get(m, m) for m in REPLOGLE_MODELS[1:4]}
-        print()
-        print(comparisons(res, REPLOGLE_PRIMARY, best))
+        for model in REPLOGLE_MODELS[:4]:
+            print(f"\n`{model}` against the baselines (paired over queries):")
+            print(comparisons(res, model, REPLOGLE_BASELINES))
+        others = {m: m for m in REPLOGLE_MODELS[1:4]}
+        print(f"\n`{REPLOGLE_PRIMARY}` (pre-declared) against the other learned models:")
+        print(comparisons(res, REPLOGLE_PRIMARY, others))
     else:
         res = norman_results(args.methods.split(","))
         print(summary(res, 33, by=("kind",)))

@@ -83,8 +83,11 @@ def rank_of_true(scores: np.ndarray, true: int) -> dict[str, float]:
     """Tie-aware rank statistics of candidate ``true`` (higher score = better): the expected
     rank, top-k hit probabilities and reciprocal rank under a random order among ties."""
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
-    better = int(np.sum(s > s[true]))
-    tied = int(np.sum(s == s[true]))  # includes the true candidate
+    # Identical candidates (e.g. every held-out row of a ``mean`` model) can score a few ulp
+    # apart after a BLAS product: scores within a relative 1e-9 count as tied.
+    tol = 1e-9 * max(1.0, abs(s[true])) if np.isfinite(s[true]) else 0.0
+    better = int(np.sum(s > s[true] + tol))
+    tied = int(np.sum(np.abs(s - s[true]) <= tol)) if tol else int(np.sum(s == s[true]))
     positions = better + np.arange(1, tied + 1)
     out = {"rank": float(positions.mean()), "rr": float(np.mean(1.0 / positions))}
     for k in TOPS:

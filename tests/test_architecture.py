@@ -65,6 +65,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("models", "testing"),
     ("eval",),
     ("explain",),
+    ("screen",),
     ("pl",),
     ("benchmark",),
     ("cli",),

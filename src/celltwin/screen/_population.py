@@ -22,6 +22,7 @@ import numpy as np
 from anndata import AnnData
 from numpy.typing import NDArray
 from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
 
 from ..eval import PCABasis, fit_pca
 from ._objective import Objective, ObjectiveSpec
@@ -90,7 +91,8 @@ class PopulationSpace:
         rng = np.random.default_rng(seed)
         s = _dense(sample[_subsample(sample.n_obs, max_cells, rng), genes].X)
         r = _dense(reference[_subsample(reference.n_obs, max_cells, rng), genes].X)
-        basis = fit_pca(np.vstack([s, r]), n_components=n_components, seed=seed)
+        with threadpool_limits(limits=1, user_api="blas"):  # small matrices: one thread is
+            basis = fit_pca(np.vstack([s, r]), n_components=n_components, seed=seed)  # fastest
         ps, pr = basis.transform(s), basis.transform(r)
         sq = (ps**2).sum(1)[:, None] + (pr**2).sum(1)[None, :] - 2.0 * ps @ pr.T
         within = float(cdist(ps, ps).mean() + cdist(pr, pr).mean())
@@ -113,15 +115,18 @@ class PopulationSpace:
         d = np.atleast_2d(np.asarray(shifts, dtype=np.float64))
         out = np.empty(d.shape[0])
         step = max(1, _CHUNK_ELEMENTS // self.pair_sq.size)
-        for start in range(0, d.shape[0], step):
-            part = d[start : start + step]
-            a = self.sample @ part.T  # cells x candidates
-            b = self.reference @ part.T
-            sq = self.pair_sq[:, :, None] + 2.0 * (a[:, None, :] - b[None, :, :])
-            sq += (part**2).sum(1)[None, None, :]
-            cross = np.sqrt(np.maximum(sq, 0.0)).mean(axis=(0, 1))
-            out[start : start + step] = 2.0 * cross - self.within
+        with threadpool_limits(limits=1, user_api="blas"):
+            for start in range(0, d.shape[0], step):
+                out[start : start + step] = self._chunk(d[start : start + step])
         return out
+
+    def _chunk(self, part: NDArray[np.float64]) -> NDArray[np.float64]:
+        a = self.sample @ part.T  # cells x candidates
+        b = self.reference @ part.T
+        sq = self.pair_sq[:, :, None] + 2.0 * (a[:, None, :] - b[None, :, :])
+        sq += (part**2).sum(1)[None, None, :]
+        cross: NDArray[np.float64] = np.sqrt(np.maximum(sq, 0.0)).mean(axis=(0, 1))
+        return 2.0 * cross - self.within
 
     @property
     def distance_before(self) -> float:

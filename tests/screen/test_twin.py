@@ -23,7 +23,9 @@ def world():
     cells = activations.adata
     gene = "TF04"  # a TF: its activation moves many genes (distance 1.24 from the reference)
     sample = cells[((cells.obs["context"] == "A") & (cells.obs["perturbation"] == gene)).to_numpy()]
-    ref = train[((train.obs["context"] == "A") & (train.obs["perturbation"] == "control")).to_numpy()]
+    ref = train[
+        ((train.obs["context"] == "A") & (train.obs["perturbation"] == "control")).to_numpy()
+    ]
     return model, train, sample, ref, gene, list(knockdowns.perturbations.index)
 
 
@@ -75,7 +77,7 @@ def test_populations_and_effects_for_plotting(world):
 
 
 def test_pairs_of_top(world):
-    model, _, sample, ref, gene, candidates = world
+    model, _, sample, ref, _gene, candidates = world
     result = virtual_twin(
         model, sample, ref, candidates=candidates, top=2, pairs_of_top=3, n_cells=10
     )
@@ -86,7 +88,7 @@ def test_pairs_of_top(world):
 
 
 def test_origin_context_and_models_that_refuse_new_ones(world):
-    _, train, sample, ref, gene, candidates = world
+    _, train, sample, ref, _gene, candidates = world
     nearest = get_model("nearest_perturbation").fit(train)
     with pytest.raises(UnseenConditionError, match="sample"):
         virtual_twin(nearest, sample, ref, candidates=candidates)

@@ -85,7 +85,9 @@ def score_bars(result: ScreenLike, *, top: int = 30) -> Figure:
     values = t["in_domain"].to_numpy(dtype=float) if "in_domain" in t else np.full(len(t), np.nan)
     dom.scatter(np.zeros(len(t)), y, c=[_domain_color(v) for v in values], s=40)
     for yi, v in zip(y, values, strict=True):
-        dom.text(0.25, yi, "–" if not math.isfinite(v) else f"{v:.2f}", va="center", fontsize=7.5)
+        dom.text(
+            0.25, float(yi), "–" if not math.isfinite(v) else f"{v:.2f}", va="center", fontsize=7.5
+        )
     dom.set_xlim(-0.4, 1.2)
     dom.set_xticks([])
     dom.set_title("in-domain", fontsize=8)
@@ -152,7 +154,8 @@ def twin_figure(result: Any, *, n_hits: int = 5) -> Figure:
         sel = pop == name
         ax.scatter(pcs[sel, 0], pcs[sel, 1], s=size, c=color, alpha=0.55, lw=0,
                    label=f"{name} (hit {hits.index(name) + 1})" if name in hits else name)  # fmt: skip
-        ax.scatter(*pcs[sel].mean(axis=0), s=90, c=color, marker="X", edgecolors="k", lw=0.8)
+        centre = pcs[sel].mean(axis=0)
+        ax.scatter(centre[0], centre[1], s=90, c=color, marker="X", edgecolors="k", lw=0.8)
     ax.set_xlabel("PC1 (of sample + reference)")
     ax.set_ylabel("PC2")
     ax.set_title(f"Virtual twin: {result.context} (X: population means)", fontsize=10)

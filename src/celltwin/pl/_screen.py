@@ -73,8 +73,8 @@ def score_bars(result: ScreenLike, *, top: int = 30) -> Figure:
     ax.barh(y, score, color=colors, height=0.7)
     lo, hi = t["lower"].to_numpy(dtype=float), t["upper"].to_numpy(dtype=float)
     ok = np.isfinite(lo) & np.isfinite(hi)
-    ax.errorbar(score[ok], y[ok], xerr=[score[ok] - lo[ok], hi[ok] - score[ok]],
-                fmt="none", ecolor="#333", elinewidth=1, capsize=2)  # fmt: skip
+    ax.hlines(y[ok], lo[ok], hi[ok], color="#333", lw=1)
+    ax.scatter(np.r_[lo[ok], hi[ok]], np.r_[y[ok], y[ok]], marker="|", c="#333", s=20)
     ax.axvline(0, color="#888", lw=0.8)
     ax.set_yticks(y, [str(s) for s in t["label"]], fontsize=8)
     ax.set_ylim(len(t) - 0.5, -0.5)
@@ -128,11 +128,26 @@ def volcano(result: ScreenLike, *, label: str | None = None, n_labels: int = 12)
     return fig
 
 
+def _twin_axes(x: np.ndarray, pop: np.ndarray) -> np.ndarray:
+    """Cells on two axes: the line from the sample mean (0) to the reference mean (1), and the
+    first principal component of sample + reference once that line is removed."""
+    s, r = x[pop == "sample"].mean(axis=0), x[pop == "reference"].mean(axis=0)
+    axis = r - s
+    length = float(axis @ axis)
+    along = (x - s) @ axis / length if length > 0 else np.zeros(len(x))
+    rest = x - np.outer(along, axis)
+    base = np.isin(pop, ["sample", "reference"])
+    other = fit_pca(rest[base], n_components=1).transform(rest)[:, 0]
+    return np.c_[along, other]
+
+
 def twin_figure(result: Any, *, n_hits: int = 5) -> Figure:
-    """Sample, reference and the top hits' predicted populations in one PCA scatter.
+    """Sample, reference and the top hits' predicted populations in one scatter.
 
     ``result.cells`` must have obs ``population`` (``sample``, ``reference`` and hit labels, as
-    :func:`celltwin.screen.virtual_twin` returns). The PCA is fitted on sample + reference.
+    :func:`celltwin.screen.virtual_twin` returns). x: each cell's position along the line from
+    the sample's mean (0) to the reference's (1), so a hit that moves the sample back sits near
+    1; y: the first principal component of sample + reference cells off that line.
     """
     cells = getattr(result, "cells", None)
     if cells is None or POPULATION not in cells.obs:
@@ -142,11 +157,13 @@ def twin_figure(result: Any, *, n_hits: int = 5) -> Figure:
         )
     pop = cells.obs[POPULATION].astype(str).to_numpy()
     x = np.asarray(cells.X.toarray() if hasattr(cells.X, "toarray") else cells.X, dtype=float)
-    base = np.isin(pop, ["sample", "reference"])
-    pcs = fit_pca(x[base], n_components=2).transform(x)
+    pcs = _twin_axes(x, pop)
     hits = [p for p in dict.fromkeys(pop) if p not in ("sample", "reference")][:n_hits]
-    fig = Figure(figsize=(7.6, 5.2))
-    ax = fig.add_axes((0.1, 0.11, 0.6, 0.8))
+    names = ["reference", "sample", *(f"{h} (hit {i + 1})" for i, h in enumerate(hits))]
+    legend_in = 0.5 + 0.075 * max(len(n) for n in names)  # fontsize 8
+    width = 0.8 + 4.6 + 0.15 + legend_in
+    fig = Figure(figsize=(width, 5.2))
+    ax = fig.add_axes((0.8 / width, 0.11, 4.6 / width, 0.8))
     palette = ("#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
     styles = [("reference", "#2ca02c", 14), ("sample", "#555555", 14)]
     styles += [(h, palette[i % len(palette)], 10) for i, h in enumerate(hits)]
@@ -156,8 +173,8 @@ def twin_figure(result: Any, *, n_hits: int = 5) -> Figure:
                    label=f"{name} (hit {hits.index(name) + 1})" if name in hits else name)  # fmt: skip
         centre = pcs[sel].mean(axis=0)
         ax.scatter(centre[0], centre[1], s=90, c=color, marker="X", edgecolors="k", lw=0.8)
-    ax.set_xlabel("PC1 (of sample + reference)")
-    ax.set_ylabel("PC2")
+    ax.set_xlabel("along the sample -> reference axis (0: sample mean, 1: reference mean)")
+    ax.set_ylabel("PC1 of the rest (sample + reference)")
     ax.set_title(f"Virtual twin: {result.context} (X: population means)", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     return fig

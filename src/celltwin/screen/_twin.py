@@ -166,7 +166,9 @@ def _score_interval(objective: Objective, effects: AnnData, level: float, seed: 
     """Score interval of each row from draws of its effect within the effect's interval.
 
     Each gene is drawn independently from a normal with the interval's half-width over
-    ``z(level)``; rows without intervals get NaN.
+    ``z(level)``; the interval is the spread of the drawn scores around their median, centred
+    on the row's score (noise in every gene alone moves cells apart, so the drawn scores sit
+    below the score; their spread is the uncertainty). Rows without intervals get NaN.
     """
     lo, hi = (np.asarray(effects.layers[k], dtype=np.float64) for k in ("lower", "upper"))
     x = np.asarray(effects.X, dtype=np.float64)
@@ -178,8 +180,10 @@ def _score_interval(objective: Objective, effects: AnnData, level: float, seed: 
     rng = np.random.default_rng(seed)
     draws = x[ok][None] + sd[None] * rng.standard_normal((_N_DRAWS, *sd.shape))
     scores = objective.score(draws.reshape(-1, x.shape[1]), list(effects.var_names))
-    q = np.quantile(scores.reshape(_N_DRAWS, ok.size), [(1 - level) / 2, (1 + level) / 2], axis=0)
-    out[:, ok] = q
+    scores = scores.reshape(_N_DRAWS, ok.size)
+    q = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    centre = objective.score(x[ok], list(effects.var_names))
+    out[:, ok] = q - np.median(scores, axis=0) + centre
     return out[0], out[1]
 
 

@@ -115,7 +115,7 @@ def run_world(seed: int, args: argparse.Namespace) -> list[dict]:
         for run, name, naming in RUNS:
             start = time.perf_counter()
             result = virtual_twin(
-                models[name], sample, ref, candidates=candidates,
+                models[name], sample, reference=ref, candidates=candidates,
                 context_name="sample" if naming == "new" else context,
                 top=TOP, n_cells=50, seed=seed,
             )  # fmt: skip

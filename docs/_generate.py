@@ -26,6 +26,7 @@ PACKAGES = (
     "testing",
     "eval",
     "explain",
+    "screen",
     "pl",
     "benchmark",
 )

@@ -24,6 +24,7 @@ SUBPACKAGES = [
     "testing",
     "eval",
     "explain",
+    "screen",
     "pl",
     "benchmark",
 ]

@@ -72,8 +72,8 @@ def test_star_import_gives_every_public_name() -> None:
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
-    with pytest.raises(AttributeError, match="no attribute 'screen'"):
-        _ = celltwin.screen
+    with pytest.raises(AttributeError, match="no attribute 'screens'"):
+        _ = celltwin.screens
     assert not hasattr(celltwin, "cli_helpers")
 
 

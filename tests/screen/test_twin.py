@@ -31,7 +31,7 @@ def world():
 
 def test_knockdown_of_the_activated_gene_ranks_first(world):
     model, _, sample, ref, gene, candidates = world
-    result = virtual_twin(model, sample, ref, candidates=candidates, top=3, n_cells=30)
+    result = virtual_twin(model, sample, reference=ref, candidates=candidates, top=3, n_cells=30)
     table = result.table
     assert list(table.columns) == list(TABLE_COLUMNS)
     assert table["label"].iloc[0] == gene
@@ -61,7 +61,9 @@ def test_knockdown_of_the_activated_gene_ranks_first(world):
 
 def test_populations_and_effects_for_plotting(world):
     model, _, sample, ref, _, candidates = world
-    result = virtual_twin(model, sample, ref, candidates=candidates, top=2, n_cells=25, seed=1)
+    result = virtual_twin(
+        model, sample, reference=ref, candidates=candidates, top=2, n_cells=25, seed=1
+    )
     counts = result.cells.obs[POPULATION].value_counts()
     hits = list(result.table["label"].head(2))
     assert set(counts.index) == {"sample", "reference", *hits}
@@ -79,7 +81,7 @@ def test_populations_and_effects_for_plotting(world):
 def test_pairs_of_top(world):
     model, _, sample, ref, _gene, candidates = world
     result = virtual_twin(
-        model, sample, ref, candidates=candidates, top=2, pairs_of_top=3, n_cells=10
+        model, sample, reference=ref, candidates=candidates, top=2, pairs_of_top=3, n_cells=10
     )
     pairs = result.table[result.table["perturbation"].str.contains("+", regex=False)]
     assert len(pairs) == 3 and len(result.table) == len(candidates) + 3
@@ -91,8 +93,10 @@ def test_origin_context_and_models_that_refuse_new_ones(world):
     _, train, sample, ref, _gene, candidates = world
     nearest = get_model("nearest_perturbation").fit(train)
     with pytest.raises(UnseenConditionError, match="sample"):
-        virtual_twin(nearest, sample, ref, candidates=candidates)
-    result = virtual_twin(nearest, sample, ref, candidates=candidates, context_name="A", top=2)
+        virtual_twin(nearest, sample, reference=ref, candidates=candidates)
+    result = virtual_twin(
+        nearest, sample, reference=ref, candidates=candidates, context_name="A", top=2
+    )
     assert result.meta["context_seen"] is True
     assert result.table["lower"].isna().all()  # no intervals from this baseline
     assert POPULATION in result.cells.obs
@@ -101,10 +105,10 @@ def test_origin_context_and_models_that_refuse_new_ones(world):
 def test_bad_inputs(world):
     model, _, sample, ref, _, candidates = world
     with pytest.raises(ValueError, match="'top'"):
-        virtual_twin(model, sample, ref, candidates=candidates, top=0)
+        virtual_twin(model, sample, reference=ref, candidates=candidates, top=0)
     with pytest.raises(ValueError, match="no perturbation"):
-        virtual_twin(model, sample, ref, candidates=["control"])
+        virtual_twin(model, sample, reference=ref, candidates=["control"])
     with pytest.raises(TypeError, match="one string"):
-        virtual_twin(model, sample, ref, candidates="TF01")
+        virtual_twin(model, sample, reference=ref, candidates="TF01")
     with pytest.raises(ValueError, match="lacks 5 of the model's genes"):
-        virtual_twin(model, sample[:, 5:], ref, candidates=candidates)
+        virtual_twin(model, sample[:, 5:], reference=ref, candidates=candidates)

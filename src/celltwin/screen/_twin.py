@@ -254,8 +254,8 @@ def _dense(x: object) -> np.ndarray:
 def virtual_twin(
     model: Model,
     sample: AnnData,
-    reference: AnnData,
     *,
+    reference: AnnData,
     candidates: Sequence[str] | pd.DataFrame,
     context_name: str = "sample",
     top: int = 10,

@@ -4,7 +4,8 @@ simulated disease?
     python benchmarks/screen_twin.py --worlds 5 --out /tmp/screen_twin
 
 For each world (a random gene regulatory network of :func:`celltwin.simulate.simulate`, seeds
-1..``worlds``) two experiments are simulated from the same network, contexts and genes: a
+``first_world``.. ; worlds 1-2 were used to choose ``move_population``'s ``n_components``, so
+the reported worlds start at 6) two experiments are simulated from the same network, contexts and genes: a
 CRISPRi screen of ``n_perturbations`` genes (about half TFs) in contexts A, B, C (the training
 data) and the CRISPRa activation of the same genes (the diseases). Each disease sample is the
 simulator's cells of one activation in one context (rotating A, B, C), never seen in training;
@@ -167,6 +168,12 @@ def summary(cases: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worlds", type=int, default=5)
+    parser.add_argument(
+        "--first-world",
+        type=int,
+        default=6,
+        help="seed of the first world (1-2 were looked at to set n_components)",
+    )
     parser.add_argument("--n-perturbations", type=int, default=40)
     parser.add_argument(
         "--genes-per-world",
@@ -180,7 +187,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for seed in range(1, args.worlds + 1):
+    for seed in range(args.first_world, args.first_world + args.worlds):
         rows += run_world(seed, args)
         cases = pd.DataFrame(rows)
         cases.to_csv(out / "cases.csv", index=False)

@@ -68,7 +68,7 @@ class PopulationSpace:
         sample: AnnData,
         reference: AnnData,
         *,
-        n_components: int = 30,
+        n_components: int = 100,
         max_cells: int = 200,
         seed: int = 0,
     ) -> PopulationSpace:
@@ -159,7 +159,7 @@ def move_population(
     sample: AnnData,
     reference: AnnData,
     *,
-    n_components: int = 30,
+    n_components: int = 100,
     max_cells: int = 200,
     n_null: int = 200,
     seed: int = 0,
@@ -175,7 +175,11 @@ def move_population(
     sample, reference
         Cells (log1p CP10k in ``X``) sharing genes: e.g. a patient's cells and healthy cells.
     n_components
-        PCA dimensions (capped by the cells and genes).
+        PCA dimensions (capped by the cells and genes). The cost per candidate does not grow
+        with it (the pairwise distances are computed once), and few components hide what a
+        single gene does under the cells' own variation: on the simulated twin (worlds 1-2,
+        16 diseases, measured knockdown effects) the true reverser was in the top 5 for 9 with
+        30 components, 11 with 60 and 12 with 100, and for 6 with 10.
     max_cells
         Cells kept of each population (seeded draw): the cost per candidate is
         ``max_cells^2`` square roots.

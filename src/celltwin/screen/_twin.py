@@ -261,6 +261,7 @@ def virtual_twin(
     top: int = 10,
     pairs_of_top: int = 0,
     n_cells: int = 200,
+    n_components: int = 100,
     seed: int = 0,
 ) -> TwinResult:
     """Rank perturbations by how far they move a sample's cells toward a reference population.
@@ -297,6 +298,8 @@ def virtual_twin(
         refuses pairs is noted in ``meta['pairs']``.
     n_cells
         Cells per population in :attr:`TwinResult.cells`.
+    n_components
+        PCA dimensions of the objective (:func:`move_population`).
     seed
         Seed of predictions, cell draws, PCA and null.
 
@@ -313,7 +316,7 @@ def virtual_twin(
     trained = getattr(model, "conditions_", None)
     seen = trained is not None and context_name in set(trained[CONTEXT].astype(str))
     query = _query(sample, model, context_name)
-    objective = move_population(sample, reference, seed=seed)
+    objective = move_population(sample, reference, n_components=n_components, seed=seed)
     conditions = _as_conditions(candidates, context_name)
     effects, scores = _rank(model, query, conditions, objective, seed)
     table = _table(conditions, effects, scores, objective)

@@ -17,7 +17,23 @@ from test_rendering import _CHECK, _browser, _empty_panels
 
 from celltwin import pl
 from celltwin.pl._screen import score_bars, volcano
-from celltwin.screen import POPULATION, TABLE_COLUMNS
+from celltwin.screen import POPULATION
+
+COLUMNS = (
+    "rank",
+    "label",
+    "perturbation",
+    "dose",
+    "kind",
+    "score",
+    "lower",
+    "upper",
+    "pvalue",
+    "fdr",
+    "in_domain",
+    "prediction_source",
+    "top_genes",
+)  # the contract
 
 
 @dataclass
@@ -52,7 +68,7 @@ def _screen(n: int, *, intervals: bool = True, seed: int = 0) -> FakeScreen:
                          layers={"lower": x - half, "upper": x + half})  # fmt: skip
     objective = SimpleNamespace(name="reverse", direction="lower", null="permuted genes",
                                 description="reverse a query signature")  # fmt: skip
-    return FakeScreen(table[list(TABLE_COLUMNS)], effects, objective, "K562",
+    return FakeScreen(table[list(COLUMNS)], effects, objective, "K562",
                       {"model": "transition", "interval": 0.9})  # fmt: skip
 
 

@@ -106,3 +106,14 @@ def test_registry_entry_and_many_candidates(pair):
     p = objective.pvalues(effects, genes, scores)
     assert scores.shape == (3000,) and np.isfinite(scores).all()
     assert p is not None and np.isfinite(p).all()
+
+
+def test_registered_and_built_by_name(pair):
+    from celltwin.screen import OBJECTIVES, get_objective
+
+    sample, reference, disease = pair
+    assert OBJECTIVES["move_population"] is MOVE_POPULATION
+    objective = get_objective("move_population", sample=sample, reference=reference, n_null=0)
+    assert objective.score(-disease[None, :], list(sample.var_names))[0] > 0
+    with pytest.raises(ValueError, match="needs parameter"):
+        get_objective("move_population")

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from celltwin.models import UnseenConditionError, get_model, predict_effects
-from celltwin.screen import POPULATION, TABLE_COLUMNS, virtual_twin
+from celltwin.screen import POPULATION, genes, virtual_twin
 from celltwin.simulate import simulate
+
+COLUMNS = (
+    "rank",
+    "label",
+    "perturbation",
+    "dose",
+    "kind",
+    "score",
+    "lower",
+    "upper",
+    "pvalue",
+    "fdr",
+    "in_domain",
+    "prediction_source",
+    "top_genes",
+)  # the contract
 
 KW = dict(n_genes=60, n_tfs=8, contexts=("A", "B"), n_perturbations=10, combinations=0,
           cells_per_condition=40, seed=3)  # fmt: skip
@@ -33,7 +50,7 @@ def test_knockdown_of_the_activated_gene_ranks_first(world):
     model, _, sample, ref, gene, candidates = world
     result = virtual_twin(model, sample, reference=ref, candidates=candidates, top=3, n_cells=30)
     table = result.table
-    assert list(table.columns) == list(TABLE_COLUMNS)
+    assert list(table.columns) == list(COLUMNS)
     assert table["label"].iloc[0] == gene
     assert table["score"].iloc[0] > 0  # it moves the sample toward the reference
     assert list(table["rank"]) == list(range(1, len(candidates) + 1))
@@ -50,11 +67,9 @@ def test_knockdown_of_the_activated_gene_ranks_first(world):
     direct = result.objective.score(np.asarray(effects.X), list(effects.var_names))
     by_label = dict(zip(candidates, direct, strict=True))
     np.testing.assert_allclose(table["score"], [by_label[x] for x in table["label"]], rtol=1e-6)
-    # intervals for the top hits only, around their scores' draws; p-values and FDR
-    top = table.head(3)
-    assert np.isfinite(top[["lower", "upper"]].to_numpy()).all()
-    assert (top["lower"] <= top["upper"]).all()
-    assert table[["lower", "upper"]].iloc[3:].isna().all().all()
+    # the engine's score intervals (from the effect intervals), p-values and FDR
+    assert np.isfinite(table[["lower", "upper"]].to_numpy()).all()
+    assert (table["lower"] <= table["upper"]).all()
     assert table["pvalue"].between(0, 1).all() and (table["fdr"] >= table["pvalue"] - 1e-12).all()
     assert table["top_genes"].iloc[0].split(";")[0] == gene  # its own knockdown moves it most
 
@@ -62,7 +77,7 @@ def test_knockdown_of_the_activated_gene_ranks_first(world):
 def test_populations_and_effects_for_plotting(world):
     model, _, sample, ref, _, candidates = world
     result = virtual_twin(
-        model, sample, reference=ref, candidates=candidates, top=2, n_cells=25, seed=1
+        model, sample, reference=ref, candidates=genes(candidates), top=2, n_cells=25, seed=1
     )
     counts = result.cells.obs[POPULATION].value_counts()
     hits = list(result.table["label"].head(2))
@@ -100,6 +115,14 @@ def test_origin_context_and_models_that_refuse_new_ones(world):
     assert result.meta["context_seen"] is True
     assert result.table["lower"].isna().all()  # no intervals from this baseline
     assert POPULATION in result.cells.obs
+
+
+def test_candidates_as_a_table(world):
+    model, _, sample, ref, gene, candidates = world
+    table = pd.DataFrame({"perturbation": candidates[-4:]})
+    result = virtual_twin(model, sample, reference=ref, candidates=table, top=1, n_cells=5)
+    assert list(result.table["label"].sort_values()) == sorted(candidates[-4:])
+    assert result.table["label"].iloc[0] == gene
 
 
 def test_bad_inputs(world):

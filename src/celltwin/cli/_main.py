@@ -25,6 +25,8 @@ from ._fit import fit, predict
 from ._listing import FormatOpt, WideOpt, data_app, list_suites, models_command
 from ._options import ForceOpt, comma_list, refuse_existing
 from ._scale import de, pseudobulk
+from ._screen import EPILOG as SCREEN_EPILOG
+from ._screen import screen
 from ._tables import TableFormat
 
 app = typer.Typer(
@@ -394,6 +396,7 @@ def benchmark(
 
 app.command("models")(models_command)
 app.command("explain")(explain)
+app.command("screen", epilog=SCREEN_EPILOG)(screen)
 
 
 def main() -> None:

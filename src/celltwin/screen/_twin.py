@@ -11,51 +11,36 @@ the reference and the top hits' predicted cells.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy.stats import norm
 
-from .._keys import (
-    CONTEXT,
-    CONTROL,
-    DOSE,
-    IN_DOMAIN,
-    PERTURBATION,
-    PREDICTION_SOURCE,
-    join_combination,
-)
-from ..eval import benjamini_hochberg
-from ..models import CellModel, Model, UnseenConditionError, predict_effects
+from .._keys import CONTEXT, CONTROL, DOSE, PERTURBATION
+from ..models import Model, UnseenConditionError
+from ._candidates import Candidates, concat, genes, pairs
+from ._engine import screen
 from ._objective import Objective
 from ._population import move_population
+from ._result import ScreenResult
 
-__all__ = ["POPULATION", "TABLE_COLUMNS", "TwinResult", "virtual_twin"]
+__all__ = ["POPULATION", "TwinResult", "virtual_twin"]
 
 #: obs column of :attr:`TwinResult.cells`: ``sample``, ``reference`` or a hit's label.
 POPULATION = "population"
-#: Columns of a screen's ranked table (the screen contract).
-TABLE_COLUMNS = ("rank", "label", "perturbation", "dose", "kind", "score", "lower", "upper",
-                 "pvalue", "fdr", "in_domain", "prediction_source", "top_genes")  # fmt: skip
-_BATCH = 1024
-_N_TOP_GENES = 5
-_N_DRAWS = 30  # effect draws per top hit for the score interval
 
 
 @dataclass(frozen=True, eq=False)  # holds AnnData
 class TwinResult:
-    """A virtual-twin screen, shaped as a screen result.
+    """A virtual-twin screen: a screen's result plus the populations to plot.
 
     Attributes
     ----------
     table
-        Ranked candidates (best first), columns :data:`TABLE_COLUMNS`.
+        Ranked candidates (best first), the columns of :attr:`ScreenResult.table`.
     effects
         Predicted effects of the top hits (rows in rank order, obs_names = labels), layers
         ``lower``/``upper``.
@@ -68,7 +53,10 @@ class TwinResult:
     context
         The name the sample's cells were given as a context.
     meta
-        Model, counts, the energy distance before any shift, what the pairs step did, seed.
+        The screen's meta, plus the energy distance before any shift, what the pairs step
+        did and whether the context was a training one.
+    refused
+        Candidates the model refused, with the reason.
     """
 
     table: pd.DataFrame
@@ -77,55 +65,53 @@ class TwinResult:
     objective: Objective
     context: str
     meta: dict[str, Any] = field(default_factory=dict)
+    refused: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _as_conditions(candidates: Sequence[str] | pd.DataFrame, context: str) -> pd.DataFrame:
-    """Candidates as a table of ``label``, ``perturbation``, ``dose`` (context added)."""
+def _as_candidates(candidates: Candidates | Sequence[str] | pd.DataFrame) -> Candidates:
+    """Candidates as the engine's :class:`Candidates` (names become :func:`genes`)."""
+    if isinstance(candidates, Candidates):
+        return candidates
     if isinstance(candidates, pd.DataFrame):
-        frame = candidates
-    elif hasattr(candidates, "table"):  # the engine's Candidates
-        frame = candidates.table
-    else:
-        if isinstance(candidates, str):
-            raise TypeError("'candidates' must be a list of perturbations, not one string")
-        frame = pd.DataFrame({PERTURBATION: [str(c) for c in candidates]})
-    if PERTURBATION not in frame:
-        raise ValueError(f"'candidates' needs a '{PERTURBATION}' column (got {list(frame)})")
-    out = pd.DataFrame({PERTURBATION: frame[PERTURBATION].astype(str).to_numpy()})
-    out[DOSE] = frame[DOSE].astype(str).to_numpy() if DOSE in frame else ""
-    labels = frame["label"].astype(str).to_numpy() if "label" in frame else None
-    if labels is None:
-        labels = np.where(out[DOSE] == "", out[PERTURBATION], out[PERTURBATION] + "@" + out[DOSE])
-    out.insert(0, "label", labels)
-    out = out[out[PERTURBATION] != CONTROL].drop_duplicates("label").reset_index(drop=True)
-    if out.empty:
-        raise ValueError("'candidates' holds no perturbation (control is not a candidate)")
-    out[CONTEXT] = context
-    return out
+        if PERTURBATION not in candidates:
+            raise ValueError(
+                f"'candidates' needs a '{PERTURBATION}' column (got {list(candidates)})"
+            )
+        table = pd.DataFrame({PERTURBATION: candidates[PERTURBATION].astype(str).to_numpy()})
+        table[DOSE] = candidates[DOSE].astype(str).to_numpy() if DOSE in candidates else ""
+        label = table[PERTURBATION].where(
+            table[DOSE] == "", table[PERTURBATION] + ":" + table[DOSE]
+        )
+        table.insert(0, "label", candidates["label"].astype(str).to_numpy()
+                     if "label" in candidates else label.to_numpy())  # fmt: skip
+        table["kind"] = "predicted"
+        return Candidates(table)
+    return genes(candidates)
 
 
-def _rank(
-    model: Model, query: AnnData, conditions: pd.DataFrame, objective: Objective, seed: int
-) -> tuple[AnnData, np.ndarray]:
-    """Predicted effects of every candidate and their scores, in batches.
-
-    The one place the twin asks a model; when the screen engine (``screen()``) lands it can
-    answer here instead.
-    """
-    parts = []
-    for start in range(0, len(conditions), _BATCH):
-        part = conditions.iloc[start : start + _BATCH]
-        parts.append(predict_effects(model, query, conditions=part, seed=seed))
-    effects = parts[0] if len(parts) == 1 else _concat(parts)
-    effects.obs_names = conditions["label"].to_numpy()
-    scores = objective.score(np.asarray(effects.X, dtype=np.float64), list(effects.var_names))
-    return effects, scores
+def _screen(model: Model, query: AnnData, candidates: Candidates, objective: Objective, *,
+            context: str, top: int, n_cells: int, seed: int) -> ScreenResult:  # fmt: skip
+    """The engine's screen of the sample as a context; a model refusing every candidate
+    raises with its first reason."""
+    result = screen(model, query, candidates=candidates, objective=objective, context=context,
+                    top=top, n_cells=n_cells, progress=False, seed=seed)  # fmt: skip
+    if result.table.empty:
+        reasons = "; ".join(dict.fromkeys(result.refused["reason"].astype(str)))
+        raise UnseenConditionError(
+            f"{model.name} refused every candidate in context {context!r}: {reasons[:400]}. "
+            "Fix: a model that predicts unseen contexts (transition, mean, context_shift), or "
+            "name the training context the sample comes from (context_name=...)"
+        )
+    return result
 
 
-def _concat(parts: list[AnnData]) -> AnnData:
-    import anndata as ad
-
-    return ad.concat(parts, axis=0, merge="same", index_unique=None)
+def _top_pairs(table: pd.DataFrame, n: int) -> Candidates:
+    """Every pair of the ``n`` best predicted singles of a ranked table."""
+    single = (table["kind"] == "predicted") & ~table[PERTURBATION].str.contains("+", regex=False)
+    names = list(dict.fromkeys(table.loc[single, PERTURBATION].astype(str)))[:n]
+    if len(names) < 2:
+        raise ValueError(f"pairs_of_top={n}: the screen has {len(names)} single hits to pair")
+    return pairs(names)
 
 
 def _query(sample: AnnData, model: Model, context: str) -> AnnData:
@@ -146,104 +132,35 @@ def _query(sample: AnnData, model: Model, context: str) -> AnnData:
     return query
 
 
-def _pairs(model: Model, query: AnnData, singles: pd.DataFrame, n: int, context: str,
-           objective: Objective, seed: int) -> tuple[AnnData | None, np.ndarray, str]:  # fmt: skip
-    """All pairs of the ``n`` best singles (without doses), predicted and scored."""
-    names = [p for p in singles[PERTURBATION].head(n) if "+" not in p]
-    labels = sorted({join_combination(sorted(pair)) for pair in combinations(names, 2)})
-    if not labels:
-        return None, np.zeros(0), "no pairs (fewer than 2 singles)"
-    table = pd.DataFrame({"label": labels, PERTURBATION: labels, DOSE: "", CONTEXT: context})
-    try:
-        effects, scores = _rank(model, query, table, objective, seed)
-    except UnseenConditionError as err:
-        return None, np.zeros(0), f"pairs refused by {model.name}: {err}"
-    return effects, scores, f"{len(labels)} pairs of the top {len(names)} singles"
-
-
-def _score_interval(objective: Objective, effects: AnnData, level: float, seed: int
-                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Score interval of each row from draws of its effect within the effect's interval.
-
-    Each gene is drawn independently from a normal with the interval's half-width over
-    ``z(level)``; the interval is the spread of the drawn scores around their median, centred
-    on the row's score (noise in every gene alone moves cells apart, so the drawn scores sit
-    below the score; their spread is the uncertainty). Rows without intervals get NaN.
-    """
-    lo, hi = (np.asarray(effects.layers[k], dtype=np.float64) for k in ("lower", "upper"))
-    x = np.asarray(effects.X, dtype=np.float64)
-    out = np.full((2, x.shape[0]), np.nan)
-    ok = np.flatnonzero(np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1))
-    if ok.size == 0:
-        return out[0], out[1]
-    sd = (hi[ok] - lo[ok]) / (2.0 * norm.ppf(0.5 + level / 2.0))
-    rng = np.random.default_rng(seed)
-    draws = x[ok][None] + sd[None] * rng.standard_normal((_N_DRAWS, *sd.shape))
-    scores = objective.score(draws.reshape(-1, x.shape[1]), list(effects.var_names))
-    scores = scores.reshape(_N_DRAWS, ok.size)
-    q = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    centre = objective.score(x[ok], list(effects.var_names))
-    out[:, ok] = q - np.median(scores, axis=0) + centre
-    return out[0], out[1]
-
-
-def _table(conditions: pd.DataFrame, effects: AnnData, scores: np.ndarray,
-           objective: Objective) -> pd.DataFrame:  # fmt: skip
-    """The ranked table (all candidates), best first."""
-    x = np.asarray(effects.X, dtype=np.float64)
-    genes = np.asarray(effects.var_names)
-    top = np.argsort(-np.abs(x), axis=1)[:, :_N_TOP_GENES]
-    p = objective.pvalues(x, list(genes), scores)
-    table = pd.DataFrame({
-        "label": conditions["label"].to_numpy(), PERTURBATION: conditions[PERTURBATION].to_numpy(),
-        DOSE: conditions[DOSE].to_numpy(), "kind": "predicted", "score": scores,
-        "lower": np.nan, "upper": np.nan,
-        "pvalue": np.full(len(scores), np.nan) if p is None else p,
-        IN_DOMAIN: effects.obs[IN_DOMAIN].to_numpy(dtype=np.float64),
-        PREDICTION_SOURCE: effects.obs[PREDICTION_SOURCE].astype(str).to_numpy(),
-        "top_genes": [";".join(genes[row]) for row in top],
-    })  # fmt: skip
-    fdr = benjamini_hochberg(table["pvalue"].fillna(1.0).to_numpy())
-    table.insert(table.columns.get_loc("pvalue") + 1, "fdr", np.where(p is None, np.nan, fdr))
-    table = table.iloc[objective.best_first(scores)].reset_index(drop=True)
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table[list(TABLE_COLUMNS)]
-
-
-def _populations(model: Model, query: AnnData, reference: AnnData, hits: pd.DataFrame,
-                 effects: AnnData, *, context: str, n_cells: int, seed: int) -> AnnData:  # fmt: skip
-    """Sample, reference and the hits' predicted cells on the genes they share."""
-    genes = [g for g in query.var_names if g in set(reference.var_names)]
+def _populations(result: ScreenResult, query: AnnData, reference: AnnData, *, n_cells: int,
+                 seed: int) -> AnnData:  # fmt: skip
+    """Sample, reference and the top hits' predicted cells on the genes they share; a model
+    without cells gets the sample's cells shifted by each hit's effect (floored at 0)."""
+    genes_ = [g for g in query.var_names if g in set(reference.var_names)]
     rng = np.random.default_rng(seed)
 
     def draw(a: AnnData) -> np.ndarray:
         rows = rng.choice(a.n_obs, size=n_cells, replace=False) if a.n_obs > n_cells else None
-        return _dense((a if rows is None else a[np.sort(rows)])[:, genes].X)
+        return _dense((a if rows is None else a[np.sort(rows)])[:, genes_].X)
 
     blocks = [draw(query), draw(reference)]
     names = ["sample", "reference"]
-    if isinstance(model, CellModel) and len(hits):
-        conds = pd.DataFrame({CONTEXT: context, PERTURBATION: hits[PERTURBATION], DOSE: hits[DOSE]})
-        pred = model.predict(query, conditions=conds, n_cells=n_cells, seed=seed)
-        dose = pred.obs[DOSE].astype(str) if DOSE in pred.obs else ""
-        key = pred.obs[PERTURBATION].astype(str) + "|" + dose
-        for label, pert, dose in hits[["label", PERTURBATION, DOSE]].itertuples(index=False):
-            blocks.append(_dense(pred[(key == f"{pert}|{dose}").to_numpy(), genes].X))
-            names.append(label)
-    else:  # no cells from the model: the sample's cells shifted by the effect
-        base = blocks[0]
-        for label in hits["label"]:
-            shift = _dense(effects[[label], genes].X)
-            blocks.append(np.maximum(base + shift, 0.0))
-            names.append(label)
-    rank = {label: i + 1 for i, label in enumerate(hits["label"])}
-    obs = pd.DataFrame({
-        POPULATION: np.repeat(names, [len(b) for b in blocks]),
-        "rank": np.repeat([rank.get(n, 0) for n in names], [len(b) for b in blocks]),
-    })  # fmt: skip
+    hits = [str(x) for x in result.effects.obs_names]
+    for label in hits:
+        if result.cells is not None and label in set(result.cells.obs["label"]):
+            mine = result.cells[(result.cells.obs["label"] == label).to_numpy()]
+            blocks.append(_dense(mine[:, genes_].X))
+        else:
+            shift = _dense(result.effects[[label], genes_].X)
+            blocks.append(np.maximum(blocks[0] + shift, 0.0))
+        names.append(label)
+    rank = {label: i + 1 for i, label in enumerate(hits)}
+    sizes = [len(b) for b in blocks]
+    obs = pd.DataFrame({POPULATION: np.repeat(names, sizes),
+                        "rank": np.repeat([rank.get(n, 0) for n in names], sizes)})  # fmt: skip
     obs.index = pd.Index([f"cell{i}" for i in range(len(obs))])
     return AnnData(X=np.vstack(blocks).astype(np.float32), obs=obs,
-                   var=pd.DataFrame(index=pd.Index(genes)))  # fmt: skip
+                   var=pd.DataFrame(index=pd.Index(genes_)))  # fmt: skip
 
 
 def _dense(x: object) -> np.ndarray:
@@ -256,7 +173,7 @@ def virtual_twin(
     sample: AnnData,
     *,
     reference: AnnData,
-    candidates: Sequence[str] | pd.DataFrame,
+    candidates: Candidates | Sequence[str] | pd.DataFrame,
     context_name: str = "sample",
     top: int = 10,
     pairs_of_top: int = 0,
@@ -268,7 +185,8 @@ def virtual_twin(
 
     The sample's cells (a patient, a disease line) become the control cells of a new context
     ``context_name``; the model predicts every candidate's mean effect there from those cells
-    alone, and the ``move_population`` objective (:func:`move_population`) scores each:
+    alone, and the screen engine (:func:`screen`) ranks them by the ``move_population``
+    objective (:func:`move_population`):
     the energy distance between sample and reference minus that after shifting the sample by
     the effect. The top hits' populations are then predicted as cells, for plotting beside the
     sample and the reference (:func:`celltwin.pl.twin_figure`).
@@ -282,8 +200,9 @@ def virtual_twin(
     reference
         The population to move toward (e.g. healthy cells), log1p CP10k, same genes.
     candidates
-        Perturbation names, or a table with ``perturbation`` (and ``dose``, ``label``) columns
-        (e.g. the ``table`` of the screen engine's ``Candidates``).
+        :class:`Candidates` (e.g. :func:`genes`, :func:`representable`, :func:`drugs`,
+        measured profiles), perturbation names, or a table with ``perturbation`` (and
+        ``dose``, ``label``) columns.
     context_name
         Name of the sample's context. A new name (the default) makes every prediction one for
         an unseen context, from the sample's cells alone. The name of a training context says
@@ -313,38 +232,30 @@ def virtual_twin(
                             ("n_cells", n_cells, 1)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"'{key}' must be an integer >= {low} (got {value!r})")
+    if pairs_of_top == 1:
+        raise ValueError("'pairs_of_top' must be 0 (no pairs) or >= 2 (got 1)")
     trained = getattr(model, "conditions_", None)
     seen = trained is not None and context_name in set(trained[CONTEXT].astype(str))
     query = _query(sample, model, context_name)
     objective = move_population(sample, reference, n_components=n_components, seed=seed)
-    conditions = _as_conditions(candidates, context_name)
-    effects, scores = _rank(model, query, conditions, objective, seed)
-    table = _table(conditions, effects, scores, objective)
+    cands = _as_candidates(candidates)
+
+    def run(what: Candidates) -> ScreenResult:
+        return _screen(model, query, what, objective, context=context_name, top=top,
+                       n_cells=n_cells, seed=seed)  # fmt: skip
+
+    result = run(cands)
     pair_note = "not asked"
     if pairs_of_top:
-        pair_fx, pair_scores, pair_note = _pairs(
-            model, query, table, pairs_of_top, context_name, objective, seed
-        )
-        if pair_fx is not None:
-            pair_conds = pd.DataFrame({"label": pair_fx.obs_names, PERTURBATION: pair_fx.obs_names,
-                                       DOSE: ""})  # fmt: skip
-            effects = _concat([effects, pair_fx])
-            conditions = pd.concat([conditions, pair_conds], ignore_index=True)
-            table = _table(conditions, effects, np.r_[scores, pair_scores], objective)
-    hits = table.head(top)
-    top_effects = effects[hits["label"].to_numpy()].copy()
-    level = float(getattr(model, "interval", 0.9))
-    lower, upper = _score_interval(objective, top_effects, level, seed)
-    table.loc[: len(hits) - 1, "lower"] = lower
-    table.loc[: len(hits) - 1, "upper"] = upper
-    cells = _populations(model, query, reference, hits, top_effects,
-                         context=context_name, n_cells=n_cells, seed=seed)  # fmt: skip
-    meta = {
-        "model": model.name, "objective": objective.name, "context": context_name,
-        "n_candidates": len(table), "n_sample_cells": int(sample.n_obs),
-        "n_reference_cells": int(reference.n_obs),
-        "distance_before": float(objective.params["distance_before"]),
-        "pairs": pair_note, "interval": level if math.isfinite(lower[0]) else None,
-        "context_seen": bool(seen), "ranked_by": "predict_effects", "seed": seed,
-    }  # fmt: skip
-    return TwinResult(table, top_effects, cells, objective, context_name, meta)
+        pair_cands = _top_pairs(result.table, pairs_of_top)
+        result = run(concat(cands, pair_cands))
+        n_pairs = len(pair_cands.table)
+        scored = result.table["label"].isin(pair_cands.table["label"]).sum()
+        pair_note = f"{scored} of {n_pairs} pairs of the top {pairs_of_top} singles scored"
+    cells = _populations(result, query, reference, n_cells=n_cells, seed=seed)
+    meta = {**result.meta, "objective": objective.name, "context": context_name,
+            "context_seen": bool(seen), "n_sample_cells": int(sample.n_obs),
+            "n_reference_cells": int(reference.n_obs),
+            "distance_before": float(objective.params["distance_before"]), "pairs": pair_note}  # fmt: skip
+    return TwinResult(result.table, result.effects, cells, objective, context_name, meta,
+                      result.refused)  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from anndata import AnnData
@@ -121,12 +122,19 @@ class PopulationSpace:
         return out
 
     def _chunk(self, part: NDArray[np.float64]) -> NDArray[np.float64]:
-        a = self.sample @ part.T  # cells x candidates
-        b = self.reference @ part.T
-        sq = self.pair_sq[:, :, None] + 2.0 * (a[:, None, :] - b[None, :, :])
-        sq += (part**2).sum(1)[None, None, :]
-        cross: NDArray[np.float64] = np.sqrt(np.maximum(sq, 0.0)).mean(axis=(0, 1))
-        return 2.0 * cross - self.within
+        # float32 pairs (the means are accumulated in float64): twice as fast, ~1e-6 relative
+        a = (2.0 * part @ self.sample.T).astype(np.float32)  # candidates x sample cells
+        b = ((part**2).sum(1)[:, None] - 2.0 * part @ self.reference.T).astype(np.float32)
+        sq = self._pair_sq32[None, :, :] + a[:, :, None]
+        sq += b[:, None, :]
+        np.maximum(sq, 0.0, out=sq)
+        np.sqrt(sq, out=sq)
+        cross = sq.mean(axis=(1, 2), dtype=np.float64)
+        return np.asarray(2.0 * cross - self.within, dtype=np.float64)
+
+    @cached_property
+    def _pair_sq32(self) -> NDArray[np.float32]:
+        return self.pair_sq.astype(np.float32)
 
     @property
     def distance_before(self) -> float:

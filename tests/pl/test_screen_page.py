@@ -139,3 +139,13 @@ def test_page_renders_without_clipped_text(n, tmp_path):
     assert report["n_svg"] == 3
     assert report["outside"] == []
     assert report["wide"] == []
+
+
+def test_an_engine_screen_result_renders():
+    from celltwin.screen import ScreenResult
+
+    fake = _screen(30)
+    real = ScreenResult(fake.table, fake.effects, None, fake.objective, fake.context, fake.meta,
+                        pd.DataFrame(columns=["label", "perturbation", "dose", "reason"]))  # fmt: skip
+    page = pl.screen_report(real)
+    assert page.count("<svg") == 2 and "reverse (lower is better)" in page

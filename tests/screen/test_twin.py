@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from celltwin import pl
 from celltwin.models import UnseenConditionError, get_model, predict_effects
 from celltwin.screen import POPULATION, genes, virtual_twin
 from celltwin.simulate import simulate
@@ -91,6 +92,8 @@ def test_populations_and_effects_for_plotting(world):
     mean = {p: x[pop == p].mean(axis=0) for p in ("sample", "reference", hits[0])}
     gap = np.linalg.norm(mean["sample"] - mean["reference"])
     assert np.linalg.norm(mean[hits[0]] - mean["reference"]) < gap
+    # the page shows bars, the top hit's volcano and the populations
+    assert pl.screen_report(result).count("<svg") == 3
 
 
 def test_pairs_of_top(world):

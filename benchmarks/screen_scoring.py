@@ -98,6 +98,13 @@ def _near_duplicates(profiles: pd.DataFrame, threshold: float = 0.95) -> np.ndar
     return (r >= threshold).sum(axis=1)
 
 
+def _instead(profiles: pd.DataFrame, others: np.ndarray, name: str) -> str:
+    j = profiles.index.get_loc(name)
+    i = int(np.argmax(others[:, j]))
+    r = np.corrcoef(profiles.iloc[i].to_numpy(), profiles.iloc[j].to_numpy())[0, 1]
+    return f"{profiles.index[i]} (r={r:.2f})"
+
+
 def evaluate(name: str, method: Method = "wtcs") -> dict[str, object]:
     start = time.perf_counter()
     if name == "papalexi_halves":
@@ -152,6 +159,9 @@ def evaluate(name: str, method: Method = "wtcs") -> dict[str, object]:
         "with_near_duplicate_r95": int((near > 0).sum()),
         "missed_near_duplicate": int(sum(near[profiles.index.get_loc(m)] > 0 for m in missed)),
         "missed": missed[:20],
+        # for each miss: the condition that ranked first instead, and the Pearson r of the two
+        # measured profiles (a miss between near-identical effects is a tie, not an error)
+        "first_instead": {m: _instead(profiles, others_m, m) for m in missed[:20]},
         "seconds_load": round(loaded, 2),
         "seconds_score": round(time.perf_counter() - start - loaded, 2),
     }
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             row = evaluate(name, cast(Method, method))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    table = pd.DataFrame(rows).drop(columns=["missed"])
+    table = pd.DataFrame(rows).drop(columns=["missed", "first_instead"])
     print(table.to_string(index=False))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:

@@ -128,3 +128,25 @@ def test_specific_is_the_largest_effect_over_its_sd_with_a_max_of_normals_null()
     # a NaN interval (a model without intervals for that gene) falls back the same way
     nan_sd = np.full((1, 6), np.nan)
     np.testing.assert_allclose(obj.score(y, GENES, uncertainty=nan_sd), [3.0 / mad])
+
+
+def test_connectivity_pvalues_are_one_sided_and_shared_by_every_statistic() -> None:
+    from celltwin.screen import mimic, reverse
+
+    rng = np.random.default_rng(3)
+    genes = [f"g{i}" for i in range(300)]
+    q = query_from_scores(pd.Series(rng.normal(size=300), index=genes), n_genes=30)
+    assert q.scores is not None
+    x = np.vstack([rng.normal(size=(50, 300)), q.scores.to_numpy(), -q.scores.to_numpy()])
+    by_stat = []
+    for statistic in ("score", "ncs", "tau"):
+        obj = mimic(q, statistic=statistic, n_null=99)  # type: ignore[arg-type]
+        p = obj.pvalues(x, genes, obj.score(x, genes))
+        assert p is not None
+        by_stat.append(p)
+    np.testing.assert_array_equal(by_stat[0], by_stat[1])
+    np.testing.assert_array_equal(by_stat[0], by_stat[2])
+    assert by_stat[0][50] == pytest.approx(1 / 100) and by_stat[0][51] == 1.0
+    rev = reverse(q, n_null=99)
+    p_rev = rev.pvalues(x, genes, rev.score(x, genes))
+    assert p_rev is not None and p_rev[51] == pytest.approx(1 / 100) and p_rev[50] == 1.0

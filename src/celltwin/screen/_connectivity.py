@@ -72,16 +72,22 @@ def _es(ranks: np.ndarray, sorted_abs: np.ndarray, sets: np.ndarray) -> np.ndarr
 
 
 def _walk(w: np.ndarray, pos: np.ndarray, n_genes: int) -> np.ndarray:
-    """The ES from the hits' sorted positions ``pos`` and weights ``w`` (..., s) -> (...)."""
+    """The ES from the hits' sorted positions ``pos`` and weights ``w`` (..., s) -> (...).
+
+    ``w`` must be a fresh array (it is overwritten): the walk runs in place, one buffer.
+    """
     s = pos.shape[-1]
     total = w.sum(axis=-1, keepdims=True)
     safe = np.where(total > 0, total, 1).astype(w.dtype)
-    cum = np.cumsum(w, axis=-1)
     # misses up to the k-th hit (0-based k at position p_k): p_k - k
     step = 1.0 / (n_genes - s) if n_genes > s else 0.0
     misses = (pos - np.arange(s, dtype=pos.dtype)).astype(w.dtype) * w.dtype.type(step)
-    top = ((cum / safe) - misses).max(axis=-1)  # the walk just after each hit
-    bottom = (((cum - w) / safe) - misses).min(axis=-1)  # just before each hit
+    w /= safe
+    walk = np.cumsum(w, axis=-1)
+    walk -= misses
+    top = walk.max(axis=-1)  # the walk just after each hit
+    walk -= w
+    bottom = walk.min(axis=-1)  # just before each hit
     top, bottom = np.maximum(top, 0), np.minimum(bottom, 0)  # the walk starts and ends at 0
     es = np.where(top > -bottom, top, bottom)
     es[total[..., 0] == 0] = 0
@@ -138,7 +144,7 @@ def wtcs_null(
     x = np.asarray(profiles, dtype=np.float64)
     n, n_genes = x.shape
     # the null in 32 bits: half the memory traffic; its scores are compared, not reported
-    weights = np.abs(-np.sort(-x, axis=1)).astype(np.float32)
+    weights = np.abs(np.sort(-x.astype(np.float32), axis=1))  # |x| from most up to most down
     up, down = _null_positions(n_genes, n_up, n_down, n_null, seed)
     step = max(1, _CHUNK_ELEMENTS // max(1, n * (n_up + n_down)))
     out = np.empty((n, n_null))
@@ -231,14 +237,18 @@ def connectivity_scores(
     n_null: int = N_NULL,
     seed: int = 0,
     min_genes: int = MIN_GENES,
+    known: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The score of every row and, with ``null=True``, its null (rows, n_null); else ``None``."""
+    """The score of every row and, with ``null=True``, its null (rows, n_null); else ``None``.
+
+    ``known``: the rows' scores when already computed (only the null is then computed).
+    """
     if method not in METHODS:
         raise ValueError(f"'method' must be one of {list(METHODS)} (got {method!r})")
     x = np.asarray(profiles, dtype=np.float64)
     if method == "wtcs":
         up, down = query.set_indices(genes, min_genes=min_genes)
-        score = wtcs(x, up=up, down=down)
+        score = wtcs(x, up=up, down=down) if known is None else known
         return score, (wtcs_null(x, up.size, down.size, n_null=n_null, seed=seed) if null else None)
     vec, mask = query.score_vector(genes)
     if int(mask.sum()) < min_genes:
@@ -248,7 +258,7 @@ def connectivity_scores(
             "identifiers as the model"
         )
     sub, q = x[:, mask], vec[mask]
-    score = similarity(sub, q, method=method)
+    score = similarity(sub, q, method=method) if known is None else known
     nulls = similarity_null(sub, q, method=method, n_null=n_null, seed=seed) if null else None
     return score, nulls
 

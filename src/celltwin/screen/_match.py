@@ -73,12 +73,13 @@ def _connectivity_objective(
         return ncs if statistic == "ncs" else tau
 
     def tester(
-        x: np.ndarray, genes: Sequence[str], _s: np.ndarray, _u: np.ndarray | None
+        x: np.ndarray, genes: Sequence[str], scores: np.ndarray, _u: np.ndarray | None
     ) -> np.ndarray:
         # NCS and tau are increasing in the raw score within a row: one p-value serves all three.
         score, null = connectivity_scores(
-            x, genes, q, method=method, null=True, n_null=n_null, seed=seed, min_genes=min_genes
-        )
+            x, genes, q, method=method, null=True, n_null=n_null, seed=seed,
+            min_genes=min_genes, known=scores if statistic == "score" else None,
+        )  # fmt: skip
         assert null is not None
         return empirical_pvalues(score, null, side=direction)
 

@@ -96,7 +96,9 @@ def _targets(
     return rows.groupby(rows["target"].astype(str))["weight"].sum()
 
 
-def _target_change(x: np.ndarray, idx: np.ndarray, w: np.ndarray, abs_total: np.ndarray) -> tuple:
+def _target_change(
+    x: np.ndarray, idx: np.ndarray, w: np.ndarray, abs_total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(target, off_target) per row for targets ``idx`` (..., t) with weights ``w``."""
     sub = x[:, idx]
     target = (sub * w).sum(axis=-1) / np.abs(w).sum()
@@ -179,7 +181,9 @@ def move(
         name="move",
         direction="higher",
         null=MOVE_NULL,
-        description=f"move {label} {toward if pathway else ''} with off-target penalty {penalty}",
+        description=(
+            f"move {label}{f' {toward}' if pathway else ''} with off-target penalty {penalty}"
+        ),
         scorer=scorer,
         tester=tester,
         params={

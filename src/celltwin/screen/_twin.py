@@ -186,9 +186,8 @@ def virtual_twin(
     The sample's cells (a patient, a disease line) become the control cells of a new context
     ``context_name``; the model predicts every candidate's mean effect there from those cells
     alone, and the screen engine (:func:`screen`) ranks them by the ``move_population``
-    objective (:func:`move_population`):
-    the energy distance between sample and reference minus that after shifting the sample by
-    the effect. The top hits' populations are then predicted as cells, for plotting beside the
+    objective (:func:`move_population`): the energy distance between sample and reference
+    minus that after shifting the sample by the effect. The top hits' populations are then predicted as cells, for plotting beside the
     sample and the reference (:func:`celltwin.pl.twin_figure`).
 
     Parameters
@@ -211,10 +210,12 @@ def virtual_twin(
         refuse unseen contexts (``nearest_perturbation``) need this. ``meta['context_seen']``
         records which.
     top
-        Hits whose score interval and predicted cells are computed.
+        Hits that keep their effects and get predicted cells (every row gets its score, score
+        interval, p-value and FDR from the engine).
     pairs_of_top
-        Also rank every pair of the best ``pairs_of_top`` singles (0: none). A model that
-        refuses pairs is noted in ``meta['pairs']``.
+        Also rank every pair of the best ``pairs_of_top`` singles (0: none; else >= 2); the
+        singles are screened again with the pairs, in one ranking. Pairs a model refuses are
+        in :attr:`TwinResult.refused`, counted in ``meta['pairs']``.
     n_cells
         Cells per population in :attr:`TwinResult.cells`.
     n_components

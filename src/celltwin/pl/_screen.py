@@ -69,7 +69,9 @@ def score_bars(result: ScreenLike, *, top: int = 30) -> Figure:
                        0.24 * n / (0.9 + 0.24 * n)))  # fmt: skip
     y = np.arange(len(t))
     score = t["score"].to_numpy(dtype=float)
-    colors = ["#1f77b4" if s >= 0 else "#9bbcd9" for s in score]
+    direction = getattr(result.objective, "direction", "higher")
+    good = score >= 0 if direction == "higher" else score <= 0  # dark: the better side of 0
+    colors = np.where(good, "#1f77b4", "#9bbcd9")
     ax.barh(y, score, color=colors, height=0.7)
     lo, hi = t["lower"].to_numpy(dtype=float), t["upper"].to_numpy(dtype=float)
     ok = np.isfinite(lo) & np.isfinite(hi)
@@ -78,7 +80,6 @@ def score_bars(result: ScreenLike, *, top: int = 30) -> Figure:
     ax.axvline(0, color="#888", lw=0.8)
     ax.set_yticks(y, [str(s) for s in t["label"]], fontsize=8)
     ax.set_ylim(len(t) - 0.5, -0.5)
-    direction = getattr(result.objective, "direction", "higher")
     ax.set_xlabel(f"score ({direction} is better; bars: interval where the model gives one)")
     dom = fig.add_axes((ax.get_position().x1 + 0.01, ax.get_position().y0, 0.9 / (left + 6.2),
                         ax.get_position().height), sharey=ax)  # fmt: skip

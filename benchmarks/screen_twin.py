@@ -41,9 +41,6 @@ from celltwin.screen import PopulationSpace, virtual_twin
 from celltwin.simulate import simulate
 
 TOP = 5
-#: A disease is "detectable" when its energy distance to the reference exceeds this many times
-#: the distance between two random halves of the reference (the sampling-noise floor).
-DETECTABLE = 3.0
 CONTEXTS = ("A", "B", "C")
 #: (row name, registered model, how the sample's context is named)
 RUNS = (
@@ -148,10 +145,6 @@ def summary(cases: pd.DataFrame) -> pd.DataFrame:
     for (run, subset), part in [
         *(((r, "all"), g) for r, g in cases.groupby("run", sort=False)),
         *(((r, "TF activated"), g[g["is_tf"]]) for r, g in cases.groupby("run", sort=False)),
-        *(
-            ((r, "detectable"), g[g["distance_before"] > DETECTABLE * g["noise_floor"]])
-            for r, g in cases.groupby("run", sort=False)
-        ),
     ]:
         row = {"run": run, "cases": subset, "n": len(part)}
         for kind in ("strict", "lenient"):

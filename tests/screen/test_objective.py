@@ -22,9 +22,10 @@ GENES = ["A", "B", "C", "D", "E", "F"]
 
 
 def test_the_registry_is_data_with_directions_and_nulls() -> None:
-    assert list_objectives() == ["mimic", "move", "reverse", "specific"]
+    assert list_objectives() == ["mimic", "move", "move_population", "reverse", "specific"]
     assert {n: s.direction for n, s in OBJECTIVES.items()} == {
         "reverse": "lower", "mimic": "higher", "move": "higher", "specific": "higher",
+        "move_population": "higher",
     }  # fmt: skip
     q = query_from_scores(pd.Series(np.linspace(-1, 1, 6), index=GENES), n_genes=2)
     for name, params in [("reverse", {"query": q}), ("mimic", {"query": q}),

@@ -16,6 +16,7 @@ from ._leaderboard import LeaderboardTables, leaderboard_html
 from ._leaderboard_markdown import leaderboard_markdown
 from ._report import identical_models, render_report
 from ._report_figures import delta_scatter, figure_svg, metric_distributions
+from ._screen import screen_report, twin_figure, write_screen
 
 __all__ = [
     "HEADLINE_SIZE",
@@ -40,6 +41,9 @@ __all__ = [
     "metric_distributions",
     "path_network",
     "render_report",
+    "screen_report",
+    "twin_figure",
     "write_evaluation",
     "write_explanation",
+    "write_screen",
 ]

@@ -22,7 +22,11 @@ Candidates (:class:`Candidates`): :func:`genes`, :func:`representable`, :func:`p
 
 Objectives (:data:`OBJECTIVES`, :func:`get_objective`): *reverse* / *mimic* a query signature
 (:class:`Query`) by the Connectivity Map's weighted connectivity score (:func:`connectivity`),
-cosine or Pearson; *move* named genes or a pathway/regulon activity; *specific* effect.
+cosine or Pearson; *move* named genes or a pathway/regulon activity; *specific* effect;
+*move a population* (:func:`move_population`, registered as :data:`MOVE_POPULATION`).
+
+Virtual twin (:func:`virtual_twin`): a sample's cells become a context of their own, and
+perturbations are ranked by how far they move the sample toward a reference population.
 
 Combinations (:func:`interactions`, :func:`observed_interactions`, :func:`compare_interactions`):
 each pair against its additive expectation, with Norman et al. 2019's measures and the GEARS
@@ -44,6 +48,7 @@ from ._engine import screen
 from ._match import mimic, reverse
 from ._move import move, specific
 from ._objective import Objective, ObjectiveSpec
+from ._population import MOVE_POPULATION, POPULATION_NULL, PopulationSpace, move_population
 from ._profiles import cmap, measured
 from ._query import (
     Query,
@@ -55,18 +60,24 @@ from ._query import (
 )
 from ._registry import OBJECTIVES, get_objective, list_objectives
 from ._result import ScreenResult, read_screen
+from ._twin import POPULATION, TwinResult, virtual_twin
 
 __all__ = [
     "ADDITIVE_TOLERANCE",
     "HILL_COLUMNS",
     "INTERACTION_COLUMNS",
+    "MOVE_POPULATION",
     "OBJECTIVES",
+    "POPULATION",
+    "POPULATION_NULL",
     "Candidates",
     "DoseResponseResult",
     "Objective",
     "ObjectiveSpec",
+    "PopulationSpace",
     "Query",
     "ScreenResult",
+    "TwinResult",
     "cmap",
     "compare_interactions",
     "concat",
@@ -83,6 +94,7 @@ __all__ = [
     "measured",
     "mimic",
     "move",
+    "move_population",
     "observed_interactions",
     "pairs",
     "pairs_of_top",
@@ -96,5 +108,6 @@ __all__ = [
     "reverse",
     "screen",
     "specific",
+    "virtual_twin",
     "wtcs",
 ]

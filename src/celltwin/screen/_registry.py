@@ -13,6 +13,7 @@ from ._match import NULL as CONNECTIVITY_NULL
 from ._match import mimic, reverse
 from ._move import MOVE_NULL, SPECIFIC_NULL, move, specific
 from ._objective import Objective, ObjectiveSpec
+from ._population import MOVE_POPULATION
 from ._suggest import did_you_mean
 
 #: Registered objectives by name.
@@ -35,6 +36,7 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
             "specific", specific, "higher", SPECIFIC_NULL,
             "the largest predicted change relative to its uncertainty",
         ),
+        MOVE_POPULATION,
     )
 }  # fmt: skip
 

@@ -50,6 +50,8 @@ def test_a_screen_writes_its_table_and_lists_the_top_hits(files, tmp_path) -> No
     refused = pd.read_csv(out / "refused.csv")
     assert refused["label"].str.contains("NOPE").all() and len(refused) == 4
     assert (out / "effects.h5ad").is_file() and (out / "meta.json").is_file()
+    page = (out / "screen.html").read_text()
+    assert "<svg" in page and str(table["label"].iloc[0]) in page
     again = _screen(files, out, "--genes", "TF02")
     assert again.exit_code == 2 and "--force" in again.output and "Traceback" not in again.output
     assert _screen(files, out, "--genes", "TF02", "--force").exit_code == 0

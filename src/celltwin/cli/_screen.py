@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EPILOG", "screen"]
 
+#: The screen's HTML page inside its output folder.
+PAGE = "screen.html"
 #: Where a screen's checkpoint lives inside its output folder (``--resume`` reads it).
 CHECKPOINT = "checkpoint"
 
@@ -35,7 +37,8 @@ Example: Papalexi THP-1 knockouts (model/, split.h5ad: the README's fit).
 OUT: screen.parquet and screen.csv (rank, label, score, lower, upper,
 pvalue, fdr, in_domain, prediction_source, top_genes), effects.h5ad
 (top hits), cells.h5ad (their predicted cells), refused.csv (what the
-model cannot predict, and why), meta.json."""
+model cannot predict, and why), meta.json, screen.html (the page:
+ranked bars with intervals, in-domain scores, a volcano of the top hit)."""
 
 
 def _objective(
@@ -186,7 +189,7 @@ def screen(
     force: ForceOpt = False,
 ) -> None:
     """Screen candidate perturbations in one context and rank them by an objective."""
-    from celltwin import io, models
+    from celltwin import io, models, pl
     from celltwin import screen as screen_api
 
     checkpoint = out / CHECKPOINT
@@ -224,6 +227,7 @@ def screen(
             fitted, adata, candidates=candidates, checkpoint=checkpoint, **settings
         )
         result.write(out, force=True)
+        pl.write_screen(result, out / PAGE, overwrite=True)
     _report(result, out)
 
 
@@ -244,4 +248,4 @@ def _report(result: Any, out: Path) -> None:
             "partial: the time budget stopped the screen; run the same command with --resume "
             "to go on"
         )
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {out} (open {out / PAGE})")

@@ -43,13 +43,18 @@ dl.head dd{margin:0}
 
 
 class ScreenLike(Protocol):
-    """What the page reads from a screen result."""
+    """What the page reads from a screen result (read-only: frozen results qualify)."""
 
-    table: pd.DataFrame
-    effects: AnnData
-    objective: Any
-    context: str
-    meta: dict[str, Any]
+    @property
+    def table(self) -> pd.DataFrame: ...
+    @property
+    def effects(self) -> AnnData: ...
+    @property
+    def objective(self) -> Any: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
 
 
 def _domain_color(value: float) -> str:

@@ -22,12 +22,16 @@ function fillSelect(select, names) {
   );
 }
 
+function count(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
 function summarise(model) {
   const parts = [];
   if (model.name) parts.push(`Model ${model.name}`);
-  parts.push(`${(model.perturbations || []).length} trained perturbations`);
-  parts.push(`${model.n_genes} genes`);
-  parts.push(`${(model.contexts || []).length} contexts`);
+  parts.push(count((model.perturbations || []).length, "trained perturbation"));
+  parts.push(count(model.n_genes, "gene"));
+  parts.push(count((model.contexts || []).length, "context"));
   const priors = [].concat(model.priors || []).filter(Boolean);
   if (priors.length) parts.push(`priors: ${priors.join(", ")}`);
   if (model.represents_prior_genes) parts.push("any gene in the priors can be asked about");

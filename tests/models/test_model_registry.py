@@ -53,6 +53,7 @@ PUBLIC = {
     # one-call training and prediction (what `celltwin fit` / `celltwin predict` run)
     "fit",
     "predict",
+    "predict_effects",
     # baselines
     "AdditiveBaseline",
     "ContextShiftBaseline",

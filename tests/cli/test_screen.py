@@ -108,6 +108,7 @@ def test_pairs_of_the_top_singles_join_the_screen(files, tmp_path) -> None:
         (["--pairs"], "--pairs pairs the --genes"),
         (["--genes", "TF02", "--objective", "reverse"], "needs a query"),
         (["--genes", "TF02", "--objective", "move"], "needs targets"),
+        (["--genes", "TF02", "--objective", "move_population"], "virtual_twin"),
         (["--resume", "--genes", "TF02"], "holds no screen checkpoint"),
         (["--genes-file", "nofile.txt"], "--genes-file"),
         (["--genes", "TF02", "--context", "Z"], "Fix: pass --context A"),

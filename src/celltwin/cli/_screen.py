@@ -73,6 +73,12 @@ def _objective(
         if pathway:
             params.update(pathway=pathway, toward=toward)
         return get_objective("move", **params)
+    if name == "move_population":
+        raise ValueError(
+            "--objective move_population scores against a sample's and a reference's cells, "
+            "which this command does not take. Fix: use celltwin.screen.virtual_twin(model, "
+            "sample, reference=..., candidates=...) in Python, or --objective move/specific."
+        )
     return get_objective(name)
 
 

@@ -116,6 +116,24 @@ def test_a_time_budget_stops_after_the_batch_and_says_so(cosine, data, linear) -
     assert result.meta["n_candidates"] == 15
 
 
+def test_on_batch_reports_each_batch_and_can_stop_the_screen(cosine, data, linear) -> None:
+    goal = cosine(_effect(linear, "TF03"), linear.genes_)
+    cands = concat(genes(SINGLES), pairs(SINGLES))  # 15 candidates
+    seen: list[tuple[int, int]] = []
+    _run(linear, data, cands, goal, batch_size=4, on_batch=lambda d, n: seen.append((d, n)))
+    assert seen == [(4, 15), (8, 15), (12, 15), (15, 15)]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done: int, total: int) -> None:
+        if done >= 8:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        _run(linear, data, cands, goal, batch_size=4, on_batch=cancel)
+
+
 def test_a_resumed_screen_equals_an_uninterrupted_one(cosine, data, linear, tmp_path) -> None:
     goal = cosine(_effect(linear, "TF03"), linear.genes_, pvalues=True)
     cands = concat(genes([*SINGLES, "NOPE"]), pairs(SINGLES))

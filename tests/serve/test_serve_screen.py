@@ -63,3 +63,11 @@ def test_bad_objectives_are_422(client, objective, field) -> None:
     assert r.json()["field"] == field
     if field == "objective.name":
         assert {"reverse", "mimic", "move", "specific"} <= set(r.json()["allowed"])
+
+
+def test_jobs_run_in_about_ten_batches_so_their_progress_moves() -> None:
+    from celltwin.serve._screen import batch_size
+
+    assert batch_size(10) == 256  # one batch: small screens pay the set-up once
+    assert batch_size(5_000) == 500  # ten batches
+    assert batch_size(50_000) == 1024  # the engine's default at most

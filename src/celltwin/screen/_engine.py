@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ def screen(
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = True,
     seed: int = 0,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> ScreenResult:
     """Rank candidates by an objective on their predicted (or measured) effects in a context.
 
@@ -88,6 +90,9 @@ def screen(
         Show a progress bar over the candidates.
     seed
         Seed of the predictions, of the interval sampling and of the generated cells.
+    on_batch
+        Called after each batch with (candidates done, candidates in all), e.g. to report
+        progress to a server's job; an exception it raises stops the screen (a cancel).
 
     Returns
     -------
@@ -139,7 +144,7 @@ def screen(
     best, complete = _run_batches(
         model, adata, candidates, objective, store=store, best=best, done_rows=done_rows,
         genes=genes_, context=context, settings=settings, time_budget=time_budget,
-        progress=progress, levels=level_seen,
+        progress=progress, levels=level_seen, on_batch=on_batch,
     )  # fmt: skip
     all_rows = pd.concat(done_rows, ignore_index=True) if done_rows else empty_rows()
     ranked, refused = rank(all_rows, objective.direction)
@@ -184,6 +189,7 @@ def _run_batches(
     time_budget: float | None,
     progress: bool,
     levels: list[float],
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[Top, bool]:
     """Score the batches not done yet (appending to ``done_rows``); the best rows after them
     and whether every batch ran (``False`` when the time budget stopped the screen)."""
@@ -205,6 +211,8 @@ def _run_batches(
             if store is not None:
                 store.save(b, scored, best)
             bar.update(len(rows))
+            if on_batch is not None:
+                on_batch(min(starts[b] + batch_size, len(table)), len(table))
             over = time_budget is not None and time.monotonic() - t0 > time_budget
             if over and b + 1 < len(starts):
                 return best, False

@@ -121,13 +121,19 @@ def screen_job(
     return job
 
 
+def batch_size(n_candidates: int) -> int:
+    """About ten batches, so a job's progress moves, but no batch under 256 candidates (each
+    batch pays a fixed set-up in the model) or over the engine's default 1,024."""
+    return int(min(max(-(-n_candidates // 10), 256), 1024))
+
+
 def run_screen(
     state: ServedModel, job: ScreenJob, progress: Callable[[float], None]
 ) -> pd.DataFrame:
     """Run ``job`` with :func:`celltwin.screen.screen` under the model lock; the ranked table.
 
-    The engine reports no progress to a caller, so the job says 0 until it is done, and a
-    cancelled job stops only when its screen finishes (its result is then dropped).
+    The engine reports each finished batch (``on_batch``): the job's progress moves with it, and
+    a cancelled job stops after the batch that is running (``progress`` raises).
     """
     progress(0.0)
     parts = []
@@ -142,6 +148,8 @@ def run_screen(
         result = screen(
             state.model, state.controls, candidates=candidates, objective=objective,
             context=job.context, top=job.top, progress=False,
+            batch_size=batch_size(len(candidates.table)),
+            on_batch=lambda done, total: progress(0.99 * done / total),
         )  # fmt: skip
     progress(1.0)
     return result.table
